@@ -1,0 +1,534 @@
+"""Applying one event, or firing one deadline, to one complaint (RULES.md s.2-6).
+
+Every check that can refuse an event runs before the first change, so a refused event leaves
+the complaint untouched; the caller wraps each message in a savepoint as a second guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+from statemachine.exceptions import TransitionNotAllowed
+
+from workflow import events as ev
+from workflow.calendar import elapsed_days, local_date, referral_window_end, remedy_deadline
+from workflow.clock import Clock
+from workflow.letter_context import (
+    DEFAULT_POSITION,
+    SIGNPOSTING_KINDS,
+    build_context,
+    dedupe_key,
+    expected_resolution_date,
+    letter_id_for,
+)
+from workflow.lifecycle import OPEN_STATES, transition
+from workflow.procedure import Procedure
+from workflow.reference import candidate
+from workflow.schema import (
+    AccountsSnapshotRow,
+    CategoryChange,
+    Complaint,
+    Contact,
+    Deadline,
+    HistoryEntry,
+    Letter,
+    OutboxMessage,
+    Receipt,
+    ResolutionRecord,
+)
+from workflow.uow import UnitOfWork
+
+# Deadlines that belong to the complaint rather than to the cycle that created them (RULES s.5).
+COMPLAINT_WIDE_DEADLINES: Final = frozenset({"eight_week", "remedy", "referral_window"})
+DEADLINE_KINDS: Final = (
+    "acknowledgement",
+    "progress_update",
+    "senior_manager_review",
+    "deadlock_letter",
+    "eight_week",
+    "remedy",
+    "referral_window",
+)
+CONTACT_PARTIES: Final = frozenset({"customer", "representative"})
+
+# event type -> machine trigger, for the events that move the lifecycle.
+TRIGGERS: Final = {
+    "complaint.assigned": "assign",
+    "complaint.escalation_requested": "escalate",
+    "complaint.deadlock_reached": "reach_deadlock",
+    "complaint.resolved": "resolve",
+    "complaint.reopened": "reopen",
+    "complaint.referred_to_ombudsman": "refer",
+    "complaint.remedy_implemented": "implement_remedy",
+    "complaint.withdrawn": "withdraw",
+}
+
+
+class Rejected(Exception):
+    """The event cannot be applied; the reason is for the person who sent it."""
+
+
+class Workflow:
+    """The handlers, wired to a unit of work, the procedure and a clock."""
+
+    def __init__(self, uow: UnitOfWork, procedure: Procedure, clock: Clock) -> None:
+        self.uow = uow
+        self.procedure = procedure
+        self.calendar = procedure.calendar
+        self.clock = clock
+        # Called with each deadline created, so an event-time runner can track the next due.
+        self.on_deadline_created: Callable[[Deadline], None] | None = None
+
+    # ------------------------------------------------------------------ events
+    def apply(self, event: ev.Event) -> None:
+        """Apply a validated event, or raise `Rejected` with nothing changed."""
+        if isinstance(event, ev.ContactReceived):
+            self._contact_received(event)
+        elif isinstance(event, ev.AccountsSnapshot):
+            self._accounts_snapshot(event)
+        elif isinstance(event, ev.ComplaintReceived):
+            self._received(event)
+        else:
+            assert isinstance(event, ev.ComplaintEvent)
+            self._complaint_event(event)
+        self.uow.mark_processed(event.event_id, self.clock.now())
+
+    def _received(self, event: ev.ComplaintReceived) -> None:
+        if self.uow.complaint(event.complaint_id) is not None:
+            raise Rejected(
+                f"complaint {event.complaint_id} already exists "
+                "(complaint.received for an existing id)"
+            )
+        if event.duplicate_of is not None:
+            original = self.uow.complaint(event.duplicate_of)
+            if original is None:
+                raise Rejected(f"duplicate_of names unknown complaint {event.duplicate_of}")
+            if original.state == "duplicate":
+                raise Rejected(
+                    f"duplicate_of names {event.duplicate_of}, which is itself a duplicate "
+                    f"record (name the original, {original.duplicate_of})"
+                )
+        at = event.occurred_at
+        d1 = self.calendar.d_plus_1(at)
+        state = "duplicate" if event.duplicate_of else ("immediate" if event.handler else "received")
+        handler = event.handler.model_dump() if event.handler else None
+        complaint = Complaint(
+            complaint_id=event.complaint_id,
+            reference=self._new_reference(event.complaint_id),
+            state=state,
+            category=event.category,
+            other_explanation=event.other_explanation,
+            subsidiary_categories=list(event.subsidiary_categories),
+            channel=event.channel,
+            source=event.source,
+            fuel=event.fuel,
+            meter_type=event.meter_type,
+            summary=event.summary,
+            contact_id=event.contact_id,
+            duplicate_of=event.duplicate_of,
+            customer=event.customer.model_dump(),
+            taken_by=handler,
+            handler=handler,
+            received_at=at,
+            received_event_id=event.event_id,
+            cycle=1,
+            cycle_received_at=at,
+            cycle_d1_deadline=d1,
+            senior_manager_responded=False,
+            remedy_overdue=False,
+            last_event_at=at,
+        )
+        self.uow.add(complaint)
+        self._history(complaint, event.event_id, event.type, at, None, event.model_dump(mode="json"))
+        self._emit(complaint, f"{event.event_id}:registered", "complaint.registered", at, {
+            "state": state, "source": event.source, "duplicate_of": event.duplicate_of,
+            "cycle": 1, "contact_id": event.contact_id,
+        })
+        if state == "duplicate":
+            return  # recorded and linked; no deadlines, letters or counts (RULES s.2)
+        self._state_changed(complaint, event.event_id, event.type, at, None, state)
+        self.uow.add(CategoryChange(
+            complaint_id=complaint.complaint_id, event_id=event.event_id, effective_at=at,
+            category=event.category, other_explanation=event.other_explanation,
+        ))
+        self._start_cycle(complaint, event.event_id, at, d1, event.channel, is_reopen=False)
+        self._schedule(complaint, "eight_week", event.event_id,
+                       elapsed_days(at, self.procedure.eight_weeks_days))
+
+    def _complaint_event(self, event: ev.ComplaintEvent) -> None:
+        complaint = self.uow.complaint(event.complaint_id)
+        if complaint is None:
+            raise Rejected(f"unknown complaint {event.complaint_id}")
+        if complaint.state == "duplicate":
+            raise Rejected(
+                f"complaint {complaint.complaint_id} is a duplicate record of "
+                f"{complaint.duplicate_of}; send its events for {complaint.duplicate_of}"
+            )
+        before = complaint.state
+        trigger = TRIGGERS.get(event.type)
+        if isinstance(event, ev.OmbudsmanDecision):
+            remedy = event.accepted and event.remedies.any()
+            trigger = "decide_with_remedy" if remedy else "decide_without_remedy"
+        if trigger is not None:
+            try:
+                transition(complaint, trigger)
+            except TransitionNotAllowed:
+                reason = f"{event.type} not allowed in state {before}"
+                if trigger == "refer" and before in OPEN_STATES:
+                    reason += " (no 8-week or deadlock letter has been issued)"
+                raise Rejected(reason) from None
+        at = event.occurred_at
+        complaint.last_event_at = max(complaint.last_event_at, at)
+        self._history(complaint, event.event_id, event.type, at, before,
+                      event.model_dump(mode="json"))
+        if complaint.state != before:
+            self._state_changed(complaint, event.event_id, event.type, at, before, complaint.state,
+                                channel=getattr(event, "channel", None))
+        EFFECTS[type(event)](self, complaint, event)
+
+    # --- effects of each complaint event (after the transition, if any) ----------------
+    def _assigned(self, complaint: Complaint, event: ev.ComplaintAssigned) -> None:
+        complaint.handler = event.handler.model_dump()
+
+    def _acknowledged(self, complaint: Complaint, event: ev.ComplaintAcknowledged) -> None:
+        complaint.acknowledged_cycle = complaint.cycle
+
+    def _contact_logged(self, complaint: Complaint, event: ev.ContactLogged) -> None:
+        if event.party in CONTACT_PARTIES:
+            self.uow.add(Contact(
+                event_id=event.event_id, occurred_at=event.occurred_at, channel=event.channel,
+                kind="contact_logged", contact_id=None, complaint_id=complaint.complaint_id,
+                party=event.party,
+            ))
+
+    def _recategorised(self, complaint: Complaint, event: ev.ComplaintRecategorised) -> None:
+        complaint.category = event.category
+        complaint.other_explanation = event.other_explanation
+        self.uow.add(CategoryChange(
+            complaint_id=complaint.complaint_id, event_id=event.event_id,
+            effective_at=event.occurred_at, category=event.category,
+            other_explanation=event.other_explanation,
+        ))
+        self._emit(complaint, f"{event.event_id}:recategorised", "complaint.recategorised",
+                   event.occurred_at, {"cycle": complaint.cycle})
+
+    def _escalated(self, complaint: Complaint, event: ev.EscalationRequested) -> None:
+        complaint.escalation_event_id = event.event_id
+        complaint.escalated_at = event.occurred_at
+        complaint.senior_manager = None
+        complaint.senior_manager_responded = False
+        self._schedule(complaint, "senior_manager_review", event.event_id,
+                       self.calendar.working_days_after(
+                           event.occurred_at, self.procedure.senior_manager_review_working_days))
+
+    def _senior_manager_response(
+        self, complaint: Complaint, event: ev.SeniorManagerResponse
+    ) -> None:
+        complaint.senior_manager = event.manager.model_dump()
+        complaint.senior_manager_responded = True
+        complaint.senior_manager_position = event.summary
+
+    def _dissatisfied(self, complaint: Complaint, event: ev.CustomerDissatisfied) -> None:
+        self._schedule(complaint, "deadlock_letter", event.event_id,
+                       self.calendar.working_days_after(
+                           event.occurred_at, self.procedure.deadlock_letter_working_days))
+
+    def _deadlock_reached(self, complaint: Complaint, event: ev.DeadlockReached) -> None:
+        self._deadlock_letter(complaint, event.event_id, event.occurred_at,
+                              event.position, event.offer_open)
+
+    def _resolved(self, complaint: Complaint, event: ev.ComplaintResolved) -> None:
+        self._record_resolution(complaint, event)
+        if event.occurred_at > complaint.cycle_d1_deadline:
+            self._issue_letter(complaint, "resolution", event.event_id, event.occurred_at,
+                               {"resolution": event.resolution.model_dump(mode="json")})
+
+    def _reopened(self, complaint: Complaint, event: ev.ComplaintReopened) -> None:
+        at = event.occurred_at
+        complaint.cycle += 1
+        complaint.cycle_received_at = at
+        d1 = self.calendar.d_plus_1(at)
+        complaint.cycle_d1_deadline = d1
+        self._start_cycle(complaint, event.event_id, at, d1, event.channel, is_reopen=True)
+        eight_weeks = elapsed_days(complaint.received_at, self.procedure.eight_weeks_days)
+        if eight_weeks <= at:
+            # The original eight-week instant has passed: the right arises again at D+1.
+            self._schedule(complaint, "eight_week", event.event_id, d1)
+
+    def _referred(self, complaint: Complaint, event: ev.ReferredToOmbudsman) -> None:
+        complaint.ombudsman_ref = event.ombudsman_ref
+
+    def _decided(self, complaint: Complaint, event: ev.OmbudsmanDecision) -> None:
+        if complaint.state != "ombudsman":
+            return  # closed: no remedy required, or the customer rejected the decision
+        complaint.remedy_decision_event_id = event.event_id
+        complaint.remedy_overdue = False
+        remedies = event.remedies
+        parts = [name for name, given in (("an apology", remedies.apology),
+                                          ("an explanation", remedies.explanation)) if given]
+        if remedies.action:
+            parts.append(remedies.action)
+        if remedies.award_pence:
+            parts.append(f"an award of £{remedies.award_pence / 100:,.2f}")
+        complaint.remedy_summary = "; ".join(parts)
+        self._schedule(complaint, "remedy", event.event_id,
+                       remedy_deadline(event.notified, self.procedure.remedy_days))
+
+    def _remedy_implemented(self, complaint: Complaint, event: ev.RemedyImplemented) -> None:
+        complaint.remedy_overdue = False
+        self._record_resolution(complaint, event)
+        self._issue_letter(complaint, "ombudsman_outcome", event.event_id, event.occurred_at, {
+            "ombudsman_ref": complaint.ombudsman_ref,
+            "remedy_summary": event.summary,
+        })
+
+    def _no_effect(self, complaint: Complaint, event: ev.ComplaintEvent) -> None:
+        """The transition and the history entry are the whole effect."""
+
+    # --- events without a complaint -----------------------------------------------------
+    def _contact_received(self, event: ev.ContactReceived) -> None:
+        self.uow.add(Contact(
+            event_id=event.event_id, occurred_at=event.occurred_at, channel=event.channel,
+            kind=event.kind, contact_id=event.contact_id, complaint_id=None, party=None,
+        ))
+
+    def _accounts_snapshot(self, event: ev.AccountsSnapshot) -> None:
+        self.uow.add(AccountsSnapshotRow(
+            event_id=event.event_id, as_of=event.as_of,
+            electricity_accounts=event.electricity_accounts, gas_accounts=event.gas_accounts,
+            occurred_at=event.occurred_at,
+        ))
+
+    # ------------------------------------------------------------------ deadlines
+    def fire(self, deadline: Deadline) -> str:
+        """Fire a due deadline: re-check the complaint and act, or record why not."""
+        if deadline.fired_at is not None:
+            return deadline.outcome or "already fired"
+        complaint = self.uow.complaint(deadline.complaint_id)
+        assert complaint is not None, "a deadline always belongs to a stored complaint"
+        before = complaint.state
+        if deadline.kind not in COMPLAINT_WIDE_DEADLINES and deadline.cycle != complaint.cycle:
+            outcome = f"no longer applies: cycle {complaint.cycle} has started"
+        else:
+            outcome = DEADLINE_EFFECTS[deadline.kind](self, complaint, deadline)
+        deadline.fired_at = self.clock.now()
+        deadline.outcome = outcome
+        history_id = f"deadline:{deadline.deadline_key}"
+        self._history(complaint, history_id, f"deadline.{deadline.kind}", deadline.due_at, before,
+                      {"due_at": deadline.due_at.isoformat(), "cause": deadline.cause,
+                       "outcome": outcome})
+        if complaint.state != before:
+            self._state_changed(complaint, history_id, f"deadline.{deadline.kind}",
+                                deadline.due_at, before, complaint.state)
+        self._emit(complaint, f"{deadline.deadline_key}:fired", "deadline.fired", deadline.due_at,
+                   {"kind": deadline.kind, "deadline_key": deadline.deadline_key,
+                    "due_at": deadline.due_at.isoformat(), "outcome": outcome})
+        return outcome
+
+    def _acknowledgement_due(self, complaint: Complaint, deadline: Deadline) -> str:
+        if complaint.state not in OPEN_STATES:
+            return f"no longer applies: state {complaint.state}"
+        if complaint.acknowledged_cycle == complaint.cycle:
+            return "no longer applies: acknowledged by the handler"
+        expected = expected_resolution_date(self.procedure, complaint, complaint.cycle_received_at)
+        eight_weeks = elapsed_days(complaint.received_at, self.procedure.eight_weeks_days)
+        return self._issue_letter(complaint, "acknowledgement", deadline.deadline_key,
+                                  deadline.due_at, {
+                                      "expected_by": expected,
+                                      "eight_week_date": local_date(eight_weeks).isoformat(),
+                                  })
+
+    def _progress_update_due(self, complaint: Complaint, deadline: Deadline) -> str:
+        if complaint.state not in OPEN_STATES:
+            return f"no longer applies: state {complaint.state}"
+        return self._issue_letter(complaint, "progress_update", deadline.deadline_key,
+                                  deadline.due_at, {
+                                      "expected_by": expected_resolution_date(
+                                          self.procedure, complaint, deadline.due_at),
+                                  })
+
+    def _senior_manager_review_due(self, complaint: Complaint, deadline: Deadline) -> str:
+        if complaint.state != "senior_manager" or complaint.escalation_event_id != deadline.cause:
+            return "no longer applies: no longer with the senior manager from that escalation"
+        if complaint.senior_manager_responded:
+            return "no longer applies: the senior manager has responded"
+        escalated = complaint.escalated_at
+        return self._issue_letter(complaint, "senior_manager_update", deadline.deadline_key,
+                                  deadline.due_at, {
+                                      "senior_manager": complaint.senior_manager,
+                                      "escalated_on": local_date(escalated).isoformat()
+                                      if escalated else None,
+                                  }, escalation=deadline.cause)
+
+    def _deadlock_letter_due(self, complaint: Complaint, deadline: Deadline) -> str:
+        if complaint.state not in OPEN_STATES and complaint.state != "eight_week":
+            return f"no longer applies: state {complaint.state}"
+        before = complaint.state
+        transition(complaint, "reach_deadlock")
+        letter = self._deadlock_letter(
+            complaint, deadline.deadline_key, deadline.due_at,
+            complaint.senior_manager_position or DEFAULT_POSITION, False)
+        return f"{before} -> deadlock; {letter}"
+
+    def _eight_week_due(self, complaint: Complaint, deadline: Deadline) -> str:
+        if complaint.state not in OPEN_STATES:
+            return f"no longer applies: state {complaint.state}"
+        if complaint.signposting_letter_issued:
+            return "no longer applies: an 8-week or deadlock letter was already issued"
+        before = complaint.state
+        transition(complaint, "eight_weeks_pass")
+        letter = self._issue_letter(complaint, "eight_week", deadline.deadline_key,
+                                    deadline.due_at, {})
+        return f"{before} -> eight_week; {letter}"
+
+    def _remedy_due(self, complaint: Complaint, deadline: Deadline) -> str:
+        if complaint.state != "ombudsman" or complaint.remedy_decision_event_id != deadline.cause:
+            return "no longer applies: remedy implemented or decision superseded"
+        complaint.remedy_overdue = True
+        self._emit(complaint, f"{deadline.deadline_key}:remedy_overdue", "complaint.remedy_overdue",
+                   deadline.due_at, {"decision_event_id": deadline.cause,
+                                     "ombudsman_ref": complaint.ombudsman_ref})
+        return "remedy overdue: complaint.remedy_overdue raised"
+
+    def _referral_window_due(self, complaint: Complaint, deadline: Deadline) -> str:
+        if complaint.state not in ("deadlock", "eight_week"):
+            return f"no longer applies: state {complaint.state}"
+        if complaint.signposting_letter_id != deadline.cause:
+            return "no longer applies: a later 8-week or deadlock letter was issued"
+        before = complaint.state
+        transition(complaint, "lapse_referral_window")
+        return f"{before} -> closed: referral window lapsed"
+
+    # ------------------------------------------------------------------ helpers
+    def _start_cycle(self, complaint: Complaint, cause: str, at: datetime, d1: datetime,
+                     channel: str, *, is_reopen: bool) -> None:
+        self.uow.add(Receipt(
+            complaint_id=complaint.complaint_id, event_id=cause, cycle=complaint.cycle,
+            is_reopen=is_reopen, received_at=at, d1_deadline=d1, channel=channel,
+            contact_id=None if is_reopen else complaint.contact_id,
+        ))
+        self._schedule(complaint, "acknowledgement", cause, d1)
+        if self.procedure.resolution_target_days is not None:
+            self._schedule(complaint, "progress_update", cause,
+                           elapsed_days(at, self.procedure.resolution_target_days))
+
+    def _schedule(self, complaint: Complaint, kind: str, cause: str, due_at: datetime) -> None:
+        key = f"{complaint.complaint_id}/{kind}/{cause}"
+        deadline = Deadline(
+            deadline_key=key, complaint_id=complaint.complaint_id, kind=kind,
+            cycle=complaint.cycle, due_at=due_at, cause=cause, created_at=self.clock.now(),
+        )
+        self.uow.add(deadline)
+        self._emit(complaint, f"{key}:scheduled", "deadline.scheduled", due_at,
+                   {"kind": kind, "deadline_key": key, "due_at": due_at.isoformat()})
+        if self.on_deadline_created is not None:
+            self.on_deadline_created(deadline)
+
+    def _deadlock_letter(self, complaint: Complaint, cause: str, at: datetime,
+                         position: str, offer_open: bool) -> str:
+        return self._issue_letter(complaint, "deadlock", cause, at, {
+            "position": position,
+            "offer_open": offer_open,
+        })
+
+    def _issue_letter(self, complaint: Complaint, kind: str, cause: str, issued_at: datetime,
+                      specifics: dict[str, Any], escalation: str | None = None) -> str:
+        key = dedupe_key(complaint, kind, escalation)
+        if self.uow.letter_exists(key):
+            return f"{kind} letter already issued for this cause"
+        letter_id = letter_id_for(key)
+        if kind in SIGNPOSTING_KINDS:
+            window_end = referral_window_end(issued_at, self.procedure.referral_window_months)
+            specifics = {**specifics, "referral_deadline": local_date(window_end).isoformat()}
+        context = build_context(complaint, self.procedure, kind, letter_id, issued_at, specifics)
+        self.uow.add(Letter(letter_id=letter_id, dedupe_key=key, complaint_id=complaint.complaint_id,
+                            kind=kind, cycle=complaint.cycle, issued_at=issued_at, cause=cause,
+                            context=context))
+        self.uow.add(OutboxMessage(
+            event_id=letter_id, topic="letters", key=complaint.complaint_id,
+            payload={"event_id": letter_id, "letter_id": letter_id,
+                     "complaint_id": complaint.complaint_id, "kind": kind,
+                     "issued_at": issued_at.isoformat(), "reference": complaint.reference,
+                     "cycle": complaint.cycle, "formats": ["html", "txt", "pdf"]},
+            created_at=self.clock.now(),
+        ))
+        if kind in SIGNPOSTING_KINDS:
+            complaint.signposting_letter_id = letter_id
+            complaint.signposting_letter_at = issued_at
+            self._schedule(complaint, "referral_window", letter_id, window_end)
+        return f"{kind} letter {letter_id} issued"
+
+    def _record_resolution(self, complaint: Complaint, event: ev.ComplaintEvent) -> None:
+        original = complaint.received_at
+        self.uow.add(ResolutionRecord(
+            complaint_id=complaint.complaint_id, event_id=event.event_id, type=event.type,
+            cycle=complaint.cycle, resolved_at=event.occurred_at, original_received_at=original,
+            original_d1_deadline=self.calendar.d_plus_1(original),
+            eight_weeks_at=elapsed_days(original, self.procedure.eight_weeks_days),
+            counted=not complaint.signposting_letter_issued,
+        ))
+
+    def _new_reference(self, complaint_id: str) -> str:
+        attempt = 0
+        while True:
+            reference = candidate(self.procedure.reference_prefix, complaint_id, attempt)
+            if not self.uow.reference_taken(reference):
+                return reference
+            attempt += 1
+
+    def _history(self, complaint: Complaint, event_id: str, kind: str, at: datetime,
+                 before: str | None, detail: dict[str, Any]) -> None:
+        self.uow.add(HistoryEntry(
+            complaint_id=complaint.complaint_id, at=at, event_id=event_id, type=kind,
+            from_state=before, to_state=complaint.state, cycle=complaint.cycle, detail=detail,
+            recorded_at=self.clock.now(),
+        ))
+
+    def _state_changed(self, complaint: Complaint, cause_id: str, cause: str, at: datetime,
+                       before: str | None, after: str, channel: str | None = None) -> None:
+        self._emit(complaint, f"{cause_id}:state_changed", "complaint.state_changed", at, {
+            "from": before, "to": after, "cause": cause, "cycle": complaint.cycle,
+            "channel": channel or complaint.channel,
+        })
+
+    def _emit(self, complaint: Complaint, event_id: str, kind: str, at: datetime,
+              fields: dict[str, Any]) -> None:
+        self.uow.add(OutboxMessage(
+            event_id=event_id, topic="lifecycle", key=complaint.complaint_id,
+            payload={"event_id": event_id, "type": kind, "complaint_id": complaint.complaint_id,
+                     "reference": complaint.reference, "occurred_at": at.isoformat(),
+                     "category": complaint.category, "channel": complaint.channel,
+                     "state": complaint.state, **fields},
+            created_at=self.clock.now(),
+        ))
+
+
+EFFECTS: Final[dict[type, Callable[[Workflow, Complaint, Any], None]]] = {
+    ev.ComplaintAssigned: Workflow._assigned,
+    ev.ComplaintAcknowledged: Workflow._acknowledged,
+    ev.ContactLogged: Workflow._contact_logged,
+    ev.ComplaintRecategorised: Workflow._recategorised,
+    ev.EscalationRequested: Workflow._escalated,
+    ev.SeniorManagerResponse: Workflow._senior_manager_response,
+    ev.CustomerDissatisfied: Workflow._dissatisfied,
+    ev.DeadlockReached: Workflow._deadlock_reached,
+    ev.ComplaintResolved: Workflow._resolved,
+    ev.ComplaintReopened: Workflow._reopened,
+    ev.ReferredToOmbudsman: Workflow._referred,
+    ev.OmbudsmanDecision: Workflow._decided,
+    ev.RemedyImplemented: Workflow._remedy_implemented,
+    ev.ComplaintWithdrawn: Workflow._no_effect,
+}
+
+DEADLINE_EFFECTS: Final[dict[str, Callable[[Workflow, Complaint, Deadline], str]]] = {
+    "acknowledgement": Workflow._acknowledgement_due,
+    "progress_update": Workflow._progress_update_due,
+    "senior_manager_review": Workflow._senior_manager_review_due,
+    "deadlock_letter": Workflow._deadlock_letter_due,
+    "eight_week": Workflow._eight_week_due,
+    "remedy": Workflow._remedy_due,
+    "referral_window": Workflow._referral_window_due,
+}
+assert tuple(DEADLINE_EFFECTS) == DEADLINE_KINDS

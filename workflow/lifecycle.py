@@ -1,0 +1,90 @@
+"""The complaint lifecycle (RULES.md s.4) as a python-statemachine `StateMachine`.
+
+The machine declares states and transitions only. Guards read the model (the stored complaint);
+it is restored from the stored state for every event, and a refused transition raises
+`TransitionNotAllowed` before anything changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from statemachine import State, StateMachine
+from statemachine.exceptions import TransitionNotAllowed
+
+STATES: Final = (
+    "received", "immediate", "senior_manager", "deadlock", "eight_week",
+    "ombudsman", "resolved", "reopened", "closed", "duplicate",
+)
+OPEN_STATES: Final = frozenset({"received", "immediate", "reopened", "senior_manager"})
+
+
+class ComplaintLifecycle(StateMachine):
+    # `duplicate` is entered only at registration (a second record of a known complaint) and
+    # `received`/`immediate` are chosen at registration too, so one state has no incoming edge.
+    validate_disconnected_states = False
+
+    received = State(initial=True)
+    immediate = State()
+    senior_manager = State()
+    deadlock = State()
+    eight_week = State()
+    ombudsman = State()
+    resolved = State()
+    reopened = State()
+    closed = State(final=True)
+    duplicate = State(final=True)
+
+    assign = (
+        received.to(immediate)
+        | immediate.to.itself(internal=True)
+        | reopened.to.itself(internal=True)
+        | senior_manager.to.itself(internal=True)
+        | eight_week.to.itself(internal=True)
+    )
+    resolve = (
+        received.to(resolved) | immediate.to(resolved) | reopened.to(resolved)
+        | senior_manager.to(resolved) | eight_week.to(resolved) | deadlock.to(resolved)
+    )
+    escalate = (
+        received.to(senior_manager) | immediate.to(senior_manager)
+        | reopened.to(senior_manager) | eight_week.to(senior_manager)
+    )
+    reach_deadlock = (
+        received.to(deadlock) | immediate.to(deadlock) | reopened.to(deadlock)
+        | senior_manager.to(deadlock) | eight_week.to(deadlock)
+    )
+    eight_weeks_pass = (
+        received.to(eight_week) | immediate.to(eight_week) | reopened.to(eight_week)
+        | senior_manager.to(eight_week)
+    )
+    refer = (
+        deadlock.to(ombudsman) | eight_week.to(ombudsman)
+        | received.to(ombudsman, cond="signposting_letter_issued")
+        | immediate.to(ombudsman, cond="signposting_letter_issued")
+        | reopened.to(ombudsman, cond="signposting_letter_issued")
+        | senior_manager.to(ombudsman, cond="signposting_letter_issued")
+    )
+    decide_with_remedy = ombudsman.to.itself(internal=True)
+    decide_without_remedy = ombudsman.to(closed)
+    implement_remedy = ombudsman.to(resolved)
+    withdraw = (
+        received.to(closed) | immediate.to(closed) | reopened.to(closed)
+        | senior_manager.to(closed) | eight_week.to(closed) | deadlock.to(closed)
+    )
+    lapse_referral_window = deadlock.to(closed) | eight_week.to(closed)
+    reopen = resolved.to(reopened)
+
+
+def transition(model: Any, trigger: str) -> tuple[str, str]:
+    """Run `trigger` on the machine restored from `model.state`; returns (from, to).
+
+    Raises `TransitionNotAllowed` (the model untouched) when the rules forbid it.
+    """
+    before = model.state
+    machine = ComplaintLifecycle(model, state_field="state")
+    machine.send(trigger)
+    return before, model.state
+
+
+__all__ = ["ComplaintLifecycle", "OPEN_STATES", "STATES", "TransitionNotAllowed", "transition"]

@@ -1,0 +1,114 @@
+"""Read models for the command line and the ops API: a complaint, the backlog, rejections."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from workflow.calendar import WorkingCalendar
+from workflow.handlers import DEADLINE_KINDS
+from workflow.lifecycle import STATES
+from workflow.schema import Complaint, Deadline, HistoryEntry, Letter, Rejection
+
+
+def iso(instant: datetime | None) -> str | None:
+    return None if instant is None else instant.isoformat()
+
+
+def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None:
+    complaint = session.get(Complaint, complaint_id)
+    if complaint is None:
+        return None
+    history = session.scalars(
+        select(HistoryEntry).where(HistoryEntry.complaint_id == complaint_id)
+        .order_by(HistoryEntry.id)
+    )
+    deadlines = session.scalars(
+        select(Deadline).where(Deadline.complaint_id == complaint_id)
+        .order_by(Deadline.due_at, Deadline.id)
+    )
+    letters = session.scalars(
+        select(Letter).where(Letter.complaint_id == complaint_id)
+        .order_by(Letter.issued_at, Letter.letter_id)
+    )
+    return {
+        "complaint_id": complaint.complaint_id,
+        "reference": complaint.reference,
+        "state": complaint.state,
+        "category": complaint.category,
+        "channel": complaint.channel,
+        "received_at": iso(complaint.received_at),
+        "cycle": complaint.cycle,
+        "duplicate_of": complaint.duplicate_of,
+        "handler": complaint.handler,
+        "history": [
+            {"at": iso(h.at), "event_id": h.event_id, "type": h.type,
+             "from": h.from_state, "to": h.to_state}
+            for h in history
+        ],
+        "deadlines": [
+            {"kind": d.kind, "cycle": d.cycle, "due_at": iso(d.due_at),
+             "fired_at": iso(d.fired_at), "outcome": d.outcome}
+            for d in deadlines
+        ],
+        "letters": [
+            {"letter_id": x.letter_id, "kind": x.kind, "issued_at": iso(x.issued_at)}
+            for x in letters
+        ],
+    }
+
+
+def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dict[str, Any]:
+    """Counts per state, and unfired deadlines overdue or due within 5 working days."""
+    by_state = dict.fromkeys(STATES, 0)
+    for state, count in session.execute(
+        select(Complaint.state, func.count()).group_by(Complaint.state)
+    ):
+        by_state[state] = count
+    horizon = calendar.working_days_after(as_of, 5)
+    overdue = dict.fromkeys(DEADLINE_KINDS, 0)
+    due_soon = dict.fromkeys(DEADLINE_KINDS, 0)
+    pending = Deadline.fired_at.is_(None)
+    for kind, count in session.execute(
+        select(Deadline.kind, func.count()).where(pending, Deadline.due_at < as_of)
+        .group_by(Deadline.kind)
+    ):
+        overdue[kind] = count
+    for kind, count in session.execute(
+        select(Deadline.kind, func.count())
+        .where(pending, Deadline.due_at >= as_of, Deadline.due_at <= horizon)
+        .group_by(Deadline.kind)
+    ):
+        due_soon[kind] = count
+    # A remedy whose deadline fired and is still not implemented stays overdue.
+    overdue["remedy"] += session.scalar(
+        select(func.count()).select_from(Complaint)
+        .where(and_(Complaint.remedy_overdue.is_(True), Complaint.state == "ombudsman"))
+    ) or 0
+    return {
+        "as_of": iso(as_of),
+        "by_state": by_state,
+        "overdue": overdue,
+        "due_within_5_working_days": due_soon,
+    }
+
+
+def rejections(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(select(Rejection).order_by(Rejection.id))
+    return [
+        {"rejected_at": iso(r.rejected_at), "source": r.source, "position": r.position,
+         "reason": r.reason, "raw": _raw_text(r.raw)}
+        for r in rows
+    ]
+
+
+def _raw_text(raw: bytes) -> str:
+    # Show text as text; binary (not UTF-8) as base64 so the JSON stays valid and lossless.
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(raw).decode("ascii")

@@ -1,0 +1,279 @@
+"""The record (CHR reg. 4) as SQLAlchemy 2.x tables. SQLite by default, PostgreSQL in production.
+
+Instants are stored as naive UTC (`UTCDateTime`) so that they compare and sort the same way on
+every backend, microseconds included (a D+1 deadline is 23:59:59.999999 local).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; stored naive in UTC."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+# Autoincrement keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Complaint(Base):
+    __tablename__ = "complaints"
+
+    complaint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(24), unique=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    category: Mapped[str] = mapped_column(String(4))
+    other_explanation: Mapped[str | None] = mapped_column(Text)
+    subsidiary_categories: Mapped[list[str]] = mapped_column(Json, default=list)
+    channel: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(20))
+    fuel: Mapped[str] = mapped_column(String(12))
+    meter_type: Mapped[str] = mapped_column(String(20))
+    summary: Mapped[str] = mapped_column(Text)
+    contact_id: Mapped[str | None] = mapped_column(String(128))
+    duplicate_of: Mapped[str | None] = mapped_column(String(64))
+    customer: Mapped[dict[str, Any]] = mapped_column(Json)
+    taken_by: Mapped[dict[str, Any] | None] = mapped_column(Json)  # who registered it
+    handler: Mapped[dict[str, Any] | None] = mapped_column(Json)  # the complaint owner
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the original receipt
+    received_event_id: Mapped[str] = mapped_column(String(128))
+    cycle: Mapped[int] = mapped_column(Integer, default=1)
+    cycle_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cycle_d1_deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_cycle: Mapped[int | None] = mapped_column(Integer)
+    escalation_event_id: Mapped[str | None] = mapped_column(String(128))
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    senior_manager: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    senior_manager_responded: Mapped[bool] = mapped_column(Boolean, default=False)
+    senior_manager_position: Mapped[str | None] = mapped_column(Text)
+    signposting_letter_id: Mapped[str | None] = mapped_column(String(32))  # latest 8wk/deadlock
+    signposting_letter_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ombudsman_ref: Mapped[str | None] = mapped_column(String(128))
+    remedy_decision_event_id: Mapped[str | None] = mapped_column(String(128))
+    remedy_summary: Mapped[str | None] = mapped_column(Text)
+    remedy_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    # Optimistic locking: two consumers racing on one complaint (e.g. during a rebalance)
+    # cannot both commit; the loser retries from the stored state.
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def signposting_letter_issued(self) -> bool:
+        """Ever issued an 8-week or deadlock letter: the guard for an open referral."""
+        return self.signposting_letter_id is not None
+
+
+class HistoryEntry(Base):
+    """Append-only: every event applied and every transition and deadline (CHR reg. 4)."""
+
+    __tablename__ = "history"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    complaint_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    event_id: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    cycle: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(Json)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Deadline(Base):
+    __tablename__ = "deadlines"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    deadline_key: Mapped[str] = mapped_column(String(300), unique=True)  # complaint/kind/cause
+    complaint_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    cycle: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cause: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # by the timer service
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # Cost of finding due work is proportional to what is due, not to what is pending.
+        Index(
+            "ix_deadlines_pending_due",
+            "due_at",
+            "id",
+            postgresql_where=text("fired_at IS NULL"),
+            sqlite_where=text("fired_at IS NULL"),
+        ),
+    )
+
+
+class Letter(Base):
+    __tablename__ = "letters"
+
+    letter_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)  # once per cause
+    complaint_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    cycle: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    cause: Mapped[str] = mapped_column(String(200))
+    context: Mapped[dict[str, Any]] = mapped_column(Json)  # everything rendering needs
+
+
+class ProcessedEvent(Base):
+    """Applied event ids: inserting one that exists means 'already applied'."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Rejection(Base):
+    __tablename__ = "rejections"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    rejected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(Text)
+    position: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    event_id: Mapped[str | None] = mapped_column(String(200))
+
+
+class Receipt(Base):
+    """A receipt for the returns: a registration (not a duplicate) or a reopen (RULES s.7)."""
+
+    __tablename__ = "receipts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    complaint_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("complaints.complaint_id"), index=True
+    )
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    cycle: Mapped[int] = mapped_column(Integer)
+    is_reopen: Mapped[bool] = mapped_column(Boolean)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    d1_deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    channel: Mapped[str] = mapped_column(String(16))
+    contact_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class CategoryChange(Base):
+    """The complaint's category over time: a return counts the category as of its instant."""
+
+    __tablename__ = "category_changes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    complaint_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    category: Mapped[str] = mapped_column(String(4))
+    other_explanation: Mapped[str | None] = mapped_column(Text)
+
+
+class ResolutionRecord(Base):
+    """A resolution (complaint.resolved or complaint.remedy_implemented) for the returns."""
+
+    __tablename__ = "resolutions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    complaint_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    type: Mapped[str] = mapped_column(String(40))
+    cycle: Mapped[int] = mapped_column(Integer)
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    original_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    original_d1_deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    eight_weeks_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # False when an 8-week or deadlock letter was issued before it (Ofgem 5.10).
+    counted: Mapped[bool] = mapped_column(Boolean)
+
+
+class Contact(Base):
+    """Contacts that are not receipts: enquiries, off-supply reports, logged customer contacts."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(24))
+    contact_id: Mapped[str | None] = mapped_column(String(128))
+    complaint_id: Mapped[str | None] = mapped_column(String(64))
+    party: Mapped[str | None] = mapped_column(String(24))
+
+
+class AccountsSnapshotRow(Base):
+    __tablename__ = "accounts_snapshots"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)  # applied order
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    as_of: Mapped[date] = mapped_column(Date, index=True)
+    electricity_accounts: Mapped[int] = mapped_column(BigInteger)
+    gas_accounts: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxMessage(Base):
+    """Output events written in the same transaction as the change; the relay publishes them."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(300), unique=True)
+    topic: Mapped[str] = mapped_column(String(32))  # logical: lifecycle | letters
+    key: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(
+            "ix_outbox_unpublished",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
