@@ -1,0 +1,77 @@
+"""Every trigger from every state, against RULES.md s.4's transition table (transcribed by hand)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from workflow.lifecycle import STATES, TransitionNotAllowed, transition
+
+OPEN = ("received", "immediate", "reopened", "senior_manager")
+
+# trigger -> {from state: to state}, written out from the table in RULES.md s.4.
+ALLOWED: dict[str, dict[str, str]] = {
+    "assign": {"received": "immediate", "immediate": "immediate", "reopened": "reopened",
+               "senior_manager": "senior_manager", "eight_week": "eight_week"},
+    "resolve": {**{s: "resolved" for s in OPEN}, "eight_week": "resolved",
+                "deadlock": "resolved"},
+    "escalate": {s: "senior_manager" for s in ("received", "immediate", "reopened",
+                                                "eight_week")},
+    "reach_deadlock": {**{s: "deadlock" for s in OPEN}, "eight_week": "deadlock"},
+    "eight_weeks_pass": {s: "eight_week" for s in OPEN},
+    "refer": {"deadlock": "ombudsman", "eight_week": "ombudsman"},
+    "decide_with_remedy": {"ombudsman": "ombudsman"},
+    "decide_without_remedy": {"ombudsman": "closed"},
+    "implement_remedy": {"ombudsman": "resolved"},
+    "withdraw": {**{s: "closed" for s in OPEN}, "eight_week": "closed", "deadlock": "closed"},
+    "lapse_referral_window": {"deadlock": "closed", "eight_week": "closed"},
+    "reopen": {"resolved": "reopened"},
+}
+
+
+@dataclass
+class Record:
+    state: str
+    signposting_letter_issued: bool = False
+
+
+CASES = [(trigger, state) for trigger in ALLOWED for state in STATES]
+
+
+@pytest.mark.parametrize(("trigger", "state"), CASES)
+def test_transition_table(trigger: str, state: str) -> None:
+    record = Record(state)
+    expected = ALLOWED[trigger].get(state)
+    if expected is None:
+        with pytest.raises(TransitionNotAllowed):
+            transition(record, trigger)
+        assert record.state == state, "a refused transition leaves the complaint untouched"
+    else:
+        assert transition(record, trigger) == (state, expected)
+        assert record.state == expected
+
+
+@pytest.mark.parametrize("state", OPEN)
+def test_open_complaint_may_be_referred_once_a_signposting_letter_was_issued(state: str) -> None:
+    # e.g. 8-week letter issued, then the customer asked for a senior manager: still referable.
+    record = Record(state, signposting_letter_issued=True)
+    assert transition(record, "refer") == (state, "ombudsman")
+
+
+@pytest.mark.parametrize("state", OPEN)
+def test_open_complaint_without_signposting_letter_cannot_be_referred(state: str) -> None:
+    with pytest.raises(TransitionNotAllowed):
+        transition(Record(state), "refer")
+
+
+def test_terminal_states_accept_no_trigger() -> None:
+    for trigger in ALLOWED:
+        for state in ("closed", "duplicate"):
+            with pytest.raises(TransitionNotAllowed):
+                transition(Record(state), trigger)
+
+
+def test_states_are_the_contract_names() -> None:
+    assert STATES == ("received", "immediate", "senior_manager", "deadlock", "eight_week",
+                      "ombudsman", "resolved", "reopened", "closed", "duplicate")
