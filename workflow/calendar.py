@@ -95,7 +95,8 @@ class WorkingCalendar:
 
 
 def elapsed_days(instant: datetime, days: int) -> datetime:
-    """Exact elapsed time (days x 24 h) computed in UTC: across a clock change the local time moves."""
+    """Exact elapsed time (days x 24 h), computed in UTC: across a clock change the local
+    time of the result moves by an hour."""
     _require_offset(instant)
     return instant.astimezone(UTC) + timedelta(days=days)
 

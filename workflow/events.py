@@ -39,7 +39,7 @@ def _instant(value: Any) -> Any:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise PydanticCustomError(
-            "instant_format", "{value!r} is not an ISO-8601 instant", {"value": value}
+            "instant_format", "{value} is not an ISO-8601 instant", {"value": repr(value)}
         ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise PydanticCustomError("instant_offset", "has no UTC offset")
@@ -53,7 +53,7 @@ def _iso_date(value: Any) -> Any:
         return date.fromisoformat(value)
     except ValueError:
         raise PydanticCustomError(
-            "date_format", "{value!r} is not an ISO date (YYYY-MM-DD)", {"value": value}
+            "date_format", "{value} is not an ISO date (YYYY-MM-DD)", {"value": repr(value)}
         ) from None
 
 

@@ -112,7 +112,9 @@ class Workflow:
                 )
         at = event.occurred_at
         d1 = self.calendar.d_plus_1(at)
-        state = "duplicate" if event.duplicate_of else ("immediate" if event.handler else "received")
+        state = "immediate" if event.handler else "received"
+        if event.duplicate_of:
+            state = "duplicate"
         handler = event.handler.model_dump() if event.handler else None
         complaint = Complaint(
             complaint_id=event.complaint_id,
@@ -141,7 +143,8 @@ class Workflow:
             last_event_at=at,
         )
         self.uow.add(complaint)
-        self._history(complaint, event.event_id, event.type, at, None, event.model_dump(mode="json"))
+        self._history(complaint, event.event_id, event.type, at, None,
+                      event.model_dump(mode="json"))
         self._emit(complaint, f"{event.event_id}:registered", "complaint.registered", at, {
             "state": state, "source": event.source, "duplicate_of": event.duplicate_of,
             "cycle": 1, "contact_id": event.contact_id,
@@ -443,9 +446,10 @@ class Workflow:
             window_end = referral_window_end(issued_at, self.procedure.referral_window_months)
             specifics = {**specifics, "referral_deadline": local_date(window_end).isoformat()}
         context = build_context(complaint, self.procedure, kind, letter_id, issued_at, specifics)
-        self.uow.add(Letter(letter_id=letter_id, dedupe_key=key, complaint_id=complaint.complaint_id,
-                            kind=kind, cycle=complaint.cycle, issued_at=issued_at, cause=cause,
-                            context=context))
+        self.uow.add(Letter(
+            letter_id=letter_id, dedupe_key=key, complaint_id=complaint.complaint_id, kind=kind,
+            cycle=complaint.cycle, issued_at=issued_at, cause=cause, context=context,
+        ))
         self.uow.add(OutboxMessage(
             event_id=letter_id, topic="letters", key=complaint.complaint_id,
             payload={"event_id": letter_id, "letter_id": letter_id,
