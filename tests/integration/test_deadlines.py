@@ -164,7 +164,8 @@ def test_reopen_after_eight_weeks(tmp_path: Path) -> None:
                          if h["at"] == "2026-03-11" + GMT_END]
     assert fired_on_11_march == ["deadline.acknowledgement", "deadline.eight_week"]
     # Cycle 2's progress update (20 Mar 10:00) finds the complaint in eight_week: no letter.
-    assert deadlines(shown, "progress_update")[1]["outcome"] == "no longer applies: state eight_week"
+    second_progress = deadlines(shown, "progress_update")[1]
+    assert second_progress["outcome"] == "no longer applies: state eight_week"
 
 
 def test_reopen_before_eight_weeks_keeps_the_original_deadline(tmp_path: Path) -> None:
@@ -250,7 +251,8 @@ def test_referral_window_runs_from_the_latest_letter(tmp_path: Path) -> None:
     assert shown["state"] == "closed"
     windows = deadlines(shown, "referral_window")
     assert [w["due_at"] for w in windows] == ["2027-03-02" + GMT_END, "2027-04-10" + BST_END]
-    assert windows[0]["outcome"] == "no longer applies: a later 8-week or deadlock letter was issued"
+    assert windows[0]["outcome"] == (
+        "no longer applies: a later 8-week or deadlock letter was issued")
 
 
 def test_remedy_deadline_and_overdue_alert(tmp_path: Path) -> None:

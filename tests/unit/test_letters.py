@@ -1,0 +1,634 @@
+"""Letters (RULES.md s.6): content per kind, escaping, strictness, PDF validity and
+reproducibility, golden files.
+
+Regenerate the golden files after a deliberate template change with
+    UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_letters.py
+and review the diff of tests/golden/letters/ before committing it.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import subprocess
+import sys
+from functools import cache
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pypdf
+import pytest
+
+from letters.render import (
+    KINDS,
+    LETTER_KINDS,
+    MissingContextKeyError,
+    environment,
+    format_for_suffix,
+    long_date,
+    pounds,
+    render,
+    render_html,
+    render_pdf,
+    render_text,
+)
+from tests.unit.letter_samples import GOLDEN, LASTMILE_ACKNOWLEDGEMENT, SAMPLES, sample
+
+pytestmark = pytest.mark.filterwarnings(
+    # WeasyPrint asks for Debian's libharfbuzz-subset0; without it, it subsets with fontTools.
+    "ignore:HarfBuzz-Subset will be required:DeprecationWarning"
+)
+
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "letters"
+UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+VOID = {"br", "meta", "link", "img", "hr", "input"}
+INLINE = {"strong", "b", "em", "i", "span", "a", "abbr", "small", "sup", "sub"}
+
+
+class _Page(HTMLParser):
+    """The visible text of an HTML letter (not <head>), its elements, and its headings."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.chunks: list[str] = []
+        self.headings: dict[str, list[str]] = {"h1": [], "h2": []}
+        self._stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag not in VOID:
+            self._stack.append(tag)
+        if tag in self.headings:
+            self.headings[tag].append("")
+        if tag not in INLINE:
+            self.chunks.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._stack:
+            while self._stack.pop() != tag:
+                pass
+        if tag not in INLINE:
+            self.chunks.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if "head" in self._stack:
+            return
+        self.chunks.append(data)
+        for tag in self.headings:
+            if tag in self._stack:
+                self.headings[tag][-1] += data
+
+    @property
+    def text(self) -> str:
+        return normalise("".join(self.chunks))
+
+
+def normalise(text: str) -> str:
+    """Collapse all whitespace (no-break spaces and line breaks included) to single spaces."""
+    return " ".join(text.split())
+
+
+def parse(html: str) -> _Page:
+    page = _Page()
+    page.feed(html)
+    page.close()
+    return page
+
+
+@cache
+def pdf_of(name: str) -> bytes:
+    return render_pdf(GOLDEN[name])
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    return [normalise(page.extract_text() or "") for page in reader.pages]
+
+
+def money(context: dict[str, Any], key: str) -> str:
+    return pounds(context["resolution"][key])
+
+
+SIGNPOSTING = [
+    "refer your complaint to the Energy Ombudsman",
+    "is independent of us",
+    "its service is free",
+    "give you an apology",
+    "give you an explanation",
+    "take practical action to put things right",
+    "make you a financial award",
+    "binding on us but not on you",
+    "12 months from the date of this letter",
+    "P.O. Box 966",
+    "Warrington",
+    "WA4 9DF",
+    "0330 440 1624",
+    "www.energyombudsman.org",
+    "Citizens Advice consumer service",
+    "0808 223 1133",
+    "www.citizensadvice.org.uk",
+    "free and impartial advice",
+]
+
+
+def required_phrases(context: dict[str, Any]) -> list[str]:
+    """What RULES.md s.6 (and the brief) say the letter must say, for this sample."""
+    supplier, customer = context["supplier"], context["customer"]
+    phrases = [
+        supplier["name"],
+        *supplier["address"],
+        supplier["phone"],
+        supplier["email"],
+        supplier["website"],
+        f"Our reference: {context['reference']}",
+        normalise(long_date(context["date"])),
+        customer["name"],
+        *customer["address"],
+        customer["postcode"],
+        f"Dear {customer['name']},",
+        KINDS[context["kind"]].title,
+    ]
+    if context["owner"]:
+        phrases.append(context["owner"]["name"])
+    kind = context["kind"]
+    if kind == "acknowledgement":
+        procedure = context["procedure"]
+        phrases += [
+            f"within {procedure['acknowledge_within_working_days']} working day",
+            "this letter is our acknowledgement",
+            "eight weeks",
+            normalise(long_date(context["eight_week_date"])),
+            "ask for a senior manager to review your complaint",
+            f"Your complaint reference is {context['reference']}",
+        ]
+        if procedure["resolution_target_days"]:
+            phrases += [
+                f"within {procedure['resolution_target_days']} days",
+                normalise(long_date(context["expected_by"])),
+            ]
+        if context["owner"]:
+            phrases.append(f"{context['owner']['name']} is handling your complaint")
+    elif kind == "progress_update":
+        phrases += [
+            "We are still working on your complaint",
+            f"We now expect to give you our full response by "
+            f"{normalise(long_date(context['expected_by']))}",
+            context["reference"],
+        ]
+    elif kind == "senior_manager_update":
+        phrases += [
+            context["reference"],
+            "The review is continuing",
+            "5 working days",
+            "where this cannot be done in that time we contact you with an update",
+        ]
+        if context["senior_manager"]:
+            phrases.append(f"{context['senior_manager']['name']}, a senior manager")
+    elif kind in ("deadlock", "eight_week"):
+        phrases += [
+            *SIGNPOSTING,
+            f"please do so by {normalise(long_date(context['referral_deadline']))}",
+            context["reference"],
+        ]
+        if kind == "deadlock":
+            phrases += ["Our final position", normalise(context["position"])]
+            phrases.append(
+                "will stay open if you" if context["offer_open"] else "will not stay open"
+            )
+        else:
+            phrases += ["Eight weeks have now passed", "still working"]
+    elif kind == "resolution":
+        resolution = context["resolution"]
+        phrases += [context["reference"], normalise(resolution["explanation"])]
+        if resolution["apology"]:
+            phrases.append("Please accept our apology")
+        if resolution["corrective_action"]:
+            phrases.append(normalise(resolution["corrective_action"]))
+        if resolution["goodwill_pence"]:
+            phrases.append(f"Goodwill payment {money(context, 'goodwill_pence')}")
+        if resolution["compensation_pence"]:
+            phrases.append(f"Compensation {money(context, 'compensation_pence')}")
+    elif kind == "ombudsman_outcome":
+        phrases += [
+            context["reference"],
+            context["ombudsman_ref"],
+            normalise(context["remedy_summary"]),
+            "The remedy has been implemented and your complaint is now resolved",
+        ]
+    return phrases
+
+
+def assert_says(text: str, phrases: list[str]) -> None:
+    haystack = normalise(text).casefold()
+    missing = [p for p in phrases if normalise(p).casefold() not in haystack]
+    assert not missing, f"missing from the letter: {missing}"
+
+
+# --- the table of kinds ----------------------------------------------------------------------
+
+
+def test_letter_kinds_are_the_seven_of_the_rules() -> None:
+    assert LETTER_KINDS == (
+        "acknowledgement",
+        "progress_update",
+        "senior_manager_update",
+        "deadlock",
+        "eight_week",
+        "resolution",
+        "ombudsman_outcome",
+    )
+    assert set(SAMPLES) == set(LETTER_KINDS)
+    templates = Path(__file__).resolve().parents[2] / "letters" / "templates"
+    for kind in LETTER_KINDS:
+        assert (templates / f"{kind}.html").is_file()
+        assert (templates / f"{kind}.txt").is_file()
+
+
+def test_only_deadlock_and_eight_week_letters_signpost() -> None:
+    assert {kind for kind, spec in KINDS.items() if spec.signposting} == {"deadlock", "eight_week"}
+
+
+def test_html_autoescapes_and_text_does_not() -> None:
+    select = environment().autoescape
+    assert callable(select)
+    assert select("deadlock.html") is True
+    assert select("deadlock.txt") is False
+    assert select("anything.else") is True
+    assert environment().undefined is jinja2.StrictUndefined
+
+
+# --- content, per kind -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_html_says_what_the_rules_require(name: str) -> None:
+    context = GOLDEN[name]
+    page = parse(render_html(context))
+    assert_says(page.text, required_phrases(context))
+    assert [normalise(h) for h in page.headings["h1"]] == [KINDS[context["kind"]].title]
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_text_says_what_the_rules_require(name: str) -> None:
+    context = GOLDEN[name]
+    text = render_text(context)
+    assert_says(text, required_phrases(context))
+    assert "\u00a0" not in text and "&amp;" not in text and "<" not in text
+    too_long = [line for line in text.splitlines() if len(line) > 72 and " " in line.strip()]
+    assert not too_long
+
+
+@pytest.mark.parametrize("kind", ["deadlock", "eight_week"])
+def test_signposting_letters_are_labelled_and_signpost_prominently(kind: str) -> None:
+    context = SAMPLES[kind]
+    title = KINDS[kind].title
+    page = parse(render_html(context))
+    # The label is the letter's one h1, ahead of everything the customer reads after the
+    # address block; the signposting box comes straight after the opening paragraphs.
+    assert page.headings["h1"] == [title]
+    assert normalise(page.headings["h2"][0]) == (
+        "Your right to refer your complaint to the Energy Ombudsman"
+    )
+    assert 'class="signposting"' in render_html(context)
+    text = page.text
+    assert text.index(title) < text.index("Dear ") < text.index("binding on us but not on you")
+    # The text version too: a ruled, upper-case label before the salutation.
+    plain = render_text(context)
+    assert plain.index(title.upper()) < plain.index("Dear ")
+    assert plain.index("YOUR RIGHT TO REFER YOUR COMPLAINT") < plain.index("Yours sincerely")
+    # And in print, the whole box is on the first page.
+    first_page = pdf_pages(pdf_of(kind))[0]
+    assert_says(first_page, [title, *SIGNPOSTING])
+
+
+def test_acknowledgement_without_a_resolution_target_or_handler() -> None:
+    context = LASTMILE_ACKNOWLEDGEMENT
+    for text in (parse(render_html(context)).text, render_text(context)):
+        assert "within 1 working day of receiving it" in normalise(text)
+        assert "We aim to resolve complaints within" not in text
+        assert "keep you informed of our progress" in normalise(text)
+        assert "Complaint handled by: our complaints team" in normalise(text)
+        assert "We will tell you the name of the person handling it" in normalise(text)
+        assert "by email at grace@example.org" in normalise(text)
+
+
+def test_acknowledgement_of_a_reopened_complaint_past_eight_weeks() -> None:
+    context = sample("acknowledgement")
+    context.update(
+        cycle=2,
+        received_on="2026-05-11",
+        date="2026-05-12",
+        issued_at="2026-05-12T23:59:59.999999+01:00",
+        expected_by="2026-05-21",
+        eight_week_date="2026-04-27",
+    )
+    for text in (parse(render_html(context)).text, normalise(render_text(context))):
+        assert "first raised with us on 2 March 2026, has not been resolved" in text
+        assert "We have reopened your complaint" in text
+        assert "you can already ask the Energy Ombudsman" in text
+
+
+def test_deadlock_offer_not_kept_open_and_no_owner() -> None:
+    context = sample("deadlock")
+    context.update(offer_open=False, owner=None)
+    for text in (parse(render_html(context)).text, normalise(render_text(context))):
+        assert "it will not stay open if you refer your complaint to the Energy Ombudsman" in text
+        assert "will stay open if you" not in text.replace("will not stay open", "")
+        assert "Complaint handled by: our complaints team" in text
+        assert "which has been handled by" not in text
+
+
+def test_senior_manager_update_without_a_named_manager_is_signed_by_the_owner() -> None:
+    context = sample("senior_manager_update")
+    context["senior_manager"] = None
+    for text in (parse(render_html(context)).text, normalise(render_text(context))):
+        assert "A senior manager is reviewing not only your complaint" in text
+        assert "Yours sincerely, Tom Evans Complaint handler, Lastmile" in text
+
+
+def test_resolution_payments_in_pounds_and_optional_parts() -> None:
+    full = SAMPLES["resolution"]
+    assert_says(
+        render_text(full), ["Goodwill payment £25.00", "Compensation £30.00", "Total £55.00"]
+    )
+
+    bare = sample("resolution")
+    bare["resolution"].update(
+        apology=False, corrective_action=None, goodwill_pence=None, compensation_pence=0
+    )
+    for text in (parse(render_html(bare)).text, normalise(render_text(bare))):
+        assert "Our apology" not in text
+        assert "What we have done to put things right" not in text
+        assert "Payment to you" not in text
+        assert "£" not in text.replace("£212.40", "")
+
+    goodwill_only = sample("resolution")
+    goodwill_only["resolution"].update(goodwill_pence=123456, compensation_pence=None)
+    for text in (parse(render_html(goodwill_only)).text, normalise(render_text(goodwill_only))):
+        assert "Goodwill payment £1,234.56" in text
+        assert "Compensation" not in text and "Total" not in text
+
+
+@pytest.mark.parametrize("kind", LETTER_KINDS)
+def test_every_kind_renders_without_an_owner(kind: str) -> None:
+    context = sample(kind)
+    context["owner"] = None
+    assert "our complaints team" in parse(render_html(context)).text
+    assert "our complaints team" in render_text(context)
+
+
+def test_filters() -> None:
+    assert pounds(2500) == "£25.00"
+    assert pounds(5) == "£0.05"
+    assert pounds(123456) == "£1,234.56"
+    with pytest.raises(TypeError):
+        pounds(True)
+    with pytest.raises(TypeError):
+        pounds(25.0)
+    assert normalise(long_date("2026-03-05")) == "5 March 2026"
+    assert normalise(long_date("2027-02-28")) == "28 February 2027"
+
+
+def test_postcode_is_not_repeated_when_the_address_ends_with_it() -> None:
+    context = sample("progress_update")
+    context["customer"]["address"] = ["1 High Street", "Exeter", "ex1 1aa"]
+    assert render_text(context).count("1AA") == 0
+    assert render_text(context).lower().count("ex1 1aa") == 1
+    context["customer"]["address"] = []
+    assert "Ada Lovelace\nEX1 1AA\n" in render_text(context)
+
+
+# --- escaping --------------------------------------------------------------------------------
+
+HOSTILE = "<script>alert(1)</script> & Co"
+
+
+def test_customer_markup_is_escaped_in_html_and_verbatim_in_text() -> None:
+    context = sample("deadlock")
+    context["customer"]["name"] = HOSTILE
+    context["customer"]["address"][0] = '<img src=x onerror="alert(2)">'
+    context["summary"] = "</blockquote><b>bold</b>"
+    context["position"] = "<a href='https://evil.example'>click</a>"
+    html = render_html(context)
+    page = parse(html)
+    assert not {"script", "img", "a", "b"} & set(page.tags)
+    assert HOSTILE in page.text
+    assert f"Dear {HOSTILE}," in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in html
+    assert "<script" not in html
+    text = render_text(context)
+    assert f"Dear {HOSTILE}," in text
+    assert "&lt;" not in text and "&amp;" not in text
+
+
+# --- strictness ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["html", "txt"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("reference",),
+        ("customer",),
+        ("position",),
+        ("referral_deadline",),
+        ("supplier", "website"),
+        ("customer", "postcode"),
+        ("ombudsman", "phone"),
+        ("procedure", "referral_window_months"),
+    ],
+)
+def test_a_missing_key_raises(fmt: str, path: tuple[str, ...]) -> None:
+    context = sample("deadlock")
+    parent = context
+    for key in path[:-1]:
+        parent = parent[key]
+    del parent[path[-1]]
+    with pytest.raises(jinja2.UndefinedError):
+        render(context, fmt)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", LETTER_KINDS)
+def test_a_missing_kind_specific_key_raises(kind: str) -> None:
+    for key in KINDS[kind].keys:
+        context = sample(kind)
+        del context[key]
+        with pytest.raises(MissingContextKeyError, match=key):
+            render_text(context)
+
+
+def test_a_missing_nested_key_raises_from_the_template() -> None:
+    context = sample("resolution")
+    del context["resolution"]["goodwill_pence"]
+    with pytest.raises(jinja2.UndefinedError):
+        render_html(context)
+    context = sample("senior_manager_update")
+    del context["senior_manager"]["name"]
+    with pytest.raises(jinja2.UndefinedError):
+        render_text(context)
+
+
+def test_an_unknown_kind_or_format_is_refused() -> None:
+    context = sample("deadlock")
+    context["kind"] = "love_letter"
+    with pytest.raises(ValueError, match="unknown letter kind"):
+        render_html(context)
+    with pytest.raises(ValueError, match="unknown letter format"):
+        render(sample("deadlock"), "docx")  # type: ignore[arg-type]
+    context = sample("deadlock")
+    context["letter"] = "mine"
+    with pytest.raises(ValueError):
+        render_html(context)
+
+
+# --- the public API --------------------------------------------------------------------------
+
+
+def test_render_matches_the_format_functions() -> None:
+    context = SAMPLES["eight_week"]
+    assert render(context, "html") == render_html(context).encode("utf-8")
+    assert render(context, "txt") == render_text(context).encode("utf-8")
+    assert render(context, "pdf") == pdf_of("eight_week")
+
+
+def test_rendering_needs_only_the_stored_json() -> None:
+    for context in GOLDEN.values():
+        stored = json.loads(json.dumps(context))
+        assert render_html(stored) == render_html(context)
+        assert render_text(stored) == render_text(context)
+
+
+def test_render_does_not_modify_the_context() -> None:
+    context = sample("resolution")
+    before = copy.deepcopy(context)
+    render_html(context)
+    render_text(context)
+    assert context == before
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    [
+        ("letter.html", "html"),
+        ("out/L-1.HTM", "html"),
+        ("/tmp/letter.txt", "txt"),
+        (Path("a.b/letter.PDF"), "pdf"),
+    ],
+)
+def test_format_for_suffix(path: str | Path, fmt: str) -> None:
+    assert format_for_suffix(path) == fmt
+
+
+@pytest.mark.parametrize("path", ["letter.docx", "letter", "letter.pdf.bak", ".pdf", "html"])
+def test_format_for_suffix_refuses_others(path: str) -> None:
+    with pytest.raises(ValueError, match=r"\.html, \.txt or \.pdf"):
+        format_for_suffix(path)
+
+
+# --- PDF -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_pdf_is_a_valid_letter(name: str) -> None:
+    context = GOLDEN[name]
+    data = pdf_of(name)
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    assert 1 <= len(reader.pages) <= 2
+    for page in reader.pages:
+        assert [round(float(x)) for x in page.mediabox] == [0, 0, 595, 842]  # A4
+    pages = pdf_pages(data)
+    text = " ".join(pages)
+    assert_says(text, required_phrases(context))
+    # Every page carries the reference (running footer) and its number.
+    for number, page_text in enumerate(pages, start=1):
+        assert context["reference"] in page_text
+        assert f"Page {number} of {len(pages)}" in page_text
+    metadata = reader.metadata
+    assert metadata is not None
+    assert metadata.title == (
+        f"{KINDS[context['kind']].title} – {context['supplier']['name']} – {context['reference']}"
+    )
+    assert metadata.author == context["supplier"]["name"]
+
+
+def test_pdf_dates_and_identifier_come_from_the_letter() -> None:
+    reader = pypdf.PdfReader(io.BytesIO(pdf_of("deadlock")))  # issued 2026-04-10T14:30+01:00
+    info = reader.metadata
+    assert info is not None
+    assert info["/CreationDate"] == "D:20260410143000+01'00"
+    assert info["/ModDate"] == "D:20260410143000+01'00"
+    identifier = reader.trailer["/ID"]
+    assert isinstance(identifier, pypdf.generic.ArrayObject)
+    assert identifier[0] == SAMPLES["deadlock"]["letter_id"]
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_pdf_is_reproducible_byte_for_byte(name: str) -> None:
+    assert render_pdf(GOLDEN[name]) == pdf_of(name)
+
+
+def test_pdf_is_reproducible_in_another_process() -> None:
+    """Another interpreter, another hash seed, later: the same bytes."""
+    script = (
+        "import sys, json\n"
+        "from letters.render import render_pdf\n"
+        "sys.stdout.buffer.write(render_pdf(json.loads(sys.stdin.read())))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(root)}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(SAMPLES["deadlock"]).encode("utf-8"),
+        capture_output=True,
+        env=env,
+        cwd=root,
+        check=True,
+        timeout=120,
+    )
+    assert result.stdout == pdf_of("deadlock")
+
+
+def test_pdf_needs_an_instant_with_an_offset() -> None:
+    context = sample("deadlock")
+    context["issued_at"] = "2026-04-10T14:30:00"
+    with pytest.raises(ValueError, match="offset"):
+        render_pdf(context)
+
+
+def test_pdf_rendering_leaves_source_date_epoch_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    render_pdf(SAMPLES["progress_update"])
+    assert "SOURCE_DATE_EPOCH" not in os.environ
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "42")
+    assert render_pdf(SAMPLES["progress_update"]) == render_pdf(SAMPLES["progress_update"])
+    assert os.environ["SOURCE_DATE_EPOCH"] == "42"
+
+
+# --- golden files ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["txt", "html"])
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_golden(name: str, suffix: str) -> None:
+    rendered = render_text(GOLDEN[name]) if suffix == "txt" else render_html(GOLDEN[name])
+    path = GOLDEN_DIR / f"{name}.{suffix}"
+    if UPDATE_GOLDEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rendered, encoding="utf-8", newline="\n")
+    assert path.is_file(), f"no golden file {path}: run with UPDATE_GOLDEN=1 to create it"
+    assert rendered == path.read_text(encoding="utf-8"), (
+        f"{path.name} differs from the rendering: if the change is intended, rerun with "
+        "UPDATE_GOLDEN=1 and review the diff"
+    )
