@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from workflow.bootstrap import App
-from workflow.service import Outcome
+from workflow.service import Message
 
 BATCH_LINES = 500  # lines per database transaction: a crash repeats at most one batch
 
@@ -50,20 +50,19 @@ def ingest_file(
     uow = app.unit_of_work()
     processor = app.event_time_processor(uow)
     source = str(path)
+    numbered = [(n, line.rstrip(b"\r")) for n, line in enumerate(lines, start=1) if line.strip()]
     try:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            outcome: Outcome = processor.process(line.rstrip(b"\r"), source, f"line {number}")
-            counts[outcome.status] += 1
-            if outcome.status == "rejected":
-                reason = outcome.reason or "rejected"
-                report.rejections.append((number, reason))
-                if on_rejection is not None:
-                    on_rejection(number, reason)
-            if sum(counts.values()) % BATCH_LINES == 0:
-                uow.commit()
-        uow.commit()
+        for start in range(0, len(numbered), BATCH_LINES):
+            batch = numbered[start:start + BATCH_LINES]
+            outcomes = processor.run_batch(
+                [Message(line, source, f"line {number}") for number, line in batch])
+            for (number, _), outcome in zip(batch, outcomes, strict=True):
+                counts[outcome.status] += 1
+                if outcome.status == "rejected":
+                    reason = outcome.reason or "rejected"
+                    report.rejections.append((number, reason))
+                    if on_rejection is not None:
+                        on_rejection(number, reason)
     except BaseException:
         uow.rollback()
         raise
@@ -79,8 +78,6 @@ def tick(app: App, until: datetime) -> int:
     """Fire every deadline due at or before `until` (event time = `until`)."""
     uow = app.unit_of_work()
     try:
-        fired = app.event_time_processor(uow).advance_to(until)
-        uow.commit()
-        return fired
+        return app.event_time_processor(uow).run_clock_to(until)
     finally:
         uow.close()

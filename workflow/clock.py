@@ -30,3 +30,7 @@ class EventClock:
             self._now = instant.astimezone(UTC)
             return True
         return False
+
+    def rewind_to(self, instant: datetime) -> None:
+        """Only for retrying a rolled-back batch from where it started."""
+        self._now = instant

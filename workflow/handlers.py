@@ -152,10 +152,10 @@ class Workflow:
         if state == "duplicate":
             return  # recorded and linked; no deadlines, letters or counts (RULES s.2)
         self._state_changed(complaint, event.event_id, event.type, at, None, state)
-        self.uow.add(CategoryChange(
+        self.uow.append(CategoryChange,
             complaint_id=complaint.complaint_id, event_id=event.event_id, effective_at=at,
             category=event.category, other_explanation=event.other_explanation,
-        ))
+        )
         self._start_cycle(complaint, event.event_id, at, d1, event.channel, is_reopen=False)
         self._schedule(complaint, "eight_week", event.event_id,
                        elapsed_days(at, self.procedure.eight_weeks_days))
@@ -200,20 +200,20 @@ class Workflow:
 
     def _contact_logged(self, complaint: Complaint, event: ev.ContactLogged) -> None:
         if event.party in CONTACT_PARTIES:
-            self.uow.add(Contact(
+            self.uow.append(Contact,
                 event_id=event.event_id, occurred_at=event.occurred_at, channel=event.channel,
                 kind="contact_logged", contact_id=None, complaint_id=complaint.complaint_id,
                 party=event.party,
-            ))
+            )
 
     def _recategorised(self, complaint: Complaint, event: ev.ComplaintRecategorised) -> None:
         complaint.category = event.category
         complaint.other_explanation = event.other_explanation
-        self.uow.add(CategoryChange(
+        self.uow.append(CategoryChange,
             complaint_id=complaint.complaint_id, event_id=event.event_id,
             effective_at=event.occurred_at, category=event.category,
             other_explanation=event.other_explanation,
-        ))
+        )
         self._emit(complaint, f"{event.event_id}:recategorised", "complaint.recategorised",
                    event.occurred_at, {"cycle": complaint.cycle})
 
@@ -292,17 +292,17 @@ class Workflow:
 
     # --- events without a complaint -----------------------------------------------------
     def _contact_received(self, event: ev.ContactReceived) -> None:
-        self.uow.add(Contact(
+        self.uow.append(Contact,
             event_id=event.event_id, occurred_at=event.occurred_at, channel=event.channel,
             kind=event.kind, contact_id=event.contact_id, complaint_id=None, party=None,
-        ))
+        )
 
     def _accounts_snapshot(self, event: ev.AccountsSnapshot) -> None:
-        self.uow.add(AccountsSnapshotRow(
+        self.uow.append(AccountsSnapshotRow,
             event_id=event.event_id, as_of=event.as_of,
             electricity_accounts=event.electricity_accounts, gas_accounts=event.gas_accounts,
             occurred_at=event.occurred_at,
-        ))
+        )
 
     # ------------------------------------------------------------------ deadlines
     def fire(self, deadline: Deadline) -> str:
@@ -407,11 +407,11 @@ class Workflow:
     # ------------------------------------------------------------------ helpers
     def _start_cycle(self, complaint: Complaint, cause: str, at: datetime, d1: datetime,
                      channel: str, *, is_reopen: bool) -> None:
-        self.uow.add(Receipt(
+        self.uow.append(Receipt,
             complaint_id=complaint.complaint_id, event_id=cause, cycle=complaint.cycle,
             is_reopen=is_reopen, received_at=at, d1_deadline=d1, channel=channel,
             contact_id=None if is_reopen else complaint.contact_id,
-        ))
+        )
         self._schedule(complaint, "acknowledgement", cause, d1)
         if self.procedure.resolution_target_days is not None:
             self._schedule(complaint, "progress_update", cause,
@@ -439,25 +439,25 @@ class Workflow:
     def _issue_letter(self, complaint: Complaint, kind: str, cause: str, issued_at: datetime,
                       specifics: dict[str, Any], escalation: str | None = None) -> str:
         key = dedupe_key(complaint, kind, escalation)
-        if self.uow.letter_exists(key):
+        if self.uow.letter_exists(complaint.complaint_id, key):
             return f"{kind} letter already issued for this cause"
         letter_id = letter_id_for(key)
         if kind in SIGNPOSTING_KINDS:
             window_end = referral_window_end(issued_at, self.procedure.referral_window_months)
             specifics = {**specifics, "referral_deadline": local_date(window_end).isoformat()}
         context = build_context(complaint, self.procedure, kind, letter_id, issued_at, specifics)
-        self.uow.add(Letter(
+        self.uow.append(Letter,
             letter_id=letter_id, dedupe_key=key, complaint_id=complaint.complaint_id, kind=kind,
             cycle=complaint.cycle, issued_at=issued_at, cause=cause, context=context,
-        ))
-        self.uow.add(OutboxMessage(
+        )
+        self.uow.append(OutboxMessage,
             event_id=letter_id, topic="letters", key=complaint.complaint_id,
             payload={"event_id": letter_id, "letter_id": letter_id,
                      "complaint_id": complaint.complaint_id, "kind": kind,
                      "issued_at": issued_at.isoformat(), "reference": complaint.reference,
                      "cycle": complaint.cycle, "formats": ["html", "txt", "pdf"]},
             created_at=self.clock.now(),
-        ))
+        )
         if kind in SIGNPOSTING_KINDS:
             complaint.signposting_letter_id = letter_id
             complaint.signposting_letter_at = issued_at
@@ -466,13 +466,13 @@ class Workflow:
 
     def _record_resolution(self, complaint: Complaint, event: ev.ComplaintEvent) -> None:
         original = complaint.received_at
-        self.uow.add(ResolutionRecord(
+        self.uow.append(ResolutionRecord,
             complaint_id=complaint.complaint_id, event_id=event.event_id, type=event.type,
             cycle=complaint.cycle, resolved_at=event.occurred_at, original_received_at=original,
             original_d1_deadline=self.calendar.d_plus_1(original),
             eight_weeks_at=elapsed_days(original, self.procedure.eight_weeks_days),
             counted=not complaint.signposting_letter_issued,
-        ))
+        )
 
     def _new_reference(self, complaint_id: str) -> str:
         attempt = 0
@@ -484,11 +484,11 @@ class Workflow:
 
     def _history(self, complaint: Complaint, event_id: str, kind: str, at: datetime,
                  before: str | None, detail: dict[str, Any]) -> None:
-        self.uow.add(HistoryEntry(
+        self.uow.append(HistoryEntry,
             complaint_id=complaint.complaint_id, at=at, event_id=event_id, type=kind,
             from_state=before, to_state=complaint.state, cycle=complaint.cycle, detail=detail,
             recorded_at=self.clock.now(),
-        ))
+        )
 
     def _state_changed(self, complaint: Complaint, cause_id: str, cause: str, at: datetime,
                        before: str | None, after: str, channel: str | None = None) -> None:
@@ -499,14 +499,14 @@ class Workflow:
 
     def _emit(self, complaint: Complaint, event_id: str, kind: str, at: datetime,
               fields: dict[str, Any]) -> None:
-        self.uow.add(OutboxMessage(
+        self.uow.append(OutboxMessage,
             event_id=event_id, topic="lifecycle", key=complaint.complaint_id,
             payload={"event_id": event_id, "type": kind, "complaint_id": complaint.complaint_id,
                      "reference": complaint.reference, "occurred_at": at.isoformat(),
                      "category": complaint.category, "channel": complaint.channel,
                      "state": complaint.state, **fields},
             created_at=self.clock.now(),
-        ))
+        )
 
 
 EFFECTS: Final[dict[type, Callable[[Workflow, Complaint, Any], None]]] = {

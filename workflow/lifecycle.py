@@ -82,9 +82,25 @@ def transition(model: Any, trigger: str) -> tuple[str, str]:
     Raises `TransitionNotAllowed` (the model untouched) when the rules forbid it.
     """
     before = model.state
-    machine = ComplaintLifecycle(model, state_field="state")
-    machine.send(trigger)
+    machine(model).send(trigger)
     return before, model.state
 
 
-__all__ = ["ComplaintLifecycle", "OPEN_STATES", "STATES", "TransitionNotAllowed", "transition"]
+def machine(model: Any) -> ComplaintLifecycle:
+    """The complaint's machine, restored from its stored state.
+
+    Building a machine is most of the cost of a transition, and the machine reads the state
+    from the model on every event, so it is kept with the loaded complaint. The one thing it
+    remembers itself is having reached a final state; such a machine is never reused (after
+    a rollback the stored state may no longer be final).
+    """
+    kept = model.__dict__.get("_lifecycle")
+    if kept is None or kept.is_terminated:
+        kept = ComplaintLifecycle(model, state_field="state")
+        model.__dict__["_lifecycle"] = kept
+    return kept
+
+
+__all__ = [
+    "ComplaintLifecycle", "OPEN_STATES", "STATES", "TransitionNotAllowed", "machine", "transition",
+]

@@ -1,26 +1,38 @@
 """One message in, exactly one outcome out: applied, duplicate or rejected.
 
 The same path serves offline ingest (event time) and the Kafka consumer (wall-clock time):
-decode, de-duplicate, validate, apply inside a savepoint, and store any rejection with its
-reason, source and position. Nothing here raises for bad input.
+decode, de-duplicate, validate, apply, and store any rejection with its reason, source and
+position. Nothing here raises for bad input.
+
+Batches run in one transaction. Every check that can refuse an event runs before its first
+change, so the fast path needs no savepoint per message. Should applying a message fail in a
+way nobody foresaw (a bug), the batch is rolled back and run again message by message, each
+in its own savepoint: that message is then refused as an internal error and the rest apply.
 """
 
 from __future__ import annotations
 
+import heapq
+import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
+
+from sqlalchemy.exc import IntegrityError
 
 from workflow import events as ev
 from workflow.clock import Clock, EventClock, SystemClock
 from workflow.handlers import Rejected, Workflow
 from workflow.schema import Deadline, Rejection
+from workflow.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 RAW_LIMIT = ev.MAX_MESSAGE_BYTES
 
 Status = Literal["applied", "duplicate", "rejected"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,20 +42,73 @@ class Outcome:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Message:
+    raw: bytes
+    source: str  # file path or topic
+    position: str  # "line 12" or "partition/offset"
+    kind: Literal["event", "deadline"] = "event"
+
+
+class PoisonedBatch(Exception):
+    """An unforeseen error mid-batch: roll back and run the batch carefully."""
+
+
 class MessageProcessor:
     """Applies raw messages through the workflow; optionally runs event-time deadlines."""
 
     def __init__(self, workflow: Workflow, event_clock: EventClock | None = None,
                  wall_clock: Clock | None = None) -> None:
         self.workflow = workflow
-        self.wall_clock = wall_clock or SystemClock()
         self.uow = workflow.uow
+        self.wall_clock = wall_clock or SystemClock()
         self.event_clock = event_clock
-        self._next_due: datetime | None = None
-        self._next_due_known = False
+        self.careful = False
+        self._due: DueQueue | None = None
         if event_clock is not None:
-            workflow.on_deadline_created = self._deadline_created
+            self._due = DueQueue(self.uow)
+            workflow.on_deadline_created = self._due.push
 
+    # -- batches --------------------------------------------------------------------------
+    def run_batch(self, messages: Sequence[Message]) -> list[Outcome]:
+        """Apply messages in one transaction and commit it."""
+        return self._transaction(lambda: self._apply_all(messages))
+
+    def run_clock_to(self, until: datetime) -> int:
+        """Event time: fire everything due at or before `until` and commit."""
+        return self._transaction(lambda: self.advance_to(until))
+
+    def _transaction(self, work: Callable[[], T]) -> T:
+        clock_at_start = self.event_clock.now() if self.event_clock else None
+        try:
+            result = work()
+            self.uow.commit()
+            return result
+        except (PoisonedBatch, IntegrityError) as failure:
+            log.error("transaction failed (%s); retrying message by message",
+                      type(failure.__cause__ or failure).__name__)
+            self.uow.rollback()
+        if self.event_clock is not None and clock_at_start is not None:
+            self.event_clock.rewind_to(clock_at_start)
+        if self._due is not None:
+            self._due.forget()
+        self.careful, self.uow.buffering = True, False
+        try:
+            result = work()
+            self.uow.commit()
+            return result
+        finally:
+            self.careful, self.uow.buffering = False, True
+
+    def _apply_all(self, messages: Sequence[Message]) -> list[Outcome]:
+        self.uow.prefetch_processed([i for i in map(_event_id, messages) if i is not None])
+        return [
+            self.process(m.raw, m.source, m.position) if m.kind == "event"
+            else self.process_deadline(m.raw, m.source, m.position)
+            for m in messages
+        ]
+
+    # -- one message ----------------------------------------------------------------------
     def process(self, raw: bytes | str, source: str, position: str) -> Outcome:
         raw_bytes = raw.encode("utf-8") if isinstance(raw, str) else raw
         try:
@@ -62,11 +127,56 @@ class MessageProcessor:
         except ev.InvalidEvent as exc:
             return self._reject(raw_bytes, source, position, str(exc), event_id)
         try:
-            with self.uow.atomic():
-                self.workflow.apply(event)
+            self._guarded(lambda: self.workflow.apply(event))
         except Rejected as exc:
             return self._reject(raw_bytes, source, position, str(exc), event_id)
         return Outcome("applied", event.event_id)
+
+    def process_deadline(self, raw: bytes, source: str, position: str) -> Outcome:
+        """A due deadline from the timer service (`complaints.deadlines`): fire it once."""
+        try:
+            document = ev.decode(raw)
+            key = document.get("deadline_key")
+            if not isinstance(key, str) or not key:
+                raise ev.InvalidEvent("deadline_key is required")
+        except ev.InvalidEvent as exc:
+            return self._reject(raw, source, position, str(exc), None)
+        deadline = self.uow.deadline_by_key(key)
+        if deadline is None:
+            return self._reject(raw, source, position, f"unknown deadline {key}", None)
+        if deadline.fired_at is not None:
+            return Outcome("duplicate", f"deadline:{key}")
+        self._fire(deadline)
+        return Outcome("applied", f"deadline:{key}")
+
+    def _guarded(self, action: Callable[[], object]) -> None:
+        if not self.careful:
+            try:
+                action()
+            except Rejected:
+                raise
+            except Exception as exc:
+                raise PoisonedBatch from exc
+            return
+        try:
+            with self.uow.atomic():
+                action()
+        except Rejected:
+            raise
+        except Exception as exc:
+            log.exception("internal error while applying a message")
+            raise Rejected(
+                f"internal error ({type(exc).__name__}) while applying; nothing was changed "
+                "and the event may be sent again once the fault is fixed"
+            ) from exc
+
+    def _fire(self, deadline: Deadline) -> None:
+        try:
+            self._guarded(lambda: self.workflow.fire(deadline))
+        except Rejected as exc:
+            # Recorded as fired with the failure, so it is visible and does not loop.
+            deadline.fired_at = self.workflow.clock.now()
+            deadline.outcome = f"failed: {exc}"
 
     # -- event-time deadlines -------------------------------------------------------------
     def advance_to(self, instant: datetime) -> int:
@@ -76,37 +186,75 @@ class MessageProcessor:
         return self.fire_due(self.event_clock.now())
 
     def fire_due(self, until: datetime) -> int:
-        """Fire deadlines due at or before `until`, including those created while firing."""
+        """Fire deadlines due at or before `until`, in (due, creation) order, including those
+        created while firing."""
+        assert self._due is not None
         fired = 0
-        while self._might_be_due(until):
-            deadline = self.uow.next_due_deadline(until)
-            if deadline is None:
-                self._next_due_known = False
-                break
-            with self.uow.atomic():
-                self.workflow.fire(deadline)
+        while (deadline := self._due.pop_due(until)) is not None:
+            self._fire(deadline)
             fired += 1
-            self._next_due_known = False
         return fired
-
-    def _might_be_due(self, until: datetime) -> bool:
-        # Skips the query on the common path (nothing due) during ingest: the processor
-        # creates every deadline itself, so it knows the earliest pending one.
-        if not self._next_due_known:
-            self._next_due = self.uow.earliest_pending_due()
-            self._next_due_known = True
-        return self._next_due is not None and self._next_due <= until
-
-    def _deadline_created(self, deadline: Deadline) -> None:
-        if self._next_due_known and (self._next_due is None or deadline.due_at < self._next_due):
-            self._next_due = deadline.due_at
 
     # -- rejections -----------------------------------------------------------------------
     def _reject(self, raw: bytes, source: str, position: str, reason: str,
                 event_id: str | None) -> Outcome:
-        self.uow.add(Rejection(
+        self.uow.append(Rejection,
             rejected_at=self.wall_clock.now(), source=source, position=position,
             reason=reason, raw=raw[:RAW_LIMIT], event_id=event_id,
-        ))
-        log.info("rejected %s at %s: %s", source, position, reason)
+        )
+        log.info("rejected message at %s %s", source, position)
         return Outcome("rejected", event_id, reason)
+
+
+class DueQueue:
+    """Pending deadlines in (due, creation) order, for event-time processing.
+
+    Offline, this processor is the only one firing deadlines, so it keeps them in a heap
+    (loaded once, then fed as deadlines are created) instead of asking the database before
+    every event which deadline comes next.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self._heap: list[tuple[datetime, int, Deadline | None]] = []
+        self._next_order = 0
+        self._loaded = False
+
+    def forget(self) -> None:
+        """After a rollback: reload from the database when next needed."""
+        self._heap, self._loaded = [], False
+
+    def push(self, deadline: Deadline) -> None:
+        self._load()
+        heapq.heappush(self._heap, (deadline.due_at, self._next_order, deadline))
+        self._next_order += 1
+
+    def pop_due(self, until: datetime) -> Deadline | None:
+        self._load()
+        while self._heap and self._heap[0][0] <= until:
+            _, order, deadline = heapq.heappop(self._heap)
+            if deadline is None:
+                deadline = self.uow.deadline(order)  # stored: its order is its id
+            if deadline is not None and deadline.fired_at is None:
+                return deadline
+        return None
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        pending = self.uow.pending_deadlines()
+        # Stored deadlines order by id; new ones come after all of them, in creation order.
+        self._heap = [(due, ident, None) for due, ident in pending]
+        heapq.heapify(self._heap)
+        self._next_order = max((ident for _, ident in pending), default=0) + 1
+        self._loaded = True
+
+
+def _event_id(message: Message) -> str | None:
+    if message.kind != "event":
+        return None
+    try:
+        value = json.loads(message.raw).get("event_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

@@ -75,3 +75,20 @@ def test_terminal_states_accept_no_trigger() -> None:
 def test_states_are_the_contract_names() -> None:
     assert STATES == ("received", "immediate", "senior_manager", "deadlock", "eight_week",
                       "ombudsman", "resolved", "reopened", "closed", "duplicate")
+
+
+def test_a_kept_machine_follows_the_stored_state() -> None:
+    # The machine is kept with the loaded complaint; the stored state is what counts,
+    # e.g. after a rollback restores an earlier state.
+    record = Record("received")
+    transition(record, "assign")
+    record.state = "resolved"
+    assert transition(record, "reopen") == ("resolved", "reopened")
+
+
+def test_a_machine_that_reached_a_final_state_is_not_reused() -> None:
+    # Withdrawn (closed, final), then rolled back to deadlock: deadlock rules apply again.
+    record = Record("deadlock")
+    transition(record, "withdraw")
+    record.state = "deadlock"
+    assert transition(record, "resolve") == ("deadlock", "resolved")
