@@ -97,6 +97,26 @@ def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dic
     }
 
 
+def letters(session: Session, complaint_id: str | None = None,
+            kind: str | None = None) -> list[dict[str, Any]]:
+    query = select(Letter).order_by(Letter.issued_at, Letter.letter_id)
+    if complaint_id is not None:
+        query = query.where(Letter.complaint_id == complaint_id)
+    if kind is not None:
+        query = query.where(Letter.kind == kind)
+    return [
+        {"letter_id": x.letter_id, "complaint_id": x.complaint_id, "kind": x.kind,
+         "issued_at": iso(x.issued_at)}
+        for x in session.scalars(query)
+    ]
+
+
+def letter_context(session: Session, letter_id: str) -> dict[str, Any] | None:
+    """The context stored when the letter was issued: all that rendering it needs."""
+    letter = session.get(Letter, letter_id)
+    return None if letter is None else dict(letter.context)
+
+
 def rejections(session: Session) -> list[dict[str, Any]]:
     rows = session.scalars(select(Rejection).order_by(Rejection.id))
     return [
