@@ -480,7 +480,7 @@ class Workflow:
             reference = candidate(self.procedure.reference_prefix, complaint_id, attempt)
             if not self.uow.reference_taken(reference):
                 return reference
-            attempt += 1
+            attempt += 1  # 50 bits: about one clash in a billion at a million complaints
 
     def _history(self, complaint: Complaint, event_id: str, kind: str, at: datetime,
                  before: str | None, detail: dict[str, Any]) -> None:

@@ -101,7 +101,9 @@ class MessageProcessor:
             self.careful, self.uow.buffering = False, True
 
     def _apply_all(self, messages: Sequence[Message]) -> list[Outcome]:
-        self.uow.prefetch_processed([i for i in map(_event_id, messages) if i is not None])
+        keys = [_keys(m) for m in messages]
+        self.uow.prefetch_processed([event_id for event_id, _ in keys if event_id])
+        self.uow.prefetch_complaints({cid for _, cid in keys if cid})
         return [
             self.process(m.raw, m.source, m.position) if m.kind == "event"
             else self.process_deadline(m.raw, m.source, m.position)
@@ -250,11 +252,16 @@ class DueQueue:
         self._loaded = True
 
 
-def _event_id(message: Message) -> str | None:
+def _keys(message: Message) -> tuple[str | None, str | None]:
+    """(event_id, complaint_id) of a message, when it has them: for batch look-ups."""
     if message.kind != "event":
-        return None
+        return None, None
     try:
-        value = json.loads(message.raw).get("event_id")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
+        document = json.loads(message.raw)
+    except ValueError:
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    event_id, complaint_id = document.get("event_id"), document.get("complaint_id")
+    return (event_id if isinstance(event_id, str) else None,
+            complaint_id if isinstance(complaint_id, str) else None)

@@ -32,6 +32,7 @@ class UnitOfWork:
         # Strong references: the session's identity map is weak, and a complaint touched by
         # one event is likely to be touched by the next few.
         self._complaints: dict[str, Complaint] = {}
+        self._absent: set[str] = set()  # complaint ids known not to exist (this batch)
         self._processed: set[str] = set()
         self._prefetched: tuple[set[str], set[str]] = (set(), set())  # (asked, found applied)
         self._letter_keys: dict[str, set[str]] = {}  # complaint -> dedupe keys issued
@@ -56,11 +57,14 @@ class UnitOfWork:
                 # A multi-row INSERT needs the same keys in every row; generated ids are left
                 # to the database.
                 keys = [c.key for c in table.columns if c.key != "id"]
-                self.session.execute(insert(table), [{k: r.get(k) for k in keys} for r in rows])
+                uniform = [r if len(r) == len(keys) else {k: r.get(k) for k in keys}
+                           for r in rows]
+                self.session.execute(insert(table), uniform)
 
     def commit(self) -> None:
         self.flush()
         self.session.commit()
+        self._absent.clear()
         self._processed.clear()
         self._prefetched = (set(), set())
         self._references.clear()
@@ -77,6 +81,7 @@ class UnitOfWork:
         self._forget()
 
     def _forget(self) -> None:
+        self._absent.clear()
         self._buffer.clear()
         self._complaints.clear()
         self._processed.clear()
@@ -93,15 +98,28 @@ class UnitOfWork:
                 yield
         except BaseException:
             self._complaints.clear()
+            self._absent.clear()
             self._processed.clear()
             self._letter_keys.clear()
             self._references.clear()
             raise
 
     # -- reads -------------------------------------------------------------------------
+    def prefetch_complaints(self, complaint_ids: set[str]) -> None:
+        """Load a batch's complaints with one query; remember which do not exist yet."""
+        wanted = complaint_ids - self._complaints.keys()
+        if not wanted:
+            return
+        with self.session.no_autoflush:
+            for complaint in self.session.scalars(
+                select(Complaint).where(Complaint.complaint_id.in_(wanted))
+            ):
+                self._complaints[complaint.complaint_id] = complaint
+        self._absent = wanted - self._complaints.keys()
+
     def complaint(self, complaint_id: str) -> Complaint | None:
         found = self._complaints.get(complaint_id)
-        if found is None:
+        if found is None and complaint_id not in self._absent:
             with self.session.no_autoflush:  # pending complaints are in the cache already
                 found = self.session.get(Complaint, complaint_id)
             if found is not None:
@@ -166,6 +184,7 @@ class UnitOfWork:
         """A new complaint or deadline: rows that are read back and changed later."""
         if isinstance(row, Complaint):
             self._complaints[row.complaint_id] = row
+            self._absent.discard(row.complaint_id)
             self._references.add(row.reference)
             self._letter_keys[row.complaint_id] = set()  # new: nothing issued yet
         self.session.add(row)
