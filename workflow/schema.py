@@ -124,7 +124,9 @@ class Deadline(Base):
     __tablename__ = "deadlines"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    deadline_key: Mapped[str] = mapped_column(String(300), unique=True)  # complaint/kind/cause
+    # complaint/kind/cause. Also the insert sentinel: it lets the ORM insert a batch of
+    # deadlines in one statement and still match each row to its generated id.
+    deadline_key: Mapped[str] = mapped_column(String(300), unique=True, insert_sentinel=True)
     complaint_id: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(24))
     cycle: Mapped[int] = mapped_column(Integer)
