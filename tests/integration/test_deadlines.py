@@ -21,9 +21,18 @@ GMT_END = "T23:59:59.999999+00:00"  # end of a local date in winter
 BST_END = "T22:59:59.999999+00:00"  # end of a local date in summer
 
 
+_backend: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def on_both_backends(db_url: str) -> None:
+    """Every scenario here runs once on SQLite and once on PostgreSQL."""
+    _backend["url"] = db_url
+
+
 def run(tmp_path: Path, events: list[Any], until: str | None = None,
         procedure: str = "kilowatt-connect") -> App:
-    app = bootstrap(f"sqlite:///{tmp_path / 'c.db'}", procedure)
+    app = bootstrap(_backend["url"], procedure)
     report = ingest_file(app, write_jsonl(tmp_path / "events.jsonl", events))
     assert report.rejected == 0, report.rejections
     if until:
@@ -88,12 +97,14 @@ def test_scottish_second_of_january(tmp_path: Path) -> None:
     config = tmp_path / "scottish.toml"
     bundled = Path(__file__).parents[2] / "workflow" / "procedures" / "kilowatt-connect.toml"
     config.write_text(bundled.read_text().replace('region = "ENG"', 'region = "SCT"'))
-    scot = run(tmp_path, [received("e1", "C1", "2025-12-31T10:00:00+00:00")],
+    scot = run(tmp_path, [received("e1", "SCOT-1", "2025-12-31T10:00:00+00:00")],
                procedure=str(config))
-    assert deadlines(show(scot, "C1"), "acknowledgement")[0]["due_at"] == "2026-01-05" + GMT_END
+    assert deadlines(show(scot, "SCOT-1"), "acknowledgement")[0]["due_at"] == (
+        "2026-01-05" + GMT_END)
     (tmp_path / "eng").mkdir()
-    eng = run(tmp_path / "eng", [received("e1", "C1", "2025-12-31T10:00:00+00:00")])
-    assert deadlines(show(eng, "C1"), "acknowledgement")[0]["due_at"] == "2026-01-02" + GMT_END
+    eng = run(tmp_path / "eng", [received("e2", "ENG-1", "2025-12-31T10:00:00+00:00")])
+    assert deadlines(show(eng, "ENG-1"), "acknowledgement")[0]["due_at"] == (
+        "2026-01-02" + GMT_END)
 
 
 def test_eight_weeks_is_elapsed_time_across_bst(tmp_path: Path) -> None:
@@ -289,7 +300,7 @@ def test_deadline_of_an_earlier_cycle_does_nothing(tmp_path: Path) -> None:
 
 
 def test_duplicate_record_has_no_deadlines_and_refuses_later_events(tmp_path: Path) -> None:
-    app = bootstrap(f"sqlite:///{tmp_path / 'c.db'}", "kilowatt-connect")
+    app = bootstrap(_backend["url"], "kilowatt-connect")
     report = ingest_file(app, write_jsonl(tmp_path / "e.jsonl", [
         received("e1", "C1", "2026-01-05T09:00:00+00:00"),
         received("e2", "C2", "2026-01-05T12:00:00+00:00", source="citizens_advice",
