@@ -18,6 +18,7 @@ import click
 from consumers.file_ingest import UnreadableFile, ingest_file, tick
 from workflow import queries
 from workflow.bootstrap import App, bootstrap
+from workflow.letter_context import LETTER_KINDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,6 +158,56 @@ def rejected(db: str | None, config: str | None, fmt: str) -> None:
     with app.sessions() as session:
         rows = queries.rejections(session)
     emit(fmt, rows, lambda r: table(r, ["rejected_at", "source", "position", "reason"]))
+
+
+@main.group()
+def letters() -> None:
+    """Letters issued to customers."""
+
+
+@letters.command(name="list")
+@click.option("--complaint", "complaint_id", default=None, help="Only this complaint's.")
+@click.option("--kind", type=click.Choice(LETTER_KINDS), default=None, help="Only this kind.")
+@common_options
+def letters_list(complaint_id: str | None, kind: str | None, db: str | None,
+                 config: str | None, fmt: str) -> None:
+    """Issued letters, by issue instant."""
+    app = open_app(db, config)
+    with app.sessions() as session:
+        rows = queries.letters(session, complaint_id, kind)
+    emit(fmt, rows, lambda r: table(r, ["letter_id", "complaint_id", "kind", "issued_at"]))
+
+
+@letters.command(name="render")
+@click.argument("letter_id")
+@click.option("--to", "target", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Output file: .html, .txt or .pdf.")
+@common_options
+def letters_render(letter_id: str, target: Path, db: str | None, config: str | None,
+                   fmt: str) -> None:
+    """Write a letter as HTML, text or PDF, from the data stored when it was issued."""
+    from letters.render import format_for_suffix, render
+
+    try:
+        out_format = format_for_suffix(target)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    app = open_app(db, config)
+    with app.sessions() as session:
+        context = queries.letter_context(session, letter_id)
+    if context is None:
+        click.echo(f"unknown letter {letter_id}", err=True)
+        sys.exit(1)
+    target.write_bytes(render(context, out_format))
+    emit(fmt, {"letter_id": letter_id, "file": str(target), "format": out_format},
+         lambda d: f"wrote {d['file']}")
+
+
+# Command groups defined beside what they serve, registered here so `complaints --help`
+# lists them all.
+from reporting.commands import report  # noqa: E402
+
+main.add_command(report)
 
 
 if __name__ == "__main__":

@@ -161,6 +161,9 @@ class Letter(Base):
     cause: Mapped[str] = mapped_column(String(200))
     context: Mapped[dict[str, Any]] = mapped_column(Json)  # everything rendering needs
 
+    # D16/D17 count letters of one kind issued in a quarter.
+    __table_args__ = (Index("ix_letters_kind_issued_at", "kind", "issued_at"),)
+
 
 class ProcessedEvent(Base):
     """Applied event ids: inserting one that exists means 'already applied'."""

@@ -1,0 +1,130 @@
+"""`complaints report monthly|quarterly|publication|annual` (CONTRACT.md "Commands").
+
+Each prints the return (`--format json`: exactly CONTRACT.md's document) and can also write it
+as CSV and as a workbook; the annual report also as HTML and PDF. Exit 0 with the return
+printed, even when a consistency check fails (the failure is in the return, and on stderr);
+exit 2 for a bad period or option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Built explicitly (not by decorator) so the type is declared before the import cycle below.
+report: click.Group = click.Group(
+    "report", help="Ofgem returns, publication figures and the CHR annual report, from the "
+                   "database.")
+
+
+# Imported after `report` exists: consumers.cli adds this group to `main` at its end, so
+# whichever of the two modules is imported first, the other finds what it needs.
+from consumers.cli import common_options, emit, instant, open_app  # noqa: E402
+from reporting.export import (  # noqa: E402
+    write_annual_html,
+    write_annual_pdf,
+    write_csv,
+    write_xlsx,
+)
+from reporting.items import ANNUAL, MONTHLY, PUBLICATION, QUARTERLY  # noqa: E402
+from reporting.model import ReturnSpec  # noqa: E402
+from reporting.periods import (  # noqa: E402
+    BadPeriod,
+    Period,
+    parse_month,
+    parse_quarter,
+    twelve_months_ending,
+)
+from reporting.report import Report, run_report, to_json, to_text  # noqa: E402
+
+OUTPUT_PATH = click.Path(path_type=Path, dir_okay=False, writable=True)
+
+
+def report_options(func: F) -> F:
+    func = click.option("--xlsx", "xlsx_path", type=OUTPUT_PATH, default=None,
+                        help="Also write the return as an Excel workbook.")(func)
+    func = click.option("--csv", "csv_path", type=OUTPUT_PATH, default=None,
+                        help="Also write the return as CSV.")(func)
+    func = click.option("--as-of", "as_of", default=None,
+                        help="Count events at or before this instant (ISO-8601 with offset) "
+                             "[default: now].")(func)
+    return common_options(func)
+
+
+def _period(parse: Callable[[str], Period], text: str) -> Period:
+    try:
+        return parse(text)
+    except BadPeriod as exc:
+        raise click.BadParameter(str(exc), param_hint="PERIOD") from None
+
+
+def _produce(spec: ReturnSpec, period: Period, *, db: str | None, config: str | None,
+             fmt: str, as_of: str | None, csv_path: Path | None,
+             xlsx_path: Path | None) -> tuple[Report, str]:
+    when = instant(as_of, "--as-of") if as_of else datetime.now(UTC)
+    app = open_app(db, config)
+    try:
+        result = run_report(app, spec, period, when)
+    finally:
+        app.engine.dispose()
+    supplier = app.procedure.supplier.name
+    if csv_path is not None:
+        write_csv(result, csv_path)
+        click.echo(f"wrote {csv_path}", err=True)
+    if xlsx_path is not None:
+        write_xlsx(result, xlsx_path, supplier)
+        click.echo(f"wrote {xlsx_path}", err=True)
+    emit(fmt, to_json(result), lambda _: to_text(result))
+    for check in result.failed_checks:
+        click.echo(f"warning: check failed: {check.name}: {check.detail}", err=True)
+    return result, supplier
+
+
+@report.command()
+@click.argument("period")
+@report_options
+def monthly(period: str, **options: Any) -> None:
+    """The monthly return (A1-A4, B5-B23, C24-C28) for PERIOD = YYYY-MM."""
+    _produce(MONTHLY, _period(parse_month, period), **options)
+
+
+@report.command()
+@click.argument("period")
+@report_options
+def quarterly(period: str, **options: Any) -> None:
+    """The quarterly return (A1-A5, B6-B10, C11-C15, D16-D17, E18-E22) for YYYY-Qn."""
+    _produce(QUARTERLY, _period(parse_quarter, period), **options)
+
+
+@report.command()
+@click.argument("period")
+@report_options
+def publication(period: str, **options: Any) -> None:
+    """The figures suppliers publish for quarter PERIOD = YYYY-Qn (Ofgem section 6)."""
+    _produce(PUBLICATION, _period(parse_quarter, period), **options)
+
+
+@report.command()
+@click.argument("period")
+@report_options
+@click.option("--pdf", "pdf_path", type=OUTPUT_PATH, default=None,
+              help="Also write the report as PDF.")
+@click.option("--html", "html_path", type=OUTPUT_PATH, default=None,
+              help="Also write the report as HTML.")
+def annual(period: str, html_path: Path | None, pdf_path: Path | None,
+           **options: Any) -> None:
+    """The CHR reg. 11 annual report for the 12 months ending with month PERIOD (YYYY-MM)."""
+    result, supplier = _produce(ANNUAL, _period(twelve_months_ending, period), **options)
+    if html_path is not None:
+        write_annual_html(result, html_path, supplier)
+        click.echo(f"wrote {html_path}", err=True)
+    if pdf_path is not None:
+        write_annual_pdf(result, pdf_path, supplier)
+        click.echo(f"wrote {pdf_path}", err=True)

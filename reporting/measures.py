@@ -1,0 +1,346 @@
+"""The SQL behind the returns: aggregate queries over the record (RULES.md s.7).
+
+Each measure is one query (SQLAlchemy Core, bound parameters only) returning a few counts for
+a `Window`; the item table in `reporting.items` turns them into Ofgem items. Nothing here
+loads complaints row by row: the database counts, groups and sorts.
+
+Every query limits what it counts to the window's [start, end) by the relevant instant and to
+instants at or before the report's as-of instant, so a return can be re-run as it stood then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+
+from reporting.periods import Window
+from workflow.codes import OTHER_CATEGORY
+from workflow.handlers import CONTACT_PARTIES
+from workflow.schema import (
+    AccountsSnapshotRow,
+    CategoryChange,
+    Contact,
+    Letter,
+    Receipt,
+    ResolutionRecord,
+)
+
+receipts = Receipt.__table__
+resolutions = ResolutionRecord.__table__
+category_changes = CategoryChange.__table__
+contacts = Contact.__table__
+letters = Letter.__table__
+snapshots = AccountsSnapshotRow.__table__
+
+MICROSECONDS_PER_DAY: Final = 86_400 * 1_000_000
+# Contacts rows that are contacts in Ofgem's sense (5.5): every contact.received, and logged
+# contacts from the customer or their representative (the handlers store only those anyway;
+# filtering again keeps the rule visible here).
+CONTACT_RECEIVED_KINDS: Final = ("enquiry", "off_supply_report")
+
+
+def in_window(column: Any, window: Window) -> ColumnElement[bool]:
+    """The instant falls in the period (by local date) and at or before the as-of instant."""
+    return and_(column >= window.start, column < window.end, column <= window.as_of)
+
+
+# --------------------------------------------------------------------------- elapsed time
+class ElapsedMicroseconds(FunctionElement[int]):
+    """Exact whole microseconds from `start` to `end`, the same integer on every backend.
+
+    PostgreSQL subtracts timestamps exactly. SQLite stores instants as text
+    ('YYYY-MM-DD HH:MM:SS.ffffff', always six fractional digits), and julianday() would lose
+    microseconds in a double, so seconds and microseconds are taken apart as integers.
+    """
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "elapsed_microseconds"
+
+
+@compiles(ElapsedMicroseconds, "postgresql")
+def _elapsed_postgresql(element: ElapsedMicroseconds, compiler: Any, **kw: Any) -> str:
+    end, start = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) * 1000000 AS BIGINT)"
+
+
+@compiles(ElapsedMicroseconds, "sqlite")
+def _elapsed_sqlite(element: ElapsedMicroseconds, compiler: Any, **kw: Any) -> str:
+    end, start = (compiler.process(c, **kw) for c in element.clauses)
+    return (
+        f"((unixepoch(substr({end}, 1, 19)) - unixepoch(substr({start}, 1, 19))) * 1000000"
+        f" + (CAST(substr({end}, 21, 6) AS INTEGER) - CAST(substr({start}, 21, 6) AS INTEGER)))"
+    )
+
+
+# --------------------------------------------------------------------------- receipts
+@dataclass(frozen=True)
+class ReceiptCounts:
+    received: int
+    reopens: int
+
+
+def receipt_counts(conn: Connection, window: Window) -> ReceiptCounts:
+    """Monthly A1 and A4: receipts (registrations that are not duplicates, and reopens)."""
+    row = conn.execute(
+        select(func.count(), func.count(case((receipts.c.is_reopen.is_(True), 1))))
+        .where(in_window(receipts.c.received_at, window))
+    ).one()
+    return ReceiptCounts(int(row[0]), int(row[1]))
+
+
+@dataclass(frozen=True)
+class FirstDayOutcomes:
+    resolved_by_d1: int
+    not_resolved_by_d1: int
+
+
+def first_day_outcomes(conn: Connection, window: Window) -> FirstDayOutcomes:
+    """Monthly A2 and A3, each counted (not one by subtraction), from one pass over the
+    receipts joined to a resolution of the same complaint in the receipt's own cycle (so
+    applied after it) at or before the receipt's D+1 deadline. Any resolution counts, counted
+    or not: A2 is about received complaints; the Ofgem 5.10 exclusion is for C11.
+
+    A cycle has at most one resolution; receipts are counted distinct all the same, so that a
+    second one could never count a receipt twice. A1 comes from a separate count, so the
+    A1 = A2 + A3 check compares two independent readings of the receipts.
+    """
+    matched = and_(
+        resolutions.c.complaint_id == receipts.c.complaint_id,
+        resolutions.c.cycle == receipts.c.cycle,
+        resolutions.c.resolved_at <= receipts.c.d1_deadline,
+        resolutions.c.resolved_at <= window.as_of,
+    )
+    resolved = resolutions.c.id.is_not(None)
+    row = conn.execute(
+        select(
+            func.count(case((resolved, receipts.c.id)).distinct()),
+            func.count(case((~resolved, receipts.c.id)).distinct()),
+        )
+        .select_from(receipts.outerjoin(resolutions, matched))
+        .where(in_window(receipts.c.received_at, window))
+    ).one()
+    return FirstDayOutcomes(int(row[0]), int(row[1]))
+
+
+def _receipts_with_category(window: Window) -> Any:
+    """The window's receipts, each with its complaint's category as it stands at the as-of
+    instant: the latest category change effective at or before then (ties: the one applied
+    last). Ranked in one pass over receipts joined to their complaint's changes (an index
+    lookup each), rather than joined to a ranked subquery, which SQLite cannot index."""
+    changes = category_changes
+    ranked = (
+        select(
+            receipts.c.complaint_id,
+            changes.c.category,
+            changes.c.other_explanation,
+            func.row_number().over(
+                partition_by=receipts.c.id,
+                order_by=(changes.c.effective_at.desc(), changes.c.id.desc()),
+            ).label("rank"),
+        )
+        .select_from(receipts.outerjoin(changes, and_(
+            changes.c.complaint_id == receipts.c.complaint_id,
+            changes.c.effective_at <= window.as_of,
+        )))
+        .where(in_window(receipts.c.received_at, window))
+        .subquery("ranked")
+    )
+    return select(ranked.c.complaint_id, ranked.c.category, ranked.c.other_explanation).where(
+        ranked.c.rank == 1).subquery("receipt_category")
+
+
+@dataclass(frozen=True)
+class CategoryCounts:
+    by_category: dict[str, int]
+    uncategorised: int  # receipts whose complaint had no category at the as-of instant
+    other_unexplained: int  # B22 receipts without an explanation at the as-of instant
+    unexplained_examples: tuple[str, ...]
+
+
+def _blank(column: Any) -> ColumnElement[bool]:
+    return func.coalesce(func.trim(column), literal("")) == literal("")
+
+
+def receipts_by_category(conn: Connection, window: Window) -> CategoryCounts:
+    """Monthly B5-B22: receipts by the complaint's category as of the as-of instant."""
+    receipt = _receipts_with_category(window)
+    unexplained = and_(receipt.c.category == OTHER_CATEGORY,
+                       _blank(receipt.c.other_explanation))
+    rows = conn.execute(
+        select(receipt.c.category, func.count(), func.count(case((unexplained, 1))))
+        .group_by(receipt.c.category)
+    ).all()
+    by_category = {str(c): int(n) for c, n, _ in rows if c is not None}
+    uncategorised = sum(int(n) for c, n, _ in rows if c is None)
+    other_unexplained = sum(int(u) for _, _, u in rows)
+    examples: tuple[str, ...] = ()
+    if other_unexplained:
+        examples = tuple(conn.scalars(
+            select(receipt.c.complaint_id).where(unexplained)
+            .distinct().order_by(receipt.c.complaint_id).limit(10)
+        ))
+    return CategoryCounts(by_category, uncategorised, other_unexplained, examples)
+
+
+def receipts_by_channel(conn: Connection, window: Window) -> dict[str, int]:
+    """Quarterly B7-B10 before mapping: receipts by the channel of their event."""
+    rows = conn.execute(
+        select(receipts.c.channel, func.count())
+        .where(in_window(receipts.c.received_at, window))
+        .group_by(receipts.c.channel)
+    ).all()
+    return {str(channel): int(n) for channel, n in rows}
+
+
+# --------------------------------------------------------------------------- contacts
+def contacts_by_channel(conn: Connection, window: Window) -> dict[str, int]:
+    """Quarterly A2-A5 before mapping: contacts by channel.
+
+    Receipts are contacts, but receipts sharing a contact_id (one call raising several
+    complaints) are one contact: it is counted once, in the period and by the channel of its
+    earliest receipt (ties: the one applied first). Contacts rows (enquiries, off-supply
+    reports, logged customer contacts) each count once.
+    """
+    counts: dict[str, int] = {}
+    for channel, n in [*_lone_receipts(conn, window), *_shared_contacts(conn, window),
+                       *_contact_rows(conn, window)]:
+        counts[str(channel)] = counts.get(str(channel), 0) + int(n)
+    return counts
+
+
+def _lone_receipts(conn: Connection, window: Window) -> list[Any]:
+    return list(conn.execute(
+        select(receipts.c.channel, func.count())
+        .where(in_window(receipts.c.received_at, window), receipts.c.contact_id.is_(None))
+        .group_by(receipts.c.channel)
+    ).all())
+
+
+def _shared_contacts(conn: Connection, window: Window) -> list[Any]:
+    ids_in_period = select(receipts.c.contact_id).where(
+        in_window(receipts.c.received_at, window), receipts.c.contact_id.is_not(None))
+    ranked = (
+        select(
+            receipts.c.channel,
+            receipts.c.received_at,
+            func.row_number().over(
+                partition_by=receipts.c.contact_id,
+                order_by=(receipts.c.received_at, receipts.c.id),
+            ).label("rank"),
+        )
+        .where(receipts.c.received_at <= window.as_of,
+               receipts.c.contact_id.in_(ids_in_period))
+        .subquery("by_contact")
+    )
+    return list(conn.execute(
+        select(ranked.c.channel, func.count())
+        .where(ranked.c.rank == 1, in_window(ranked.c.received_at, window))
+        .group_by(ranked.c.channel)
+    ).all())
+
+
+def _contact_rows(conn: Connection, window: Window) -> list[Any]:
+    is_contact = or_(
+        contacts.c.kind.in_(CONTACT_RECEIVED_KINDS),
+        and_(contacts.c.kind == "contact_logged",
+             contacts.c.party.in_(sorted(CONTACT_PARTIES))),
+    )
+    return list(conn.execute(
+        select(contacts.c.channel, func.count())
+        .where(in_window(contacts.c.occurred_at, window), is_contact)
+        .group_by(contacts.c.channel)
+    ).all())
+
+
+# --------------------------------------------------------------------------- resolutions
+@dataclass(frozen=True)
+class ResolutionCounts:
+    resolved: int
+    by_original_d1: int
+    within_eight_weeks: int
+    after_eight_weeks: int
+
+
+def _counted_in(window: Window) -> ColumnElement[bool]:
+    # `counted` is false when an 8-week or deadlock letter preceded the resolution (5.10).
+    return and_(resolutions.c.counted.is_(True), in_window(resolutions.c.resolved_at, window))
+
+
+def resolution_counts(conn: Connection, window: Window) -> ResolutionCounts:
+    """Quarterly C11-C14: counted resolutions, timed from the original receipt."""
+    at = resolutions.c.resolved_at
+    row = conn.execute(
+        select(
+            func.count(),
+            func.count(case((at <= resolutions.c.original_d1_deadline, 1))),
+            func.count(case((at <= resolutions.c.eight_weeks_at, 1))),
+            func.count(case((at > resolutions.c.eight_weeks_at, 1))),
+        ).where(_counted_in(window))
+    ).one()
+    return ResolutionCounts(*(int(v) for v in row))
+
+
+def median_resolution_days(conn: Connection, window: Window, count: int) -> Fraction | None:
+    """Quarterly C15: the median resolution time, in days, of the `count` counted resolutions.
+
+    The database sorts the exact durations and returns only the middle one or two (SQLite has
+    no percentile function); the mean of two is taken exactly here, in integer microseconds.
+    """
+    if count == 0:
+        return None
+    elapsed = ElapsedMicroseconds(resolutions.c.resolved_at, resolutions.c.original_received_at)
+    middle = list(conn.scalars(
+        select(elapsed).where(_counted_in(window))
+        .order_by(elapsed).offset((count - 1) // 2).limit(1 if count % 2 else 2)
+    ))
+    return Fraction(sum(int(m) for m in middle), len(middle) * MICROSECONDS_PER_DAY)
+
+
+# --------------------------------------------------------------------------- letters, accounts
+def letters_by_kind(conn: Connection, window: Window) -> dict[str, int]:
+    """Quarterly D16/D17: 8-week and deadlock letters issued in the window."""
+    rows = conn.execute(
+        select(letters.c.kind, func.count())
+        .where(in_window(letters.c.issued_at, window),
+               letters.c.kind.in_(("eight_week", "deadlock")))
+        .group_by(letters.c.kind)
+    ).all()
+    return {str(kind): int(n) for kind, n in rows}
+
+
+@dataclass(frozen=True)
+class Accounts:
+    electricity: int | None
+    gas: int | None
+    as_of: str | None  # the snapshot's date, for people checking the return
+
+
+def accounts(conn: Connection, window: Window) -> Accounts:
+    """C24/C25 and E18/E19: the snapshot with the latest `as_of` date in the period; of equal
+    dates the one applied last (a correction). Only snapshots sent by the as-of instant."""
+    row = conn.execute(
+        select(snapshots.c.electricity_accounts, snapshots.c.gas_accounts, snapshots.c.as_of)
+        .where(snapshots.c.as_of >= window.first, snapshots.c.as_of <= window.last,
+               snapshots.c.occurred_at <= window.as_of)
+        .order_by(snapshots.c.as_of.desc(), snapshots.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return Accounts(None, None, None)
+    return Accounts(int(row[0]), int(row[1]), row[2].isoformat())
