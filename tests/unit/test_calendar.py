@@ -20,7 +20,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
-import holidays
 import pytest
 
 from workflow.calendar import (
@@ -261,10 +260,6 @@ def test_d_plus_1(region: str, received: datetime, expected: datetime) -> None:
     assert_utc(CALENDARS[region].d_plus_1(received), expected)
 
 
-@pytest.mark.skipif(
-    date(2026, 6, 15) not in holidays.UK(subdiv="SCT", years=2026),
-    reason="installed `holidays` predates the one-off SCT bank holiday of 15 Jun 2026",
-)
 @pytest.mark.parametrize(
     ("region", "expected"),
     [
@@ -376,8 +371,6 @@ def test_nth_working_day_after(region: str, day: date, n: int, expected: date) -
     ],
 )
 def test_working_days_between(region: str, start: date, end: date, expected: int) -> None:
-    if region == "SCT" and date(2026, 6, 15) not in holidays.UK(subdiv="SCT", years=2026):
-        pytest.skip("installed `holidays` predates the one-off SCT bank holiday of 15 Jun 2026")
     assert CALENDARS[region].working_days_between(start, end) == expected
 
 
