@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean bench
+.PHONY: run sample test lint install clean bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,17 +16,30 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The whole service on an embedded broker (memory only) with a simulated contact centre; the
+# dashboard link (with its token) is printed at start. Stops by itself after RUN_SECONDS.
+RUN_SECONDS ?= 120
 run: $(STAMP)
 	rm -f demo.db demo.db-wal demo.db-shm
-	$(BIN)/complaints ingest workflow/samples/sample-events.jsonl --db sqlite:///demo.db
-	$(BIN)/complaints backlog --db sqlite:///demo.db --as-of 2026-04-30T23:59:59+01:00
+	$(BIN)/complaints up --demo --duration $(RUN_SECONDS) --db sqlite:///demo.db
+
+# The offline path: replay the bundled sample file by event time and print the backlog.
+sample: $(STAMP)
+	rm -f sample.db sample.db-wal sample.db-shm
+	$(BIN)/complaints ingest workflow/samples/sample-events.jsonl --db sqlite:///sample.db
+	$(BIN)/complaints backlog --db sqlite:///sample.db --as-of 2026-04-30T23:59:59+01:00
+
+# The dashboard test drives Debian's Chromium (never a browser download of its own).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
 
 lint: $(STAMP)
 	$(BIN)/ruff check workflow consumers letters reporting tests bench
 	$(BIN)/mypy
 
-test: lint
-	$(BIN)/python -m pytest -q
+test: lint $(CHROMIUM)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) demo.db
+	rm -rf $(VENV) demo.db* sample.db*

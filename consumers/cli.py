@@ -205,9 +205,12 @@ def letters_render(letter_id: str, target: Path, db: str | None, config: str | N
 
 # Command groups defined beside what they serve, registered here so `complaints --help`
 # lists them all.
+from consumers.commands import publish, up  # noqa: E402
 from reporting.commands import report  # noqa: E402
+from reporting.reconcile import reconcile  # noqa: E402
 
-main.add_command(report)
+for _command in (report, up, publish, reconcile):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,316 @@
+"""`complaints up`: the service's processes in one process, one thread each.
+
+Components: the workflow consumer, the timer service, the outbox relay and the aggregator
+with the ops web server (and the demo contact centre with `--demo`). Each thread has its own
+database sessions and Kafka clients; they share only the stop event. A component that fails
+is restarted after a back-off, so a database or broker outage pauses the service instead of
+ending it. `--only` runs a subset, which is how deploy/ scales them independently.
+
+Without KAFKA_BOOTSTRAP_SERVERS the embedded broker (Tansu, memory only) is started on a
+free loopback port and the topics are created; it stops, and its data is gone, on exit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from sqlalchemy import func, select
+
+from consumers.broker import EmbeddedBroker
+from consumers.demo import ContactCentre
+from consumers.outbox_relay import OutboxRelay
+from consumers.settings import TOPICS, Settings
+from consumers.timer_service import TimerService
+from consumers.workflow_consumer import WorkflowConsumer, _short
+from workflow import queries
+from workflow.bootstrap import App
+from workflow.schema import Deadline, OutboxMessage, Rejection
+
+log = logging.getLogger(__name__)
+
+COMPONENTS: Final = ("consumer", "timer", "relay", "aggregator")
+# Stopped in this order: input first, then the relay so that it publishes the final batch, and
+# the aggregator last so that it can still count that batch.
+STOP_ORDER: Final = ("demo", "consumer", "timer", "relay", "aggregator")
+STATUS_EVERY_S: Final = 15.0
+HEALTH_EVERY_S: Final = 5.0
+_TOPIC_ALREADY_EXISTS: Final = 36
+
+
+class Component(Protocol):
+    @property
+    def stats(self) -> Any: ...  # a dataclass of counters, for the status line and summary
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    only: tuple[str, ...] = COMPONENTS
+    demo: bool = False
+    demo_rate: float = 2.0
+    duration: float | None = None
+    ops_token: str | None = None  # required with the aggregator (see reporting.web)
+    ops_token_generated: bool = False  # then printed once, with the dashboard link
+
+
+def configure_logging(level: str) -> None:
+    # Ids and counts only reach the log: never a customer's name, address or summary.
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(threadName)-9s %(name)s: %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # chatty at INFO
+
+
+def create_topics(bootstrap: dict[str, Any], settings: Settings, *,
+                  timeout_s: float = 30.0) -> list[str]:
+    """Create the service's topics that do not exist yet (idempotent); returns those created."""
+    admin = KafkaAdminClient(**bootstrap, client_id="complaints-init")
+    try:
+        specs = {
+            settings.topics.name(logical): {
+                "num_partitions": spec.partitions, "replication_factor": -1,  # broker default
+                "configs": dict(spec.configs),
+            }
+            for logical, spec in TOPICS.items()
+        }
+        response = admin.create_topics(specs, timeout_ms=int(timeout_s * 1000),
+                                       raise_errors=False)
+        created, failed = [], []
+        for result in response["topics"]:
+            if result["error_code"] == 0:
+                created.append(result["name"])
+            elif result["error_code"] != _TOPIC_ALREADY_EXISTS:
+                failed.append(f"{result['name']}: error {result['error_code']} "
+                              f"{result.get('error_message') or ''}")
+        if failed:
+            raise RuntimeError("could not create topics: " + "; ".join(failed))
+        admin.wait_for_topics(list(specs), timeout_ms=int(timeout_s * 1000))
+        return created
+    finally:
+        admin.close()
+
+
+def start_embedded_broker(settings: Settings) -> tuple[EmbeddedBroker, Settings]:
+    broker = EmbeddedBroker().start()
+    try:
+        for logical, spec in TOPICS.items():
+            broker.create_topics([settings.topics.name(logical)], partitions=spec.partitions,
+                                 configs=spec.configs)
+    except BaseException:
+        broker.stop()
+        raise
+    log.warning("no KAFKA_BOOTSTRAP_SERVERS: started the embedded broker (Tansu) at %s; it "
+                "keeps messages in memory only, they are gone when this process stops",
+                broker.bootstrap_servers)
+    return broker, dataclasses.replace(settings, bootstrap_servers=broker.bootstrap_servers)
+
+
+class Runtime:
+    def __init__(self, app: App, settings: Settings, options: RunOptions,
+                 stop: threading.Event | None = None) -> None:
+        unknown = set(options.only) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"unknown component(s) {sorted(unknown)}; choose from {COMPONENTS}")
+        self.app = app
+        self.settings = settings
+        self.options = options
+        self.stop = stop or threading.Event()
+        self.components: dict[str, Component] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._stops: dict[str, threading.Event] = {}
+        self._broker: EmbeddedBroker | None = None
+
+    def build(self) -> None:
+        factories: dict[str, Callable[[], Component]] = {
+            "consumer": lambda: WorkflowConsumer(self.app, self.settings),
+            "timer": lambda: TimerService(self.app, self.settings),
+            "relay": lambda: OutboxRelay(self.app, self.settings),
+            "aggregator": self._ops_service,
+        }
+        for name in self.options.only:
+            self.components[name] = factories[name]()
+        if self.options.demo:
+            self.components["demo"] = ContactCentre(self.settings, rate=self.options.demo_rate)
+
+    def _ops_service(self) -> Component:
+        from reporting.aggregator import AggregatorConfig, OpsService  # deferred: faust
+
+        if not self.options.ops_token:
+            raise ValueError("the aggregator needs an ops token (RunOptions.ops_token)")
+        # Tansu reports a wrong high watermark for multi-record batches (see the module doc
+        # of reporting.aggregator): one record per changelog batch on the embedded broker.
+        config = AggregatorConfig(single_record_batches=self._broker is not None)
+        return OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
+                          config=config, announce_token=self.options.ops_token_generated)
+
+    def run(self) -> dict[str, Any]:
+        """Run until the stop event (signal) or `duration`; returns the exit summary."""
+        started = time.monotonic()
+        if not self.settings.bootstrap_servers:
+            self._broker, self.settings = start_embedded_broker(self.settings)
+        try:
+            self.build()
+            for name, component in self.components.items():
+                self._stops[name] = threading.Event()
+                thread = threading.Thread(target=self._supervise, args=(name, component),
+                                          name=name, daemon=True)
+                self._threads[name] = thread
+                thread.start()
+            log.info("running %s (group %s, topics %scomplaints.*)", ", ".join(self.components),
+                     self.settings.group_id, self.settings.topics.prefix)
+            self._watch(started)
+            self.stop.set()
+            for name in sorted(self._threads, key=STOP_ORDER.index):
+                self._stops[name].set()
+                self._threads[name].join(timeout=30)
+                if self._threads[name].is_alive():
+                    log.error("%s did not stop within 30 s", name)
+            return self.summary(time.monotonic() - started)
+        finally:
+            if self._broker is not None:
+                self._broker.stop()
+                self._broker = None
+
+    def _watch(self, started: float) -> None:
+        """The main thread: status lines, the health file, the duration limit."""
+        last_status = time.monotonic()
+        last: dict[str, dict[str, int]] = {}
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if self.options.duration is not None and now - started >= self.options.duration:
+                log.info("--duration %.0f s reached; stopping", self.options.duration)
+                return
+            self._touch_health()
+            if now - last_status >= STATUS_EVERY_S:
+                last = self._log_status(last)
+                last_status = now
+            wait = HEALTH_EVERY_S
+            if self.options.duration is not None:
+                wait = min(wait, max(0.0, started + self.options.duration - now))
+            self.stop.wait(wait)
+        log.info("stopping: finishing the current batches")
+
+    def _supervise(self, name: str, component: Component) -> None:
+        backoff = 1.0
+        stop = self._stops[name]
+        while not stop.is_set():
+            try:
+                component.run(stop)
+                return
+            except Exception as exc:  # noqa: BLE001 - a component restarts, the process stays
+                # The exception text can quote SQL parameters (personal data): first line and
+                # the stack frames only.
+                log.error("%s failed: %s: %s; restarting in %.0f s\n%s", name,
+                          type(exc).__name__, _short(exc), backoff,
+                          "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+                stop.wait(backoff)
+                backoff = min(30.0, backoff * 2)
+
+    def _touch_health(self) -> None:
+        path = self.settings.health_file
+        if path and all(t.is_alive() for t in self._threads.values()):
+            Path(path).touch()
+
+    def _log_status(self, last: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        current = {name: {k: v for k, v in vars(c.stats).items() if isinstance(v, int)}
+                   for name, c in self.components.items()}
+        parts = []
+        for name, figures in current.items():
+            before = last.get(name, {})
+            moved = {k: v - before.get(k, 0) for k, v in figures.items()}
+            parts.append(f"{name} " + (" ".join(f"{k}+{v}" for k, v in moved.items() if v)
+                                        or "idle"))
+        log.info("last %.0f s: %s", STATUS_EVERY_S, "; ".join(parts))
+        return current
+
+    # -- the exit summary -----------------------------------------------------------------
+    def summary(self, seconds: float) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "seconds": round(seconds, 1),
+            "components": {name: dataclasses.asdict(c.stats)
+                           for name, c in self.components.items()},
+        }
+        try:
+            document["record"] = record_summary(self.app)
+        except Exception as exc:  # noqa: BLE001 - the summary must not hide the exit
+            document["record"] = {"error": _short(exc)}
+        # Tansu answers "latest offset" with the last batch's base offset + 1, so a lag
+        # figure is only given on a real Kafka cluster.
+        if "consumer" in self.components and self._broker is None:
+            document["consumer_lag"] = consumer_lag(self.settings)
+        return document
+
+
+def record_summary(app: App, now: datetime | None = None) -> dict[str, Any]:
+    """The backlog (CONTRACT.md `complaints backlog`) and what is still to leave the record."""
+    now = now or datetime.now(UTC)
+    with app.sessions() as session:
+        backlog = queries.backlog(session, now, app.procedure.calendar)
+        unpublished = session.scalar(select(func.count()).select_from(OutboxMessage)
+                                     .where(OutboxMessage.published_at.is_(None)))
+        due = session.scalar(select(func.count()).select_from(Deadline).where(
+            Deadline.fired_at.is_(None), Deadline.due_at <= now))
+        rejections = session.scalar(select(func.count()).select_from(Rejection))
+    return {"as_of": backlog["as_of"],
+            "by_state": {k: v for k, v in backlog["by_state"].items() if v},
+            "overdue": {k: v for k, v in backlog["overdue"].items() if v},
+            "outbox_unpublished": unpublished, "deadlines_due_unfired": due,
+            "rejections": rejections}
+
+
+def consumer_lag(settings: Settings) -> dict[str, int] | None:
+    """Records on the input topics not yet committed by the group, per topic."""
+    try:
+        client = settings.client_config()
+        admin = KafkaAdminClient(**client, client_id="complaints-summary")
+        try:
+            committed = admin.list_group_offsets({settings.group_id: None})[settings.group_id]
+        finally:
+            admin.close()
+        probe = KafkaConsumer(**client, client_id="complaints-summary", enable_auto_commit=False)
+        try:
+            topics = (settings.topics.events, settings.topics.deadlines)
+            partitions = [TopicPartition(t, p) for t in topics
+                          for p in (probe.partitions_for_topic(t) or ())]
+            ends = probe.end_offsets(partitions)
+        finally:
+            probe.close()
+    except Exception as exc:  # noqa: BLE001 - a figure for the summary only
+        log.debug("consumer lag unavailable: %s", _short(exc))
+        return None
+    lag: dict[str, int] = {}
+    for tp, end in ends.items():
+        done = committed.get(tp)
+        lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - (done.offset if done else 0))
+    return lag
+
+
+def human_summary(document: dict[str, Any]) -> str:
+    lines = [f"ran {document['seconds']} s"]
+    for name, figures in document["components"].items():
+        lines.append(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    record = document.get("record", {})
+    if "by_state" in record:
+        states = ", ".join(f"{k} {v}" for k, v in record["by_state"].items()) or "none"
+        overdue = ", ".join(f"{k} {v}" for k, v in record["overdue"].items()) or "none"
+        lines += [f"backlog as of {record['as_of']}", f"  complaints by state: {states}",
+                  f"  overdue deadlines: {overdue}",
+                  f"  deadlines due, not yet fired: {record['deadlines_due_unfired']}",
+                  f"  outbox rows not yet published: {record['outbox_unpublished']}",
+                  f"  rejections stored: {record['rejections']}"]
+    if document.get("consumer_lag") is not None:
+        lag = ", ".join(f"{k} {v}" for k, v in document["consumer_lag"].items())
+        lines.append(f"  consumer lag: {lag}")
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Runtime settings: the topic table and the environment the service reads, in one place.
+
+`TOPICS` and `ENVIRONMENT` are the tables of truth: the command line's help, the AsyncAPI
+document, the embedded broker's topic creation and the deploy/ manifests (checked by a test)
+all derive from them, so a topic or a variable cannot be renamed in one place only.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+Logical = Literal["events", "deadlines", "lifecycle", "letters", "rejected"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str  # before the prefix
+    partitions: int  # for topics the service creates (embedded broker, `up --init`)
+    key: str
+    summary: str
+    # Kafka topic configs set on creation: the events topic must accept messages over the
+    # contract's 1 MiB limit so that they reach the consumer and are rejected with a reason.
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+LARGE_MESSAGES: Final = {"max.message.bytes": str(4 * 1024 * 1024)}
+
+TOPICS: Final[dict[Logical, TopicSpec]] = {
+    "events": TopicSpec(
+        "complaints.events", 6, "complaint_id, else contact_id, else event_id",
+        "Events in from contact-centre systems (CONTRACT.md 'Events in').", LARGE_MESSAGES),
+    "deadlines": TopicSpec(
+        "complaints.deadlines", 6, "complaint_id",
+        "Due deadlines, from the timer service to the workflow consumer."),
+    "lifecycle": TopicSpec(
+        "complaints.lifecycle", 6, "complaint_id",
+        "Every applied change: state changes, registrations, deadlines scheduled and fired."),
+    "letters": TopicSpec(
+        "complaints.letters", 6, "complaint_id",
+        "One message per letter issued."),
+    "rejected": TopicSpec(
+        "complaints.rejected", 3, "the rejected message's key, as received",
+        "Rejected input: the raw message, the reason and where it came from.", LARGE_MESSAGES),
+}
+
+#: Outbox rows name a logical topic; the relay publishes each to its physical topic.
+OUTBOX_TOPICS: Final[tuple[Logical, ...]] = ("lifecycle", "letters", "rejected")
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    help: str
+    default: str | None = None
+    secret: bool = False
+
+
+ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
+    EnvVar("KAFKA_BOOTSTRAP_SERVERS",
+           "Kafka brokers, host:port[,host:port]. Unset: `up` starts an embedded broker "
+           "(in memory, loopback only)."),
+    EnvVar("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+           "PLAINTEXT"),
+    EnvVar("KAFKA_SASL_MECHANISM", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)."),
+    EnvVar("KAFKA_SASL_USERNAME", "SASL user name."),
+    EnvVar("KAFKA_SASL_PASSWORD", "SASL password.", secret=True),
+    EnvVar("KAFKA_SSL_CAFILE", "CA bundle to verify the brokers' certificates (with *SSL)."),
+    EnvVar("COMPLAINTS_DATABASE_URL", "Database URL (as --db).", "sqlite:///complaints.db",
+           secret=True),
+    EnvVar("COMPLAINTS_CONFIG", "Procedure: kilowatt-connect, lastmile or a TOML path "
+                                "(as --config).", "kilowatt-connect"),
+    EnvVar("COMPLAINTS_TOPIC_PREFIX", "Prefix for every topic name, e.g. 'acme.' gives "
+                                      "'acme.complaints.events'.", ""),
+    EnvVar("COMPLAINTS_CONSUMER_GROUP", "Kafka consumer group of the workflow consumers.",
+           "complaints-workflow"),
+    EnvVar("COMPLAINTS_KAFKA_SESSION_TIMEOUT_MS",
+           "Consumer group session timeout: how long a dead consumer holds its partitions "
+           "(a restart rejoins in about twice this on the embedded broker).", "10000"),
+    EnvVar("COMPLAINTS_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.", "INFO"),
+    EnvVar("COMPLAINTS_HEALTH_FILE", "File touched every few seconds while every component "
+                                     "runs (for liveness probes)."),
+    EnvVar("COMPLAINTS_WEB_HOST", "Address the ops web server (API and dashboard) listens on.",
+           "127.0.0.1"),
+    EnvVar("COMPLAINTS_WEB_PORT", "Port of the ops web server (0: any free port).", "8080"),
+    EnvVar("COMPLAINTS_OPS_TOKEN", "Bearer token for the ops API and dashboard. Unset: `up` "
+                                   "generates one and prints it once.", secret=True),
+    EnvVar("COMPLAINTS_OPS_URL", "Where `complaints reconcile` asks the aggregator [default: "
+                                 "http://COMPLAINTS_WEB_HOST:COMPLAINTS_WEB_PORT]."),
+)
+ENV_NAMES: Final = frozenset(v.name for v in ENVIRONMENT)
+
+# Consumer tuning. A 10 s session timeout (the default of COMPLAINTS_KAFKA_SESSION_TIMEOUT_MS)
+# makes a group form in a few seconds on the embedded broker (kafka-python's 45 s default
+# costs ~20 s there) and still tolerates GC pauses; heartbeats go at a third of it.
+MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024  # fetch/produce ceiling: above the 1 MiB contract
+
+
+def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A variable from the table: its value, else its default (empty counts as unset)."""
+    assert name in ENV_NAMES, f"{name} is not in settings.ENVIRONMENT"
+    value = (os.environ if environ is None else environ).get(name)
+    if value:
+        return value
+    return next(v.default for v in ENVIRONMENT if v.name == name)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Physical topic names for a prefix."""
+
+    prefix: str = ""
+
+    def name(self, logical: Logical) -> str:
+        return self.prefix + TOPICS[logical].name
+
+    @property
+    def events(self) -> str:
+        return self.name("events")
+
+    @property
+    def deadlines(self) -> str:
+        return self.name("deadlines")
+
+    @property
+    def lifecycle(self) -> str:
+        return self.name("lifecycle")
+
+    @property
+    def letters(self) -> str:
+        return self.name("letters")
+
+    @property
+    def rejected(self) -> str:
+        return self.name("rejected")
+
+    def all(self) -> dict[Logical, str]:
+        return {logical: self.name(logical) for logical in TOPICS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str | None
+    topics: Topics
+    group_id: str
+    kafka_security: Mapping[str, str] = field(default_factory=dict)
+    health_file: str | None = None
+    log_level: str = "INFO"
+    session_timeout_ms: int = 10_000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        security = {
+            "security_protocol": env("KAFKA_SECURITY_PROTOCOL", environ),
+            "sasl_mechanism": env("KAFKA_SASL_MECHANISM", environ),
+            "sasl_plain_username": env("KAFKA_SASL_USERNAME", environ),
+            "sasl_plain_password": env("KAFKA_SASL_PASSWORD", environ),
+            "ssl_cafile": env("KAFKA_SSL_CAFILE", environ),
+        }
+        values: dict[str, Any] = {
+            "bootstrap_servers": env("KAFKA_BOOTSTRAP_SERVERS", environ),
+            "topics": Topics(env("COMPLAINTS_TOPIC_PREFIX", environ) or ""),
+            "group_id": env("COMPLAINTS_CONSUMER_GROUP", environ) or "complaints-workflow",
+            "kafka_security": {k: v for k, v in security.items() if v},
+            "health_file": env("COMPLAINTS_HEALTH_FILE", environ),
+            "log_level": (env("COMPLAINTS_LOG_LEVEL", environ) or "INFO").upper(),
+            "session_timeout_ms": int(env("COMPLAINTS_KAFKA_SESSION_TIMEOUT_MS", environ)
+                                      or 10_000),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def client_config(self) -> dict[str, Any]:
+        """What every Kafka client of the service shares: brokers and security."""
+        if not self.bootstrap_servers:
+            raise ValueError("no Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS) are set")
+        return {"bootstrap_servers": self.bootstrap_servers.split(","), **self.kafka_security}
+
+
+def environment_help() -> str:
+    """The ENVIRONMENT table as text for `--help` (click keeps \\b paragraphs verbatim)."""
+    lines = ["\b", "Environment:"]
+    for var in ENVIRONMENT:
+        default = f" [default: {var.default}]" if var.default not in (None, "") else ""
+        lines.append(f"  {var.name}")
+        lines += textwrap.wrap(var.help + default, 74, initial_indent="      ",
+                               subsequent_indent="      ")
+    return "\n".join(lines)
