@@ -1,0 +1,339 @@
+"""The ops HTTP server: the live backlog, the running return items, health, metrics, dashboard.
+
+An aiohttp application in the aggregator's own event loop (aiohttp ships with faust), so a
+request reads the live view directly: no copy, no lock, no second process.
+
+Endpoints (JSON unless said):
+
+- `GET /health` (open): whether the view is ready, events applied, recovery figures. 200 when
+  ready, 503 while starting or recovering, so it doubles as a readiness probe.
+- `GET /backlog[?as_of=INSTANT]`: the `complaints backlog` document, from memory.
+- `GET /returns/current[?month=YYYY-MM][&quarter=YYYY-Qn]`: the return items that can be counted
+  from the output topics, for the current month and quarter (Europe/London) by default.
+- `GET /metrics`: Prometheus text format.
+- `GET /` (open): the dashboard page; it holds no data and fetches the endpoints above with the
+  token (see reporting/static/dashboard.js for how the token is kept).
+
+All but `/health`, `/` and its static files need `Authorization: Bearer $COMPLAINTS_OPS_TOKEN`.
+The token is compared by digest in constant time; a missing or wrong one gets 401.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from reporting.ops.records import micros, periods_of
+from reporting.ops.view import NOT_STREAMED, Aggregator
+from reporting.periods import BadPeriod, parse_month, parse_quarter
+from workflow.calendar import WorkingCalendar
+
+STATIC_DIR: Final = Path(__file__).parent / "static"
+STATIC_FILES: Final = {
+    "dashboard.js": "application/javascript",
+    "dashboard.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 8080
+TOKEN_VARIABLE: Final = "COMPLAINTS_OPS_TOKEN"
+# The page runs only its own script and talks only to its own origin.
+PAGE_POLICY: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+                      "img-src 'self'; connect-src 'self'; base-uri 'none'; "
+                      "form-action 'self'; frame-ancestors 'none'")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# --------------------------------------------------------------------------- configuration
+def web_address(environ: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """COMPLAINTS_WEB_HOST (default 127.0.0.1) and COMPLAINTS_WEB_PORT (default 8080)."""
+    env = os.environ if environ is None else environ
+    host = env.get("COMPLAINTS_WEB_HOST") or DEFAULT_HOST
+    port_text = env.get("COMPLAINTS_WEB_PORT") or str(DEFAULT_PORT)
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"COMPLAINTS_WEB_PORT must be a port number, not {port_text!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"COMPLAINTS_WEB_PORT {port} is out of range")
+    return host, port
+
+
+def ensure_ops_token(environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
+    """The ops token from COMPLAINTS_OPS_TOKEN, or a new random one: (token, generated).
+
+    When `generated`, the caller prints it once (see `token_notice`): it exists nowhere else.
+    """
+    env = os.environ if environ is None else environ
+    token = env.get(TOKEN_VARIABLE, "").strip()
+    if token:
+        return token, False
+    return secrets.token_urlsafe(32), True
+
+
+def dashboard_url(host: str, port: int, token: str | None = None) -> str:
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "") else host
+    url = f"http://{shown}:{port}/"
+    # The token travels in the fragment: browsers never send it to a server or in a Referer.
+    return f"{url}#token={token}" if token else url
+
+
+def token_notice(host: str, port: int, token: str) -> str:
+    return (f"ops dashboard: {dashboard_url(host, port, token)}\n"
+            f"ops API token (generated for this run; set {TOKEN_VARIABLE} to choose one): "
+            f"{token}")
+
+
+# --------------------------------------------------------------------------- state
+@dataclass
+class OpsState:
+    """What the web server reads: the current aggregator (replaced when it restarts), status."""
+
+    calendar: WorkingCalendar
+    aggregator: Aggregator
+    status: str = "starting"  # starting | recovering | running | restarting | stopped
+    partitions_assigned: int = 0
+    partitions_total: int = 0
+    restarts: int = 0
+    started_at: float = field(default_factory=time.time)
+    error: str | None = None  # the last failure, type and first line only
+    web_port: int | None = None  # the port bound (port 0 asks for a free one)
+
+    @property
+    def ready(self) -> bool:
+        return self.aggregator.ready and self.status == "running"
+
+    def health(self) -> dict[str, Any]:
+        stats = self.aggregator.stats
+        last = stats.last_applied_at
+        return {
+            "status": "ok" if self.ready else self.status,
+            "ready": self.ready,
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "complaints": self.aggregator.complaints,
+            "events": {"applied": stats.applied, "duplicates": stats.duplicates,
+                       "malformed": stats.malformed},
+            "recovered_complaints": stats.recovered,
+            "seconds_since_last_event": None if last is None else round(time.time() - last, 1),
+            "partitions": {"assigned": self.partitions_assigned, "total": self.partitions_total},
+            "restarts": self.restarts,
+            "error": self.error,
+        }
+
+
+# --------------------------------------------------------------------------- metrics
+class ViewCollector(Collector):
+    """Figures read from the live view at scrape time (nothing is copied between scrapes)."""
+
+    def __init__(self, state: OpsState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterable[Metric]:
+        state = self.state
+        stats = state.aggregator.stats
+        ready = GaugeMetricFamily("complaints_aggregator_ready",
+                                  "1 when the live view is recovered and consuming")
+        ready.add_metric([], 1.0 if state.ready else 0.0)
+        yield ready
+        events = CounterMetricFamily("complaints_aggregator_events",
+                                     "Output events read, by outcome", labels=["outcome"])
+        for outcome, value in (("applied", stats.applied), ("duplicate", stats.duplicates),
+                               ("malformed", stats.malformed)):
+            events.add_metric([outcome], value)
+        yield events
+        tracked = GaugeMetricFamily("complaints_aggregator_complaints",
+                                    "Complaints held in the aggregator's table")
+        tracked.add_metric([], state.aggregator.complaints)
+        yield tracked
+        if stats.last_applied_at is not None:
+            last = GaugeMetricFamily("complaints_aggregator_last_event_timestamp_seconds",
+                                     "Wall-clock time the last event was applied")
+            last.add_metric([], stats.last_applied_at)
+            yield last
+        if not state.ready:
+            return
+        now = datetime.now(UTC)
+        backlog = state.aggregator.view.backlog(now, state.calendar)
+        by_state = GaugeMetricFamily("complaints_backlog", "Complaints by state",
+                                     labels=["state"])
+        for name, value in backlog["by_state"].items():
+            by_state.add_metric([name], value)
+        yield by_state
+        overdue = GaugeMetricFamily("complaints_deadlines_overdue",
+                                    "Deadlines overdue (remedies: overdue and not implemented)",
+                                    labels=["kind"])
+        soon = GaugeMetricFamily("complaints_deadlines_due_within_5_working_days",
+                                 "Unfired deadlines due within 5 working days", labels=["kind"])
+        for name, value in backlog["overdue"].items():
+            overdue.add_metric([name], value)
+        for name, value in backlog["due_within_5_working_days"].items():
+            soon.add_metric([name], value)
+        yield overdue
+        yield soon
+        month, _ = periods_of_now(now)
+        monthly = state.aggregator.view.monthly(month)
+        receipts = GaugeMetricFamily("complaints_receipts_this_month",
+                                     "Receipts in the current month by channel",
+                                     labels=["channel"])
+        for name, value in monthly["receipts_by_channel"].items():
+            receipts.add_metric([name], value)
+        yield receipts
+
+
+def periods_of_now(now: datetime) -> tuple[str, str]:
+    return periods_of(micros(now))
+
+
+# --------------------------------------------------------------------------- the application
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+COMMON_HEADERS: Final = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                         "Referrer-Policy": "no-referrer"}
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status,
+                             headers={**COMMON_HEADERS, **headers})
+
+
+def _instant_param(request: web.Request, name: str) -> datetime:
+    """The instant in the query (now by default); ValueError says what is wrong with it."""
+    text = request.query.get(name)
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        # An unescaped '+' in a query string arrives as a space.
+        value = datetime.fromisoformat(text.strip().replace(" ", "+"))
+    except ValueError:
+        raise ValueError(f"{name} is not an ISO-8601 instant") from None
+    if value.utcoffset() is None:
+        raise ValueError(f"{name} has no UTC offset")
+    return value
+
+
+def create_app(state: OpsState, token: str) -> web.Application:
+    """The ops web application over `state`, requiring `token` on the data endpoints."""
+    if not token:
+        raise ValueError("the ops API needs a token")
+    expected = _digest(token)
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(ViewCollector(state))
+    page = (STATIC_DIR / "dashboard.html").read_bytes()
+    assets = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_FILES}
+
+    def guarded(handler: Handler) -> Handler:
+        """The bearer check, wrapped around each data endpoint (a middleware would cost every
+        request, open ones included, a further call through the chain)."""
+        async def check(request: web.Request) -> web.StreamResponse:
+            scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+            # Digests make the comparison constant-time in the token's length too.
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    _digest(presented.strip()), expected):
+                return _error(401, "missing or invalid bearer token",
+                              **{"WWW-Authenticate": 'Bearer realm="complaints-ops"'})
+            return await handler(request)
+
+        return check
+
+    def not_ready() -> web.Response:
+        return _error(503, f"the live view is not ready ({state.status})", **{"Retry-After": "2"})
+
+    async def dashboard(request: web.Request) -> web.Response:
+        return web.Response(body=page, content_type="text/html", charset="utf-8", headers={
+            **COMMON_HEADERS, "Content-Security-Policy": PAGE_POLICY,
+            "Cache-Control": "no-cache", "X-Frame-Options": "DENY"})
+
+    async def favicon(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/static/favicon.svg")
+
+    async def static(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in assets:
+            raise web.HTTPNotFound()
+        return web.Response(body=assets[name], content_type=STATIC_FILES[name],
+                            headers={**COMMON_HEADERS, "Cache-Control": "no-cache"})
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response(state.health(), status=200 if state.ready else 503,
+                                 headers=COMMON_HEADERS)
+
+    async def backlog(request: web.Request) -> web.Response:
+        try:
+            as_of = _instant_param(request, "as_of")
+        except ValueError as exc:
+            return _error(400, str(exc))
+        if not state.ready:
+            return not_ready()
+        body = state.aggregator.view.backlog_json(as_of, state.calendar)
+        return web.Response(body=body, content_type="application/json",
+                            headers=COMMON_HEADERS)
+
+    async def returns(request: web.Request) -> web.Response:
+        try:
+            as_of = _instant_param(request, "as_of")
+            month, quarter = periods_of_now(as_of)
+            month = parse_month(request.query.get("month", month)).label
+            quarter = parse_quarter(request.query.get("quarter", quarter)).label
+        except (BadPeriod, ValueError) as exc:
+            return _error(400, str(exc))
+        if not state.ready:
+            return not_ready()
+        view = state.aggregator.view
+        document = {
+            "as_of": as_of.isoformat(),
+            "month": view.monthly(month),
+            "quarter": view.quarterly(quarter),
+            "periods": view.periods(),
+            "not_streamed": NOT_STREAMED,
+        }
+        return web.json_response(document, headers=COMMON_HEADERS)
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={**COMMON_HEADERS,
+                                                "Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    # Open: the page (it holds no figures), its files, and health.
+    app.router.add_get("/", dashboard)
+    app.router.add_get("/static/{name}", static)
+    app.router.add_get("/favicon.ico", favicon)
+    app.router.add_get("/health", health)
+    # Everything with figures needs the token.
+    app.router.add_get("/backlog", guarded(backlog))
+    app.router.add_get("/returns/current", guarded(returns))
+    app.router.add_get("/metrics", guarded(metrics))
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start listening; returns the runner (`await runner.cleanup()` to stop)."""
+    # No access log: request lines are noise here, and the log stays free of query strings.
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port actually bound (for port 0 in tests)."""
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise RuntimeError("the web server is not listening")

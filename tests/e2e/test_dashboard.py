@@ -1,0 +1,183 @@
+"""The ops dashboard in headless Chromium (Debian's `chromium`, driven by Playwright).
+
+The page is served by the real web application over a live view folded from a recorded
+scenario (no broker needed: the broker path is tests/integration/test_aggregator.py). Checked:
+the token link is accepted and removed from the address bar, every chart is drawn with the
+API's figures, the charts refresh by themselves when the figures move, a page without a token
+asks for one and refuses a wrong one, and nothing breaks the page's content security policy.
+A screenshot is written (to COMPLAINTS_SCREENSHOT_DIR when set, else the test's tmp dir).
+
+    apt-get install -y chromium        # the browser (never `playwright install`)
+    pip install playwright             # the driver
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reporting.ops.records import Rules
+from reporting.ops.view import Aggregator
+from reporting.web import OpsState, bound_port, create_app, serve
+from tests.integration.test_aggregator_model import build_scenario
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+TOKEN = "dashboard-test-token"
+MONTH = "2026-01"
+AS_OF = "2026-04-20T10:00:00Z"
+HELD_BACK = 150  # messages applied only after the first render, to see the page refresh
+
+
+def _require_browser() -> Any:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "playwright is not installed (pip install playwright)"
+    else:
+        if CHROMIUM.exists():
+            return sync_playwright
+        reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@dataclass
+class Server:
+    url: str
+    state: OpsState
+    loop: asyncio.AbstractEventLoop
+    held_back: list[tuple[str, str, dict[str, Any]]]
+
+    def apply_held_back(self) -> None:
+        """Fold the remaining messages in the server's own loop (the view is single-owner)."""
+        def fold() -> None:
+            for topic, _, payload in self.held_back:
+                self.state.aggregator.handle(topic, json.dumps(payload))  # type: ignore[arg-type]
+
+        done = threading.Event()
+        self.loop.call_soon_threadsafe(lambda: (fold(), done.set()))
+        assert done.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    scenario = build_scenario(tmp_path_factory.mktemp("dashboard"), total=1500, seed=3)
+    aggregator = Aggregator(Rules(scenario.app.procedure.calendar))
+    for topic, _, payload in scenario.messages[:-HELD_BACK]:
+        aggregator.handle(topic, json.dumps(payload))  # type: ignore[arg-type]
+    state = OpsState(scenario.app.procedure.calendar, aggregator, status="running")
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    ports: list[int] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        runner = loop.run_until_complete(serve(create_app(state, TOKEN), "127.0.0.1", 0))
+        ports.append(bound_port(runner))
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    yield Server(f"http://127.0.0.1:{ports[0]}", state, loop, scenario.messages[-HELD_BACK:])
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    scenario.app.engine.dispose()
+
+
+def _bars(page: Any, chart: str) -> dict[str, list[int]]:
+    return page.eval_on_selector_all(
+        f"#chart-{chart} g.row",
+        "rows => Object.fromEntries(rows.map(r => [r.dataset.key, "
+        "[...r.querySelectorAll('rect.bar')].map(b => Number(b.dataset.value))]))")
+
+
+def test_dashboard_renders_refreshes_and_guards_its_token(server: Server, tmp_path: Path) -> None:
+    sync_playwright = _require_browser()
+    view = server.state.aggregator.view
+    calendar = server.state.calendar
+    from datetime import datetime
+
+    as_of = datetime.fromisoformat(AS_OF)
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(f"{server.url}/?month={MONTH}&as_of={AS_OF}#token={TOKEN}")
+            page.wait_for_selector("#chart-types g.row rect.bar", timeout=10_000)
+
+            # The token left the address bar for this tab's sessionStorage.
+            assert "token" not in page.url and page.url.endswith(f"as_of={AS_OF}")
+            assert page.evaluate("sessionStorage.getItem('complaints-ops-token')") == TOKEN
+            assert page.text_content("#status") == "live"
+
+            backlog = view.backlog(as_of, calendar)
+            month = view.monthly(MONTH)
+            states = _bars(page, "states")
+            assert {k: v[0] for k, v in states.items()} == backlog["by_state"]
+            deadlines = _bars(page, "deadlines")
+            assert {k: v[0] for k, v in deadlines.items()} == backlog["overdue"]
+            assert {k: v[1] for k, v in deadlines.items()} == \
+                backlog["due_within_5_working_days"]
+            types = _bars(page, "types")
+            assert len(types) == 18 and sum(v[0] for v in types.values()) == \
+                month["items"]["A1"] > 0
+            channels = _bars(page, "channels")
+            assert {k: v[0] for k, v in channels.items()} == month["receipts_by_channel"]
+            # Bars are drawn to scale: the largest type fills the most width.
+            widths = page.eval_on_selector_all(
+                "#chart-types rect.bar", "bars => bars.map(b => Number(b.getAttribute('width')))")
+            assert max(widths) > 100 and widths.count(0) < len(widths)
+            assert page.text_content("#tile-received") == str(month["items"]["A1"])
+
+            shot = tmp_path / "dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 20_000
+            keep = os.environ.get("COMPLAINTS_SCREENSHOT_DIR")
+            if keep:
+                Path(keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy(shot, Path(keep) / "dashboard.png")
+
+            # The page refreshes itself (every 5 s) when the figures move.
+            server.apply_held_back()
+            moved = view.backlog(as_of, calendar)["by_state"]
+            assert moved != backlog["by_state"]
+            page.wait_for_function(
+                "expected => [...document.querySelectorAll('#chart-states g.row')].every(r => "
+                "Number(r.querySelector('rect.bar').dataset.value) === expected[r.dataset.key])",
+                arg=moved, timeout=12_000)
+            assert problems == [], problems
+
+            # Without a token the page asks for one, and refuses a wrong one.
+            fresh = browser.new_context().new_page()
+            fresh.goto(f"{server.url}/")
+            fresh.wait_for_selector("#login:not([hidden])")
+            assert fresh.is_hidden("#figures")
+            fresh.fill("#token", "wrong-token")
+            fresh.click("#login button[type=submit]")
+            fresh.wait_for_selector("#login-error:has-text('not accepted')")
+            fresh.fill("#token", TOKEN)
+            fresh.click("#login button[type=submit]")
+            fresh.wait_for_selector("#figures:not([hidden])")
+            assert fresh.locator("#chart-states g.row").count() == 10
+            assert fresh.is_hidden("#login")
+        finally:
+            browser.close()
