@@ -9,7 +9,6 @@ exit 2 for a bad period or option.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,7 +41,13 @@ from reporting.periods import (  # noqa: E402
     parse_quarter,
     twelve_months_ending,
 )
-from reporting.report import Report, run_report, to_json, to_text  # noqa: E402
+from reporting.report import (  # noqa: E402
+    Report,
+    default_as_of,
+    run_report,
+    to_json,
+    to_text,
+)
 
 OUTPUT_PATH = click.Path(path_type=Path, dir_okay=False, writable=True)
 
@@ -54,7 +59,8 @@ def report_options(func: F) -> F:
                         help="Also write the return as CSV.")(func)
     func = click.option("--as-of", "as_of", default=None,
                         help="Count events at or before this instant (ISO-8601 with offset) "
-                             "[default: now].")(func)
+                             "[default: now, and never before the latest instant in the "
+                             "record: offline, now is event time].")(func)
     return common_options(func)
 
 
@@ -68,10 +74,10 @@ def _period(parse: Callable[[str], Period], text: str) -> Period:
 def _produce(spec: ReturnSpec, period: Period, *, db: str | None, config: str | None,
              fmt: str, as_of: str | None, csv_path: Path | None,
              xlsx_path: Path | None) -> tuple[Report, str]:
-    when = instant(as_of, "--as-of") if as_of else datetime.now(UTC)
+    when = instant(as_of, "--as-of") if as_of else None
     app = open_app(db, config)
     try:
-        result = run_report(app, spec, period, when)
+        result = run_report(app, spec, period, when or default_as_of(app))
     finally:
         app.engine.dispose()
     supplier = app.procedure.supplier.name

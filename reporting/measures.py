@@ -11,6 +11,7 @@ instants at or before the report's as-of instant, so a return can be re-run as i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from fractions import Fraction
 from typing import Any, Final
 
@@ -310,6 +311,24 @@ def median_resolution_days(conn: Connection, window: Window, count: int) -> Frac
         .order_by(elapsed).offset((count - 1) // 2).limit(1 if count % 2 else 2)
     ))
     return Fraction(sum(int(m) for m in middle), len(middle) * MICROSECONDS_PER_DAY)
+
+
+# --------------------------------------------------------------------------- the record's clock
+def latest_recorded_instant(conn: Connection) -> datetime | None:
+    """The latest instant any report counts by: receipts, resolutions, category changes,
+    contacts, letters and accounts snapshots. A return's default as-of instant is "now", and
+    in offline processing now is event time (RULES.md s.5): never earlier than this."""
+    parts = [
+        select(func.max(receipts.c.received_at)),
+        select(func.max(resolutions.c.resolved_at)),
+        select(func.max(category_changes.c.effective_at)),
+        select(func.max(contacts.c.occurred_at)),
+        select(func.max(letters.c.issued_at)),
+        select(func.max(snapshots.c.occurred_at)),
+    ]
+    found = [conn.execute(part).scalar() for part in parts]
+    instants = [instant for instant in found if instant is not None]
+    return max(instants) if instants else None
 
 
 # --------------------------------------------------------------------------- letters, accounts

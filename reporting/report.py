@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from reporting import measures as m
@@ -27,6 +27,20 @@ class Report:
     @property
     def failed_checks(self) -> list[CheckResult]:
         return [check for check in self.checks if not check.ok]
+
+
+def default_as_of(app: App, now: datetime | None = None) -> datetime:
+    """A return's as-of instant when none is given: now (RULES.md s.7, "default: now").
+
+    In offline processing now is event time (RULES.md s.5): the clock has reached at least the
+    latest event and deadline applied. So the default is the wall clock or the latest instant
+    in the record, whichever is later; a record ingested from files dated after today is
+    counted in full, not cut off at today's date.
+    """
+    wall = (now or datetime.now(UTC)).astimezone(UTC)
+    with app.engine.connect() as conn:
+        latest = m.latest_recorded_instant(conn)
+    return wall if latest is None or latest <= wall else latest
 
 
 def run_report(app: App, spec: ReturnSpec, period: Period, as_of: datetime) -> Report:

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from consumers.cli import main
-from tests.builders import write_jsonl
+from tests.builders import event, received, resolved, simple, write_jsonl
 from tests.integration.test_report_returns import AS_OF, SCENARIO
 
 PROCEDURE = Path(__file__).parents[2] / "workflow" / "procedures" / "kilowatt-connect.toml"
@@ -123,3 +123,55 @@ def test_as_of_without_offset_is_bad_usage(tmp_path: Path) -> None:
                                        f"sqlite:///{tmp_path / 'c.db'}"])
     assert result.exit_code == 2
     assert "has no UTC offset" in result.output
+
+
+# A record dated after today's date: RULES.md s.7 takes a return "as of now" by default, and in
+# offline processing now is event time (s.5), so nothing in an ingested file is in the future.
+# Kilowatt Connect, ENG: Sun 1 and Mon 2 Jan 2090 are bank holidays (New Year's Day, and its
+# substitute); January is GMT, so local dates are UTC dates.
+# F1 received Wed 4 Jan 10:00 (telephone, B13); D+1 = end of Thu 5 Jan; resolved Thu 5 Jan
+#    09:00 -> A2, C12. 23 h = 0.958333 d.
+# F2 received Thu 5 Jan 10:00 (telephone, B13); D+1 = end of Fri 6 Jan; resolved Mon 9 Jan 10:00
+#    -> A3, C13 not C12. 4 d exactly. Recategorised to B9 on Tue 10 Jan (as of now: B9).
+# Snapshot dated 31 Jan 2090, sent 1 Feb: 600 electricity + 400 gas = 1,000 accounts.
+FUTURE_RECORD: list[dict[str, Any]] = [
+    received("f1-1", "F1", "2090-01-04T10:00:00+00:00"),
+    resolved("f1-2", "F1", "2090-01-05T09:00:00+00:00"),
+    received("f2-1", "F2", "2090-01-05T10:00:00+00:00"),
+    resolved("f2-2", "F2", "2090-01-09T10:00:00+00:00"),
+    simple("complaint.recategorised", "f2-3", "F2", "2090-01-10T10:00:00+00:00",
+           category="B9"),
+    event("accounts.snapshot", "s-1", "2090-02-01T09:00:00+00:00", as_of="2090-01-31",
+          electricity_accounts=600, gas_accounts=400),
+]
+
+
+def test_default_as_of_is_never_before_the_record(db_url: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    events = write_jsonl(tmp_path / "future.jsonl", FUTURE_RECORD)
+    ingested = runner.invoke(main, ["ingest", str(events), "--db", db_url, "--format", "json"])
+    assert ingested.exit_code == 0, ingested.output
+    assert json.loads(ingested.stdout) == {"applied": 6, "duplicates": 0, "rejected": 0}
+
+    def report(*args: str) -> Any:  # no --as-of: the default
+        result = runner.invoke(main, ["report", *args, "--db", db_url, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    january = report("monthly", "2090-01")
+    assert january["items"] == {
+        "A1": 2, "A2": 1, "A3": 1, "A4": 0,
+        **{f"B{n}": 0 for n in range(5, 23)}, "B9": 1, "B13": 1, "B23": 2,
+        "C24": 600, "C25": 400, "C26": 1000,
+        "C27": 200.0,  # 2 x 100,000 / 1,000
+        "C28": 20.0,  # 2 x 10,000 / 1,000
+    }
+    assert all(check["ok"] for check in january["checks"])
+    quarter = report("quarterly", "2090-Q1")["items"]
+    assert (quarter["A1"], quarter["A2"], quarter["B6"], quarter["B7"]) == (2, 2, 2, 2)
+    assert (quarter["C11"], quarter["C12"], quarter["C13"], quarter["C14"]) == (2, 1, 2, 0)
+    assert (quarter["C12_pct"], quarter["C13_pct"], quarter["C14_pct"]) == (50.0, 100.0, 0.0)
+    # Median of 23/24 d and 4 d: (0.958333 + 4) / 2 = 2.479167 -> 2.48.
+    assert quarter["C15"] == 2.48
+    assert (quarter["E20"], quarter["E21"], quarter["E22"]) == (1000, 200.0, 20.0)
+    assert report("annual", "2090-12")["not_resolved_by_next_working_day"] == 1

@@ -68,7 +68,7 @@ from consumers.file_ingest import ingest_file, tick
 from reporting.items import ANNUAL, MONTHLY, PUBLICATION, QUARTERLY
 from reporting.model import ReturnSpec
 from reporting.periods import Period, parse_month, parse_quarter, twelve_months_ending
-from reporting.report import run_report, to_json
+from reporting.report import default_as_of, run_report, to_json
 from tests.builders import event, received, reopened, resolved, simple, write_jsonl
 from workflow.bootstrap import App
 from workflow.schema import CategoryChange
@@ -383,3 +383,19 @@ def test_contacts_shared_by_complaints(app: App, tmp_path: Path) -> None:
     assert (first["B6"], first["B7"], first["B8"], first["B9"]) == (3, 2, 1, 0)
     second = quarterly(app, "2026-Q2")["items"]
     assert (second["A1"], second["B6"], second["B9"]) == (0, 1, 1)
+
+
+def test_default_as_of_is_now_but_never_before_the_record(scenario: App) -> None:
+    # RULES.md s.7: a return is taken as of now by default; offline, now is event time (s.5).
+    # The latest instant the returns count by, after `tick` to 30 Jun: C11's 8-week letter,
+    # issued at its due instant, 56 x 24 h after 31 Mar 23:30 UTC = 26 May 23:30 UTC (later
+    # than the last event, the 8 Apr snapshot, and than C11's progress update on 10 Apr).
+    letter = datetime.fromisoformat("2026-05-26T23:30:00+00:00")
+    assert default_as_of(scenario, now=datetime.fromisoformat(
+        "2026-05-01T00:00:00+00:00")) == letter
+    later = datetime.fromisoformat("2026-07-01T00:00:00+00:00")
+    assert default_as_of(scenario, now=later) == later
+    # So a Q2 return "as of now" on 1 May of the wall clock still has that letter (D16 = 1).
+    assert report(scenario, QUARTERLY, parse_quarter("2026-Q2"), as_of=default_as_of(
+        scenario, now=datetime.fromisoformat("2026-05-01T00:00:00+00:00")).isoformat(),
+    )["items"]["D16"] == 1
