@@ -38,7 +38,8 @@ def read_lines(path: Path) -> list[bytes]:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnreadableFile(f"{path} is not UTF-8 (invalid byte at offset {exc.start})") from None
-    return data.split(b"\n")
+    # A byte order mark (editors on Windows write one) is not part of the first line's JSON.
+    return data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
 
 
 def ingest_file(

@@ -194,6 +194,10 @@ class Workflow:
     # --- effects of each complaint event (after the transition, if any) ----------------
     def _assigned(self, complaint: Complaint, event: ev.ComplaintAssigned) -> None:
         complaint.handler = event.handler.model_dump()
+        if complaint.state == "senior_manager":
+            # Assigned during the review: the senior manager reviewing it, whose name the
+            # senior manager update gives "if known" (RULES s.6).
+            complaint.senior_manager = complaint.handler
 
     def _acknowledged(self, complaint: Complaint, event: ev.ComplaintAcknowledged) -> None:
         complaint.acknowledged_cycle = complaint.cycle
@@ -350,6 +354,7 @@ class Workflow:
                                   deadline.due_at, {
                                       "expected_by": expected_resolution_date(
                                           self.procedure, complaint, deadline.due_at),
+                                      "eight_week_date": self._eight_week_date(complaint),
                                   })
 
     def _senior_manager_review_due(self, complaint: Complaint, deadline: Deadline) -> str:
@@ -363,6 +368,7 @@ class Workflow:
                                       "senior_manager": complaint.senior_manager,
                                       "escalated_on": local_date(escalated).isoformat()
                                       if escalated else None,
+                                      "eight_week_date": self._eight_week_date(complaint),
                                   }, escalation=deadline.cause)
 
     def _deadlock_letter_due(self, complaint: Complaint, deadline: Deadline) -> str:
@@ -405,6 +411,11 @@ class Workflow:
         return f"{before} -> closed: referral window lapsed"
 
     # ------------------------------------------------------------------ helpers
+    def _eight_week_date(self, complaint: Complaint) -> str:
+        """The local date eight weeks after the original receipt, as letters quote it."""
+        eight_weeks = elapsed_days(complaint.received_at, self.procedure.eight_weeks_days)
+        return local_date(eight_weeks).isoformat()
+
     def _start_cycle(self, complaint: Complaint, cause: str, at: datetime, d1: datetime,
                      channel: str, *, is_reopen: bool) -> None:
         self.uow.append(Receipt,

@@ -86,9 +86,14 @@ def expected_resolution_date(
     procedure: Procedure, complaint: Complaint, from_instant: datetime
 ) -> str | None:
     """When we now expect to resolve: the resolution target counted from `from_instant`,
-    never later than the eight-week date (our reading; the procedures name no other date)."""
+    never later than the eight-week date while that date is still ahead (our reading; the
+    procedures name no other date). Once the eight weeks have passed (a repeat complaint
+    reopened late) the cap would put the "new expected date" in the past, so the target
+    alone is quoted."""
     if procedure.resolution_target_days is None:
         return None
     target = elapsed_days(from_instant, procedure.resolution_target_days)
     eight_weeks = elapsed_days(complaint.received_at, procedure.eight_weeks_days)
-    return local_date(min(target, eight_weeks)).isoformat()
+    if eight_weeks > from_instant:
+        target = min(target, eight_weeks)
+    return local_date(target).isoformat()

@@ -111,7 +111,8 @@ class HistoryEntry(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     complaint_id: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
-    event_id: Mapped[str] = mapped_column(String(200))
+    # "deadline:" + a deadline key (complaint/kind/cause): up to 9 + 64 + 1 + 21 + 1 + 128.
+    event_id: Mapped[str] = mapped_column(String(300))
     type: Mapped[str] = mapped_column(String(64))
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
@@ -158,7 +159,7 @@ class Letter(Base):
     kind: Mapped[str] = mapped_column(String(24))
     cycle: Mapped[int] = mapped_column(Integer)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    cause: Mapped[str] = mapped_column(String(200))
+    cause: Mapped[str] = mapped_column(String(300))  # an event id or a deadline key
     context: Mapped[dict[str, Any]] = mapped_column(Json)  # everything rendering needs
 
     # D16/D17 count letters of one kind issued in a quarter.

@@ -138,3 +138,16 @@ def test_unreadable_or_non_utf8_file_exits_2(tmp_path: Path) -> None:
 def test_show_unknown_complaint_exits_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["show", "nope", "--db", f"sqlite:///{tmp_path / 'y.db'}"])
     assert result.exit_code == 1
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path) -> None:
+    # A UTF-8 file saved with a BOM: the first line is still a JSON object (an enquiry), not a
+    # line that "is not JSON".
+    path = tmp_path / "bom.jsonl"
+    line = json.dumps({"event_id": "k1", "type": "contact.received", "contact_id": "K-1",
+                       "occurred_at": "2026-01-05T09:00:00Z", "channel": "telephone",
+                       "kind": "enquiry"})
+    path.write_bytes(b"\xef\xbb\xbf" + line.encode() + b"\r\n")
+    db = f"sqlite:///{tmp_path / 'bom.db'}"
+    assert run_json(CliRunner(), "ingest", str(path), "--db", db) == {
+        "applied": 1, "duplicates": 0, "rejected": 0}

@@ -319,3 +319,90 @@ def test_duplicate_record_has_no_deadlines_and_refuses_later_events(tmp_path: Pa
     assert shown["state"] == "duplicate"
     assert shown["deadlines"] == [] and shown["letters"] == []
     assert shown["duplicate_of"] == "C1"
+
+
+def test_expected_date_after_a_late_reopen_is_not_in_the_past(tmp_path: Path) -> None:
+    # RULES s.6: the progress update gives a "new expected date"; README reading: the
+    # resolution target counted again, never later than the eight-week date. Once the eight
+    # weeks have passed that cap would name a date before the letter itself.
+    # C1 received Mon 5 Jan 2026 09:00 GMT; eight weeks 2 Mar 09:00 -> 8-week letter;
+    # resolved Tue 10 Mar; reopened Wed 1 Apr 10:00 UTC (11:00 BST), cycle 2.
+    #  acknowledgement at the reopen's D+1, end of Thu 2 Apr (BST): expected by
+    #    1 Apr 10:00 + 240 h = Sat 11 Apr (not 2 Mar, already passed).
+    #  progress update 11 Apr 10:00 UTC (reopened is open): 11 Apr + 240 h = Tue 21 Apr.
+    # C2 received Mon 5 Jan 09:00, resolved Tue 6 Jan, reopened Tue 24 Feb 10:00 GMT: the
+    #  eight weeks (2 Mar 09:00) are still ahead, so the cap applies: target 6 Mar 10:00,
+    #  capped to 2 Mar, in the acknowledgement at the end of Wed 25 Feb.
+    app = run(tmp_path, [
+        received("e1", "C1", "2026-01-05T09:00:00+00:00"),
+        received("e2", "C2", "2026-01-05T09:00:00+00:00"),
+        resolved("e3", "C2", "2026-01-06T10:00:00+00:00"),
+        reopened("e4", "C2", "2026-02-24T10:00:00+00:00"),
+        resolved("e5", "C1", "2026-03-10T10:00:00+00:00"),
+        reopened("e6", "C1", "2026-04-01T10:00:00+00:00"),
+    ], until="2026-04-20T00:00:00+00:00")
+    from workflow.schema import Letter
+
+    def expected_by(complaint_id: str) -> list[tuple[str, int, str, str | None]]:
+        with app.sessions() as session:
+            rows = session.query(Letter).filter(Letter.complaint_id == complaint_id)
+            return sorted((x.kind, x.cycle, x.context["date"], x.context.get("expected_by"))
+                          for x in rows if x.kind in ("acknowledgement", "progress_update"))
+
+    assert expected_by("C1") == [
+        ("acknowledgement", 1, "2026-01-06", "2026-01-15"),
+        ("acknowledgement", 2, "2026-04-02", "2026-04-11"),
+        ("progress_update", 1, "2026-01-15", "2026-01-25"),
+        ("progress_update", 2, "2026-04-11", "2026-04-21"),
+    ]
+    assert ("acknowledgement", 2, "2026-02-25", "2026-03-02") in expected_by("C2")
+
+
+def test_longest_ids_the_contract_allows(tmp_path: Path) -> None:
+    # CONTRACT: complaint_id 1-64 chars, event_id 1-128 chars. A deadline fired by such an
+    # escalation is recorded in the history as "deadline:<64>/senior_manager_review/<128>",
+    # 224 characters, and its letter's cause is the 215-character deadline key; PostgreSQL
+    # refused both at 200 and the ingest failed.
+    # Received Mon 5 Jan 09:00; escalation Tue 6 Jan 10:00 -> review due end of Tue 13 Jan
+    # (7, 8, 9, 12, 13 Jan), no response -> senior_manager_update letter.
+    cid = "C" * 64
+    app = run(tmp_path, [
+        received("1" * 128, cid, "2026-01-05T09:00:00+00:00"),
+        simple("complaint.escalation_requested", "2" * 128, cid, "2026-01-06T10:00:00+00:00"),
+    ], until="2026-01-14T00:00:00+00:00")
+    shown = show(app, cid)
+    assert ("senior_manager_update", "2026-01-13" + GMT_END) in letters(shown)
+    review = deadlines(shown, "senior_manager_review")[0]
+    assert review["outcome"].startswith("senior_manager_update letter L-")
+    assert f"deadline:{cid}/senior_manager_review/{'2' * 128}" in [
+        h["event_id"] for h in shown["history"]]
+
+
+def test_senior_manager_update_names_the_manager_assigned_to_the_review(tmp_path: Path) -> None:
+    # RULES s.6: the senior manager update gives the senior manager's name "if known". A
+    # response would stop the update, so the name is known when the complaint is (re)assigned
+    # while with the senior manager (s.4: the handler changes, the state does not).
+    # Lastmile. C1 and C2 received Mon 5 Jan 09:00, escalated Tue 6 Jan 10:00 -> review due
+    # end of Tue 13 Jan (7, 8, 9, 12, 13 Jan). C1 assigned to Priya Shah on Wed 7 Jan.
+    from letters.render import render
+
+    app = run(tmp_path, [
+        received("e1", "C1", "2026-01-05T09:00:00+00:00"),
+        received("e2", "C2", "2026-01-05T09:00:00+00:00"),
+        simple("complaint.escalation_requested", "e3", "C1", "2026-01-06T10:00:00+00:00"),
+        simple("complaint.escalation_requested", "e4", "C2", "2026-01-06T10:00:00+00:00"),
+        assigned("e5", "C1", "2026-01-07T10:00:00+00:00",
+                 handler={"id": "m-2", "name": "Priya Shah"}),
+    ], until="2026-01-14T00:00:00+00:00", procedure="lastmile")
+    contexts = {}
+    for cid in ("C1", "C2"):
+        shown = show(app, cid)
+        assert shown["state"] == "senior_manager"
+        update = [x for x in shown["letters"] if x["kind"] == "senior_manager_update"]
+        assert [x["issued_at"] for x in update] == ["2026-01-13" + GMT_END]
+        with app.sessions() as session:
+            contexts[cid] = queries.letter_context(session, update[0]["letter_id"])
+    assert contexts["C1"]["senior_manager"] == {"id": "m-2", "name": "Priya Shah"}
+    assert contexts["C2"]["senior_manager"] is None
+    text = " ".join(render(contexts["C1"], "txt").decode().split())
+    assert "Priya Shah, a senior manager, is reviewing" in text

@@ -130,6 +130,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         issued_at="2026-03-12T09:15:00+00:00",
         date="2026-03-12",
         expected_by="2026-03-22",
+        eight_week_date="2026-04-27",
     ),
     "senior_manager_update": _context(
         LASTMILE,
@@ -139,6 +140,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         date="2026-01-14",
         senior_manager={"id": "m7", "name": "Priya Shah"},
         escalated_on="2026-01-07",
+        eight_week_date="2026-03-02",
     ),
     "deadlock": _context(
         KILOWATT,

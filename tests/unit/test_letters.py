@@ -338,6 +338,28 @@ def test_acknowledgement_of_a_reopened_complaint_past_eight_weeks() -> None:
         assert "you can already ask the Energy Ombudsman" in text
 
 
+@pytest.mark.parametrize("kind", ["progress_update", "senior_manager_update"])
+def test_update_after_eight_weeks_does_not_promise_them_again(kind: str) -> None:
+    # A senior manager review asked for from `eight_week` (or a progress update of a complaint
+    # reopened late) comes after the eight weeks: "if we have not resolved it within eight
+    # weeks ... you can ask the Ombudsman" would be out of date; the customer already can.
+    context = sample(kind)
+    context.update(date="2026-05-12", issued_at="2026-05-12T23:59:59.999999+01:00",
+                   original_received_on="2026-03-02", eight_week_date="2026-04-27")
+    for text in (parse(render_html(context)).text, normalise(render_text(context))):
+        assert "If we have not resolved your complaint within eight weeks" not in text
+        assert ("As you first raised this complaint with us on 2 March 2026, more than eight "
+                "weeks ago, you can already ask the Energy Ombudsman to look into it") in text
+    # Before the eight-week date, and in letters stored before the key existed: as before.
+    for before in ({"eight_week_date": "2026-05-13"}, {"eight_week_date": None}):
+        context = sample(kind)
+        context.update(date="2026-05-12", **before)
+        if before["eight_week_date"] is None:
+            del context["eight_week_date"]
+        for text in (parse(render_html(context)).text, normalise(render_text(context))):
+            assert "If we have not resolved your complaint within eight weeks" in text
+
+
 def test_deadlock_offer_not_kept_open_and_no_owner() -> None:
     context = sample("deadlock")
     context.update(offer_open=False, owner=None)
