@@ -131,13 +131,15 @@ def _human_complaint(d: dict[str, Any]) -> str:
 
 
 @main.command()
-@click.option("--as-of", "as_of", default=None, help="Instant to count at [default: now].")
+@click.option("--as-of", "as_of", default=None,
+              help="Instant to count at [default: now, never before the record's latest event].")
 @common_options
 def backlog(as_of: str | None, db: str | None, config: str | None, fmt: str) -> None:
     """Complaints per state; deadlines overdue and due within 5 working days."""
     app = open_app(db, config)
-    when = instant(as_of, "--as-of") if as_of else datetime.now(UTC)
     with app.sessions() as session:
+        when = (instant(as_of, "--as-of") if as_of
+                else queries.default_as_of(session, datetime.now(UTC)))
         document = queries.backlog(session, when, app.procedure.calendar)
     emit(fmt, document, _human_backlog)
 

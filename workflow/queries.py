@@ -62,6 +62,20 @@ def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None
     }
 
 
+def default_as_of(session: Session, wall_clock: datetime) -> datetime:
+    """"Now" for a read of the record: the wall clock, never before the record's own clock.
+
+    Offline, now is event time (RULES.md s.5): the record has seen every instant up to its
+    latest applied event or fired deadline. A record ingested from files dated after today is
+    read as of that instant, not as of a day before its own events.
+    """
+    latest = session.scalar(select(func.max(HistoryEntry.at)))
+    fired = session.scalar(select(func.max(Deadline.fired_at)))
+    instants = [i for i in (latest, fired) if i is not None]
+    record_clock = max(instants) if instants else None
+    return wall_clock if record_clock is None or record_clock <= wall_clock else record_clock
+
+
 def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dict[str, Any]:
     """Counts per state, and unfired deadlines overdue or due within 5 working days."""
     by_state = dict.fromkeys(STATES, 0)

@@ -151,3 +151,27 @@ def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path) -> None
     db = f"sqlite:///{tmp_path / 'bom.db'}"
     assert run_json(CliRunner(), "ingest", str(path), "--db", db) == {
         "applied": 1, "duplicates": 0, "rejected": 0}
+
+
+def test_backlog_defaults_to_now_but_never_before_the_record(tmp_path: Path) -> None:
+    # One complaint received Tuesday 14 February 2090, 10:00 GMT, far after today's date.
+    # Offline, now is event time (RULES.md s.5), so `backlog` with no --as-of reads the record
+    # as of that instant, not as of today (when nothing in it would be due for decades):
+    # - acknowledgement (D+1): end of Wednesday 15 February, within 5 working days -> 1;
+    # - progress update (10 x 24 h): Friday 24 February 10:00, after the 5th working day
+    #   (Tuesday 21 February) -> 0; eight weeks (11 April): 0;
+    # - nothing is overdue; by_state: immediate 1 (the receipt names a handler, RULES s.4).
+    path = tmp_path / "future.jsonl"
+    first = SAMPLE.read_text(encoding="utf-8").splitlines()[0]
+    event = json.loads(first) | {"occurred_at": "2090-02-14T10:00:00+00:00"}
+    path.write_text(json.dumps(event) + "\n", encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'future.db'}"
+    runner = CliRunner()
+    assert run_json(runner, "ingest", str(path), "--db", db)["applied"] == 1
+    backlog = run_json(runner, "backlog", "--db", db)
+    assert backlog["as_of"] == "2090-02-14T10:00:00+00:00"
+    assert backlog["by_state"]["immediate"] == 1
+    assert set(backlog["overdue"].values()) == {0}
+    assert backlog["due_within_5_working_days"] == {
+        "acknowledgement": 1, "progress_update": 0, "senior_manager_review": 0,
+        "deadlock_letter": 0, "eight_week": 0, "remedy": 0, "referral_window": 0}
