@@ -31,7 +31,9 @@ def normalise_url(url: str) -> str:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
-    engine = create_engine(url, future=True, **kwargs)
+    # hide_parameters: an error message or log line never quotes a row's values (customer
+    # names, addresses, summaries), only the statement.
+    engine = create_engine(url, future=True, hide_parameters=True, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take control.

@@ -68,7 +68,9 @@ class Complaint(Base):
     fuel: Mapped[str] = mapped_column(String(12))
     meter_type: Mapped[str] = mapped_column(String(20))
     summary: Mapped[str] = mapped_column(Text)
-    contact_id: Mapped[str | None] = mapped_column(String(128))
+    # Free-form ids from the contract ("string", no length): unbounded, so a long one is
+    # stored rather than refused by PostgreSQL (migration 0004).
+    contact_id: Mapped[str | None] = mapped_column(Text)
     duplicate_of: Mapped[str | None] = mapped_column(String(64))
     customer: Mapped[dict[str, Any]] = mapped_column(Json)
     taken_by: Mapped[dict[str, Any] | None] = mapped_column(Json)  # who registered it
@@ -86,7 +88,7 @@ class Complaint(Base):
     senior_manager_position: Mapped[str | None] = mapped_column(Text)
     signposting_letter_id: Mapped[str | None] = mapped_column(String(32))  # latest 8wk/deadlock
     signposting_letter_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ombudsman_ref: Mapped[str | None] = mapped_column(String(128))
+    ombudsman_ref: Mapped[str | None] = mapped_column(Text)
     remedy_decision_event_id: Mapped[str | None] = mapped_column(String(128))
     remedy_summary: Mapped[str | None] = mapped_column(Text)
     remedy_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -184,7 +186,7 @@ class Rejection(Base):
     position: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-    event_id: Mapped[str | None] = mapped_column(String(200))
+    event_id: Mapped[str | None] = mapped_column(Text)  # as received: may be the fault
 
 
 class Receipt(Base):
@@ -202,7 +204,7 @@ class Receipt(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     d1_deadline: Mapped[datetime] = mapped_column(UTCDateTime)
     channel: Mapped[str] = mapped_column(String(16))
-    contact_id: Mapped[str | None] = mapped_column(String(128))
+    contact_id: Mapped[str | None] = mapped_column(Text)
 
 
 class CategoryChange(Base):
@@ -246,7 +248,7 @@ class Contact(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     channel: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(24))
-    contact_id: Mapped[str | None] = mapped_column(String(128))
+    contact_id: Mapped[str | None] = mapped_column(Text)
     complaint_id: Mapped[str | None] = mapped_column(String(64))
     party: Mapped[str | None] = mapped_column(String(24))
 

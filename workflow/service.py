@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from workflow import events as ev
 from workflow.clock import Clock, EventClock, SystemClock
@@ -84,7 +84,9 @@ class MessageProcessor:
             result = work()
             self.uow.commit()
             return result
-        except (PoisonedBatch, IntegrityError) as failure:
+        # A constraint or a value the database refuses (IntegrityError, DataError) names no
+        # message: find it by re-running the batch one message at a time.
+        except (PoisonedBatch, IntegrityError, DataError) as failure:
             log.error("transaction failed (%s); retrying message by message",
                       type(failure.__cause__ or failure).__name__)
             self.uow.rollback()

@@ -378,6 +378,36 @@ def test_longest_ids_the_contract_allows(tmp_path: Path) -> None:
         h["event_id"] for h in shown["history"]]
 
 
+def test_free_form_ids_of_any_length_are_stored_and_a_long_event_id_rejected(
+    tmp_path: Path
+) -> None:
+    # CONTRACT: contact_id and ombudsman_ref are strings with no length limit; event_id is
+    # 1-128 characters. PostgreSQL refused a 300-character contact_id in a 128-character
+    # column and the whole ingest stopped; now each line gets its own outcome:
+    # line 1, a 300-character event_id: rejected with the validation reason (stored as is);
+    # line 2, C-B with a 300-character contact_id: applied;
+    # lines 3-5, C-C received, deadlock reached, referred with a 300-character ombudsman_ref:
+    # applied, C-C with the Ombudsman.
+    app = bootstrap(_backend["url"], "kilowatt-connect")
+    events = [
+        received("x" * 300, "C-A", "2026-01-05T09:00:00+00:00"),
+        received("e2", "C-B", "2026-01-05T09:00:00+00:00", contact_id="c" * 300),
+        received("e3", "C-C", "2026-01-05T09:00:00+00:00"),
+        simple("complaint.deadlock_reached", "e4", "C-C", "2026-01-06T09:00:00+00:00",
+               position="We stand by the bill.", offer_open=False),
+        simple("complaint.referred_to_ombudsman", "e5", "C-C", "2026-01-07T09:00:00+00:00",
+               ombudsman_ref="r" * 300),
+    ]
+    report = ingest_file(app, write_jsonl(tmp_path / "events.jsonl", events))
+    assert (report.applied, report.duplicates, report.rejected) == (4, 0, 1)
+    with app.sessions() as session:
+        (rejection,) = queries.rejections(session)
+    assert rejection["position"] == "line 1"
+    assert rejection["reason"] == "event_id: String should have at most 128 characters"
+    assert show(app, "C-B")["state"] == "received"
+    assert show(app, "C-C")["state"] == "ombudsman"
+
+
 def test_senior_manager_update_names_the_manager_assigned_to_the_review(tmp_path: Path) -> None:
     # RULES s.6: the senior manager update gives the senior manager's name "if known". A
     # response would stop the update, so the name is known when the complaint is (re)assigned

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 
 from consumers.file_ingest import ingest_file
 from workflow import queries
 from workflow.bootstrap import App, bootstrap
-from workflow.schema import Base
+from workflow.schema import Base, Rejection
 
 SAMPLE = Path(__file__).parents[2] / "workflow" / "samples" / "sample-events.jsonl"
 COMPLAINTS = ("C-100", "C-101", "C-102", "C-103", "C-104", "C-105")
@@ -47,3 +51,17 @@ def test_second_ingest_is_idempotent(app: App) -> None:
     first = record(app)
     assert ingest_file(app, SAMPLE).applied == 0
     assert record(app) == first
+
+
+def test_database_errors_never_quote_the_row_values(app: App) -> None:
+    # A failing statement's message names the statement only: the values can be a customer's
+    # name or complaint, and such messages reach logs and stderr.
+    row = {"id": 1, "rejected_at": datetime(2026, 1, 5, tzinfo=UTC), "source": "test",
+           "position": "line 1", "reason": "Ada Lovelace, 1 High Street", "raw": b"{}",
+           "event_id": None}
+    with app.engine.begin() as connection:
+        connection.execute(insert(Rejection), row)
+        with pytest.raises(IntegrityError) as failure:
+            connection.execute(insert(Rejection), row)
+    assert "INSERT INTO rejections" in str(failure.value)
+    assert "Lovelace" not in str(failure.value)
