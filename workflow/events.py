@@ -144,7 +144,8 @@ class _Categorised(ComplaintEvent):
 
     @model_validator(mode="after")
     def _other_needs_explanation(self) -> _Categorised:
-        if self.category == OTHER_CATEGORY and not self.other_explanation:
+        # Blank is no explanation: the monthly return must explain every B22 (RULES.md s.7).
+        if self.category == OTHER_CATEGORY and not (self.other_explanation or "").strip():
             raise PydanticCustomError(
                 "b22", "other_explanation is required when category is B22"
             )

@@ -61,6 +61,8 @@ def test_over_one_mebibyte() -> None:
     ({"occurred_at": "yesterday"}, "occurred_at 'yesterday' is not an ISO-8601 instant"),
     ({"category": "B99"}, "category B99 is not one of B5..B22"),
     ({"category": "B22"}, "other_explanation is required when category is B22"),
+    ({"category": "B22", "other_explanation": " \t"},
+     "other_explanation is required when category is B22"),
     ({"channel": "fax"}, "channel fax is not one of telephone, in_person, letter, email, "
                          "webform, webchat, social_media"),
     ({"source": "ofgem"}, "source ofgem is not one of direct, citizens_advice, extra_help_unit"),
