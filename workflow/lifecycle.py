@@ -1,12 +1,13 @@
 """The complaint lifecycle (RULES.md s.4) as a python-statemachine `StateMachine`.
 
 The machine declares states and transitions only. Guards read the model (the stored complaint);
-it is restored from the stored state for every event, and a refused transition raises
+the machine reads the stored state for every event, and a refused transition raises
 `TransitionNotAllowed` before anything changes.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Final
 
 from statemachine import State, StateMachine
@@ -76,31 +77,61 @@ class ComplaintLifecycle(StateMachine):
     reopen = resolved.to(reopened)
 
 
+class _Complaint:
+    """The complaint a machine is working on, as the machine's model.
+
+    The machine reads the state (and the guard) through this on every event, so one machine
+    serves every complaint in turn: building a machine costs about twice a transition, and
+    ingest loads a new complaint object for most events.
+    """
+
+    __slots__ = ("current",)
+
+    def __init__(self) -> None:
+        self.current: Any = None
+
+    @property
+    def state(self) -> str:
+        return str(self.current.state)
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.current.state = value
+
+    @property
+    def signposting_letter_issued(self) -> bool:
+        return bool(self.current.signposting_letter_issued)
+
+
+class _Shared(threading.local):
+    # One per thread: the Kafka runtime runs its components in threads.
+    model: _Complaint | None = None
+    machine: ComplaintLifecycle | None = None
+
+
+_shared = _Shared()
+
+
 def transition(model: Any, trigger: str) -> tuple[str, str]:
     """Run `trigger` on the machine restored from `model.state`; returns (from, to).
 
     Raises `TransitionNotAllowed` (the model untouched) when the rules forbid it.
     """
     before = model.state
-    machine(model).send(trigger)
+    if _shared.machine is None or _shared.model is None:
+        _shared.model = _Complaint()
+        _shared.model.current = model
+        _shared.machine = ComplaintLifecycle(_shared.model, state_field="state")
+    _shared.model.current = model
+    try:
+        _shared.machine.send(trigger)
+    finally:
+        _shared.model.current = None
+        # The one thing a machine remembers itself is having reached a final state: it then
+        # refuses every event, whatever the next complaint's state, so it is not reused.
+        if _shared.machine.is_terminated:
+            _shared.machine = None
     return before, model.state
 
 
-def machine(model: Any) -> ComplaintLifecycle:
-    """The complaint's machine, restored from its stored state.
-
-    Building a machine is most of the cost of a transition, and the machine reads the state
-    from the model on every event, so it is kept with the loaded complaint. The one thing it
-    remembers itself is having reached a final state; such a machine is never reused (after
-    a rollback the stored state may no longer be final).
-    """
-    kept = model.__dict__.get("_lifecycle")
-    if kept is None or kept.is_terminated:
-        kept = ComplaintLifecycle(model, state_field="state")
-        model.__dict__["_lifecycle"] = kept
-    return kept
-
-
-__all__ = [
-    "ComplaintLifecycle", "OPEN_STATES", "STATES", "TransitionNotAllowed", "machine", "transition",
-]
+__all__ = ["ComplaintLifecycle", "OPEN_STATES", "STATES", "TransitionNotAllowed", "transition"]

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Literal, TypeVar
 
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from workflow import events as ev
 from workflow.clock import Clock, EventClock, SystemClock
@@ -84,9 +85,10 @@ class MessageProcessor:
             result = work()
             self.uow.commit()
             return result
-        # A constraint or a value the database refuses (IntegrityError, DataError) names no
-        # message: find it by re-running the batch one message at a time.
-        except (PoisonedBatch, IntegrityError, DataError) as failure:
+        # A constraint or a value the database refuses (IntegrityError, DataError), or a
+        # complaint changed under us (StaleDataError), names no message: find it by re-running
+        # the batch one message at a time.
+        except (PoisonedBatch, IntegrityError, DataError, StaleDataError) as failure:
             log.error("transaction failed (%s); retrying message by message",
                       type(failure.__cause__ or failure).__name__)
             self.uow.rollback()
@@ -105,7 +107,7 @@ class MessageProcessor:
     def _apply_all(self, messages: Sequence[Message]) -> list[Outcome]:
         keys = [_keys(m) for m in messages]
         self.uow.prefetch_processed([event_id for event_id, _ in keys if event_id])
-        self.uow.prefetch_complaints({cid for _, cid in keys if cid})
+        self.workflow.prefetch({cid for _, cid in keys if cid})
         return [
             self.process(m.raw, m.source, m.position) if m.kind == "event"
             else self.process_deadline(m.raw, m.source, m.position)

@@ -12,9 +12,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+import workflow.handlers
 from consumers.file_ingest import ingest_file
+from tests.builders import received, write_jsonl
 from workflow import queries
 from workflow.bootstrap import App, bootstrap
+from workflow.reference import candidate
 from workflow.schema import Base, Rejection
 
 SAMPLE = Path(__file__).parents[2] / "workflow" / "samples" / "sample-events.jsonl"
@@ -65,3 +68,28 @@ def test_database_errors_never_quote_the_row_values(app: App) -> None:
             connection.execute(insert(Rejection), row)
     assert "INSERT INTO rejections" in str(failure.value)
     assert "Lovelace" not in str(failure.value)
+
+
+def test_a_reference_clash_takes_the_next_candidate(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # References are derived from the complaint id (50 bits), so a clash is rare; make every
+    # first candidate the same to force one. C-1 takes it; C-2, in the same batch, finds it
+    # taken by this transaction; C-3, in a later ingest, finds it taken in the database. Both
+    # then take their second candidate, candidate("KC", id, 1).
+    clash = "KC-00000-00000-0"
+    monkeypatch.setattr(workflow.handlers, "candidate",
+                        lambda prefix, cid, attempt=0: clash if attempt == 0
+                        else candidate(prefix, cid, attempt))
+    first = write_jsonl(tmp_path / "first.jsonl", [
+        received("e1", "C-1", "2026-01-05T09:00:00+00:00"),
+        received("e2", "C-2", "2026-01-05T09:05:00+00:00")])
+    second = write_jsonl(tmp_path / "second.jsonl", [
+        received("e3", "C-3", "2026-01-05T09:10:00+00:00")])
+    assert ingest_file(app, first).applied == 2
+    assert ingest_file(app, second).applied == 1
+    with app.sessions() as session:
+        references = {cid: queries.show_complaint(session, cid)["reference"]  # type: ignore[index]
+                      for cid in ("C-1", "C-2", "C-3")}
+    assert references == {"C-1": clash, "C-2": candidate("KC", "C-2", 1),
+                          "C-3": candidate("KC", "C-3", 1)}
