@@ -71,6 +71,7 @@ class ConsumerStats:
     batches: int = 0
     retries: int = 0
     quarantined: int = 0
+    rebalances: int = 0  # partition assignments received (the first one included)
 
     def count(self, outcome: Outcome) -> None:
         self.records += 1
@@ -170,6 +171,7 @@ class _Rebalance(ConsumerRebalanceListener):
             self.owner.forget(tp)
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.owner.stats.rebalances += 1
         log.info("partitions assigned: %s", _describe(assigned))
 
 

@@ -602,8 +602,12 @@ def test_two_consumers_rebalancing_mid_stream_apply_every_event_once(
     threads[0].start()
     wait_until(lambda: first.stats.records > 0, what="the first member's first batch")
     threads[1].start()
+    # The rest is published once the group has rebalanced, so the second member has records
+    # to apply however fast the first is.
+    wait_until(lambda: second.stats.rebalances > 0 and first.stats.rebalances > 1, timeout=90,
+               what="the rebalance")
     publish([json.dumps(e).encode() for e in events[900:]], settings.topics.events, producer)
-    wait_until(lambda: second.stats.records > 0, timeout=90, what="the rebalance")
+    wait_until(lambda: second.stats.records > 0, timeout=90, what="the second member's records")
     stop_first.set()  # leaves the group: its partitions move to the second member
     threads[0].join(30)
     wait_until(lambda: count(app, ProcessedEvent) == len(events), timeout=90,
