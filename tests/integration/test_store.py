@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 import workflow.handlers
 from consumers.file_ingest import ingest_file
@@ -93,3 +94,31 @@ def test_a_reference_clash_takes_the_next_candidate(
                       for cid in ("C-1", "C-2", "C-3")}
     assert references == {"C-1": clash, "C-2": candidate("KC", "C-2", 1),
                           "C-3": candidate("KC", "C-3", 1)}
+
+
+def test_a_complaint_changed_by_another_transaction_fails_the_batch(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # Two writers of one complaint (a rebalance overlap): the one that read the older version
+    # must not overwrite the other's change. The bulk update checks the version of every row
+    # and fails the batch (the service then re-runs it message by message, reading afresh).
+    app = bootstrap(postgres_url)
+    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
+        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    late, early = app.unit_of_work(), app.unit_of_work()
+    try:
+        stale = late.complaint("C-1")
+        fresh = early.complaint("C-1")
+        assert stale is not None and fresh is not None and stale.version == fresh.version
+        fresh.state = "immediate"
+        early.commit()
+        stale.state = "closed"
+        with pytest.raises(StaleDataError):
+            late.commit()
+        late.rollback()
+    finally:
+        late.close()
+        early.close()
+    with app.sessions() as session:
+        assert queries.show_complaint(session, "C-1")["state"] == "immediate"  # type: ignore[index]
+    app.engine.dispose()
