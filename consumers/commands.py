@@ -49,8 +49,8 @@ def _install_stop_signals(stop: threading.Event) -> None:
 @click.option("--topic-prefix", default=None, envvar="COMPLAINTS_TOPIC_PREFIX",
               help="Topic name prefix [env COMPLAINTS_TOPIC_PREFIX].")
 @click.option("--only", "only", multiple=True,
-              type=click.Choice(["consumer", "timer", "relay", "aggregator"]),
-              help="Run only this component (repeatable) [default: all four].")
+              type=click.Choice(["consumer", "timer", "relay", "letters", "aggregator"]),
+              help="Run only this component (repeatable) [default: all five].")
 @click.option("--demo", is_flag=True, help="Also run a simulated contact centre.")
 @click.option("--demo-rate", default=2.0, show_default=True, type=click.FloatRange(min=0.01),
               help="New demo complaints per second.")
@@ -65,8 +65,9 @@ def _install_stop_signals(stop: threading.Event) -> None:
 def up(db: str | None, config: str | None, bootstrap_servers: str | None,
        topic_prefix: str | None, only: tuple[str, ...], demo: bool, demo_rate: float,
        duration: float | None, init: bool, migrate: bool, fmt: str) -> None:
-    """Run the service: workflow consumer, timer service, outbox relay, and the aggregator
-    with the ops API and dashboard (http://127.0.0.1:8080/ unless COMPLAINTS_WEB_HOST/_PORT).
+    """Run the service: workflow consumer, timer service, outbox relay, letter service (each
+    issued letter as files in COMPLAINTS_LETTERS_DIR), and the aggregator with the ops API
+    and dashboard (http://127.0.0.1:8080/ unless COMPLAINTS_WEB_HOST/_PORT).
 
     With no KAFKA_BOOTSTRAP_SERVERS an embedded Kafka-compatible broker is started on
     loopback (memory only) and the topics are created. Logs go to stderr; the exit summary
@@ -144,4 +145,7 @@ def _settings(bootstrap_servers: str | None, topic_prefix: str | None) -> Settin
     overrides: dict[str, Any] = {"bootstrap_servers": bootstrap_servers}
     if topic_prefix is not None:
         overrides["topics"] = Topics(topic_prefix)
-    return Settings.from_env(**overrides)
+    try:
+        return Settings.from_env(**overrides)
+    except ValueError as exc:  # a variable with a value the service cannot use
+        raise click.UsageError(str(exc)) from None

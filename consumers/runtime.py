@@ -1,10 +1,11 @@
 """`complaints up`: the service's processes in one process, one thread each.
 
-Components: the workflow consumer, the timer service, the outbox relay and the aggregator
-with the ops web server (and the demo contact centre with `--demo`). Each thread has its own
-database sessions and Kafka clients; they share only the stop event. A component that fails
-is restarted after a back-off, so a database or broker outage pauses the service instead of
-ending it. `--only` runs a subset, which is how deploy/ scales them independently.
+Components: the workflow consumer, the timer service, the outbox relay, the letter service
+and the aggregator with the ops web server (and the demo contact centre with `--demo`). Each
+thread has its own database sessions and Kafka clients; they share only the stop event. A
+component that fails is restarted after a back-off, so a database or broker outage pauses the
+service instead of ending it. `--only` runs a subset, which is how deploy/ scales them
+independently.
 
 Without KAFKA_BOOTSTRAP_SERVERS the embedded broker (Tansu, memory only) is started on a
 free loopback port and the topics are created; it stops, and its data is gone, on exit.
@@ -28,6 +29,7 @@ from sqlalchemy import func, select
 
 from consumers.broker import EmbeddedBroker
 from consumers.demo import ContactCentre
+from consumers.letter_service import LetterService
 from consumers.outbox_relay import OutboxRelay
 from consumers.settings import TOPICS, Settings
 from consumers.timer_service import TimerService
@@ -38,10 +40,11 @@ from workflow.schema import Deadline, OutboxMessage, Rejection
 
 log = logging.getLogger(__name__)
 
-COMPONENTS: Final = ("consumer", "timer", "relay", "aggregator")
+COMPONENTS: Final = ("consumer", "timer", "relay", "letters", "aggregator")
 # Stopped in this order: input first, then the relay so that it publishes the final batch, and
-# the aggregator last so that it can still count that batch.
-STOP_ORDER: Final = ("demo", "consumer", "timer", "relay", "aggregator")
+# the aggregator last so that it can still count that batch. The letter service stops after
+# the relay; what it has not rendered by then stays uncommitted, for its next start.
+STOP_ORDER: Final = ("demo", "consumer", "timer", "relay", "letters", "aggregator")
 STATUS_EVERY_S: Final = 15.0
 HEALTH_EVERY_S: Final = 5.0
 _TOPIC_ALREADY_EXISTS: Final = 36
@@ -71,6 +74,9 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(threadName)-9s %(name)s: %(message)s",
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)  # chatty at INFO
+    # WeasyPrint logs each step of every PDF at INFO; fontTools (font subsetting) likewise.
+    for name in ("weasyprint", "fontTools"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def create_topics(bootstrap: dict[str, Any], settings: Settings, *,
@@ -137,6 +143,7 @@ class Runtime:
             "consumer": lambda: WorkflowConsumer(self.app, self.settings),
             "timer": lambda: TimerService(self.app, self.settings),
             "relay": lambda: OutboxRelay(self.app, self.settings),
+            "letters": lambda: LetterService(self.app, self.settings),
             "aggregator": self._ops_service,
         }
         for name in self.options.only:

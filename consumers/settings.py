@@ -11,7 +11,9 @@ import os
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
+
+from letters.render import FORMATS, LetterFormat
 
 Logical = Literal["events", "deadlines", "lifecycle", "letters", "rejected"]
 
@@ -88,6 +90,11 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
     EnvVar("COMPLAINTS_WEB_PORT", "Port of the ops web server (0: any free port).", "8080"),
     EnvVar("COMPLAINTS_OPS_TOKEN", "Bearer token for the ops API and dashboard. Unset: `up` "
                                    "generates one and prints it once.", secret=True),
+    EnvVar("COMPLAINTS_LETTERS_DIR", "Directory the letter service writes each issued letter "
+                                     "to, as <letter_id>.<ext> (relative: to the working "
+                                     "directory).", "letters-out"),
+    EnvVar("COMPLAINTS_LETTER_FORMATS", "Formats the letter service renders, comma-separated: "
+                                        "pdf, html, txt (PDF is the slow one).", "pdf,html,txt"),
     EnvVar("COMPLAINTS_OPS_URL", "Where `complaints reconcile` asks the aggregator [default: "
                                  "http://COMPLAINTS_WEB_HOST:COMPLAINTS_WEB_PORT]."),
 )
@@ -97,6 +104,24 @@ ENV_NAMES: Final = frozenset(v.name for v in ENVIRONMENT)
 # makes a group form in a few seconds on the embedded broker (kafka-python's 45 s default
 # costs ~20 s there) and still tolerates GC pauses; heartbeats go at a third of it.
 MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024  # fetch/produce ceiling: above the 1 MiB contract
+
+
+def letter_formats(value: str) -> tuple[LetterFormat, ...]:
+    """`pdf,html` -> ("pdf", "html"): known formats only, at least one, each once, in order."""
+    chosen: list[LetterFormat] = []
+    for part in value.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        if name not in FORMATS:
+            raise ValueError(f"COMPLAINTS_LETTER_FORMATS: {part.strip()!r} is not a letter "
+                             f"format; choose from {', '.join(FORMATS)}")
+        if name not in chosen:
+            chosen.append(cast(LetterFormat, name))
+    if not chosen:
+        raise ValueError("COMPLAINTS_LETTER_FORMATS names no format; choose from "
+                         + ", ".join(FORMATS))
+    return tuple(chosen)
 
 
 def env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -150,6 +175,8 @@ class Settings:
     health_file: str | None = None
     log_level: str = "INFO"
     session_timeout_ms: int = 10_000
+    letters_dir: str = "letters-out"
+    letter_formats: tuple[LetterFormat, ...] = ("pdf", "html", "txt")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -169,6 +196,9 @@ class Settings:
             "log_level": (env("COMPLAINTS_LOG_LEVEL", environ) or "INFO").upper(),
             "session_timeout_ms": int(env("COMPLAINTS_KAFKA_SESSION_TIMEOUT_MS", environ)
                                       or 10_000),
+            "letters_dir": env("COMPLAINTS_LETTERS_DIR", environ) or "letters-out",
+            "letter_formats": letter_formats(env("COMPLAINTS_LETTER_FORMATS", environ)
+                                             or "pdf,html,txt"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

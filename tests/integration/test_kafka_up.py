@@ -26,6 +26,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
            if not k.startswith(("KAFKA_", "COMPLAINTS_"))}
     env["COMPLAINTS_HEALTH_FILE"] = str(tmp_path / "alive")
     env["COMPLAINTS_WEB_PORT"] = "0"  # any free port: 8080 may be taken on a shared machine
+    env["COMPLAINTS_LETTERS_DIR"] = str(tmp_path / "letters")  # not the working directory
     return env
 
 
@@ -37,7 +38,7 @@ def test_up_demo_runs_the_whole_flow_and_stops_after_its_duration(tmp_path: Path
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     parts = summary["components"]
-    assert set(parts) == {"consumer", "timer", "relay", "aggregator", "demo"}
+    assert set(parts) == {"consumer", "timer", "relay", "letters", "aggregator", "demo"}
     assert parts["demo"]["published"] > 50
     assert parts["consumer"]["applied"] > 50
     # The demo's backlog of old complaints has deadlines due at once: fired, letters out.
@@ -45,6 +46,11 @@ def test_up_demo_runs_the_whole_flow_and_stops_after_its_duration(tmp_path: Path
     assert parts["relay"]["published"] > parts["consumer"]["applied"]
     assert parts["aggregator"]["applied"] > parts["consumer"]["applied"]
     assert parts["aggregator"]["malformed"] == 0
+    # Those letters become files (PDF, HTML and text by default).
+    assert parts["letters"]["rendered"] > 0 and parts["letters"]["failed"] == 0
+    written = sorted((tmp_path / "letters").iterdir())
+    assert len(written) == parts["letters"]["files"] == 3 * parts["letters"]["rendered"]
+    assert {p.suffix for p in written} == {".pdf", ".html", ".txt"}
     assert summary["record"]["outbox_unpublished"] == 0, "the relay stops last and drains"
     assert sum(summary["record"]["by_state"].values()) > 20
     assert (tmp_path / "alive").exists()
