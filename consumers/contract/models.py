@@ -82,7 +82,8 @@ LIFECYCLE_MESSAGES: tuple[type[LifecycleEvent], ...] = (
 
 
 class LetterIssued(_Out):
-    """A letter was issued; render it with `complaints letters render LETTER_ID`."""
+    """A letter was issued. The letter service writes it as files (COMPLAINTS_LETTERS_DIR);
+    `complaints letters render LETTER_ID` renders it again, byte for byte."""
 
     event_id: str = Field(description="Equal to letter_id.")
     letter_id: str
