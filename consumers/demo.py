@@ -27,8 +27,8 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from consumers.producer import OwnedProducer
 from consumers.settings import Settings
-from consumers.timer_service import producer_config
 from workflow.clock import Clock, SystemClock
 from workflow.codes import CATEGORIES, CHANNELS
 
@@ -66,8 +66,7 @@ class ContactCentre:
         self.clock = clock or SystemClock()
         # Ids unique per run, so a demo can run again on the same database.
         self.run_id = format(int(time.time()) % 36**5, "x")
-        self._settings = settings
-        self._producer = producer
+        self._producer = OwnedProducer(settings, producer)
         self._queue: list[tuple[float, int, dict[str, Any]]] = []
         self._seq = itertools.count()
         self._numbers = itertools.count(1)
@@ -76,9 +75,7 @@ class ContactCentre:
 
     @property
     def producer(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = KafkaProducer(**producer_config(self._settings))
-        return self._producer
+        return self._producer.get()
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -101,10 +98,7 @@ class ContactCentre:
                 wait = wake - time.monotonic()
                 stop.wait(max(0.0, min(wait, 0.5)))
         finally:
-            if self._producer is not None:
-                self._producer.flush(timeout=10)
-                self._producer.close(timeout=5)
-                self._producer = None
+            self._producer.close(flush=True)
             log.info("demo contact centre stopped: %d events, %d complaints, %d bad messages",
                      self.stats.published, self.stats.complaints, self.stats.bad)
 

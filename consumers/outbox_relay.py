@@ -23,8 +23,8 @@ from typing import Any
 from kafka import KafkaProducer
 from sqlalchemy import Connection, select, text, update
 
+from consumers.producer import OwnedProducer
 from consumers.settings import OUTBOX_TOPICS, Settings
-from consumers.timer_service import producer_config
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
 from workflow.schema import OutboxMessage
@@ -48,20 +48,15 @@ class OutboxRelay:
         self.clock = clock or SystemClock()
         self.batch = batch
         self.interval = interval
-        self._settings = settings
-        self._producer = producer
-        self._owns_producer = producer is None
+        # Rejected messages carry up to 1 MiB of raw input, base64 when it is not text.
+        self._producer = OwnedProducer(settings, producer, max_request_size=4 * 1024 * 1024)
         self.stats = RelayStats()
         self.postgres = app.engine.dialect.name == "postgresql"
         self._lock_connection: Connection | None = None
 
     @property
     def producer(self) -> KafkaProducer:
-        if self._producer is None:
-            # Rejected messages carry up to 1 MiB of raw input, base64 when it is not text.
-            self._producer = KafkaProducer(**producer_config(
-                self._settings, max_request_size=4 * 1024 * 1024))
-        return self._producer
+        return self._producer.get()
 
     def run(self, stop: threading.Event) -> None:
         log.info("outbox relay publishing to %s", ", ".join(self.topics.values()))
@@ -80,9 +75,7 @@ class OutboxRelay:
             self.close()
 
     def close(self) -> None:
-        if self._producer is not None and self._owns_producer:
-            self._producer.close(timeout=5)
-            self._producer = None
+        self._producer.close()
         if self._lock_connection is not None:
             self._lock_connection.close()  # ends the session: PostgreSQL releases the lock
             self._lock_connection = None

@@ -16,8 +16,8 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from consumers.producer import producer_config
 from consumers.settings import Settings
-from consumers.timer_service import producer_config
 
 
 @dataclass

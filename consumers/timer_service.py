@@ -24,6 +24,7 @@ from typing import Any
 from kafka import KafkaProducer
 from sqlalchemy import Select, or_, select, update
 
+from consumers.producer import OwnedProducer
 from consumers.settings import Settings
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
@@ -48,19 +49,6 @@ def deadline_message(key: str, complaint_id: str, kind: str, due_at: datetime) -
             "kind": kind, "due_at": due_at.isoformat()}
 
 
-def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    """An idempotent producer (kafka-python 3's default, stated here because it matters)."""
-    config: dict[str, Any] = {
-        **settings.client_config(),
-        "enable_idempotence": True,
-        "acks": "all",
-        "linger_ms": 5,
-        "batch_size": 256 * 1024,
-    }
-    config.update(overrides)
-    return config
-
-
 class TimerService:
     def __init__(self, app: App, settings: Settings, *, producer: KafkaProducer | None = None,
                  clock: Clock | None = None, batch: int = 1000, interval: float = 1.0,
@@ -71,17 +59,13 @@ class TimerService:
         self.batch = batch
         self.interval = interval
         self.republish_after = republish_after
-        self._producer = producer
-        self._owns_producer = producer is None
-        self._settings = settings
+        self._producer = OwnedProducer(settings, producer)
         self.stats = TimerStats()
         self.skip_locked = app.engine.dialect.name == "postgresql"
 
     @property
     def producer(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = KafkaProducer(**producer_config(self._settings))
-        return self._producer
+        return self._producer.get()
 
     def run(self, stop: threading.Event) -> None:
         log.info("timer service publishing due deadlines to %s", self.topic)
@@ -94,9 +78,7 @@ class TimerService:
             self.close()
 
     def close(self) -> None:
-        if self._producer is not None and self._owns_producer:
-            self._producer.close(timeout=5)
-            self._producer = None
+        self._producer.close()
         log.info("timer service stopped")
 
     def claim_query(self, now: datetime) -> Select:  # type: ignore[type-arg]

@@ -1,0 +1,48 @@
+"""The service's Kafka producers: idempotent, made on first use, closed by their owner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka import KafkaProducer
+
+from consumers.settings import Settings
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """An idempotent producer (kafka-python 3's default, stated here because it matters)."""
+    config: dict[str, Any] = {
+        **settings.client_config(),
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+    }
+    config.update(overrides)
+    return config
+
+
+class OwnedProducer:
+    """A component's producer: the one handed in (tests share one, and close it themselves),
+    or one made from the settings on first use, which `close` then closes."""
+
+    def __init__(self, settings: Settings, given: KafkaProducer | None = None,
+                 **overrides: Any) -> None:
+        self._settings = settings
+        self._overrides = overrides
+        self._producer = given
+        self._owned = given is None
+
+    def get(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = KafkaProducer(**producer_config(self._settings, **self._overrides))
+        return self._producer
+
+    def close(self, *, flush: bool = False) -> None:
+        if self._producer is None:
+            return
+        if flush:
+            self._producer.flush(timeout=10)
+        if self._owned:
+            self._producer.close(timeout=5)
+            self._producer = None
