@@ -32,17 +32,15 @@ import signal
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.pgschema import scratch_schema  # noqa: E402
 from reporting.ops.records import Record, Rules, micros, new_record  # noqa: E402
 from reporting.ops.view import Aggregator  # noqa: E402
 from reporting.web import OpsState, create_app, serve  # noqa: E402
@@ -50,10 +48,7 @@ from workflow import queries  # noqa: E402
 from workflow.bootstrap import App, bootstrap  # noqa: E402
 from workflow.calendar import WorkingCalendar  # noqa: E402
 from workflow.codes import CATEGORIES, CHANNELS  # noqa: E402
-from workflow.database import normalise_url  # noqa: E402
 
-POSTGRES_URL = os.environ.get("COMPLAINTS_TEST_POSTGRES_URL",
-                              "postgresql://postgres@127.0.0.1:5432/test")
 AS_OF = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 TOKEN = "bench-token"
 TARGET_P99_MS = 20.0
@@ -205,26 +200,18 @@ def time_sql(app: App, repeat: int) -> tuple[list[float], dict[str, Any]]:
 
 def postgres_phase(total: int, seed: int, repeat: int) -> tuple[list[float], dict[str, Any],
                                                                  dict[str, Any]]:
-    schema = f"bench_backlog_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalise_url(POSTGRES_URL))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    app = bootstrap(f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}",
-                    "kilowatt-connect")
-    try:
-        started = time.perf_counter()
-        rows, deadline_rows = load(app, total, seed)
-        loaded = time.perf_counter() - started
-        print(f"postgresql: loaded {rows:,} complaints and {deadline_rows:,} deadlines in "
-              f"{loaded:.0f} s (schema {schema})", file=sys.stderr, flush=True)
-        times, document = time_sql(app, repeat)
-        return times, document, {"complaints": rows, "deadlines": deadline_rows}
-    finally:
-        app.engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(prefix="bench_backlog") as url:
+        app = bootstrap(url, "kilowatt-connect")
+        try:
+            started = time.perf_counter()
+            rows, deadline_rows = load(app, total, seed)
+            loaded = time.perf_counter() - started
+            print(f"postgresql: loaded {rows:,} complaints and {deadline_rows:,} deadlines in "
+                  f"{loaded:.0f} s", file=sys.stderr, flush=True)
+            times, document = time_sql(app, repeat)
+            return times, document, {"complaints": rows, "deadlines": deadline_rows}
+        finally:
+            app.engine.dispose()
 
 
 # --------------------------------------------------------------------------- HTTP

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,20 +29,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.pgschema import scratch_schema  # noqa: E402
 from reporting import measures  # noqa: E402
 from reporting.items import MONTHLY, QUARTERLY  # noqa: E402
 from reporting.periods import parse_month, parse_quarter  # noqa: E402
 from reporting.report import run_report  # noqa: E402
 from workflow.bootstrap import App, bootstrap  # noqa: E402
 from workflow.calendar import LONDON, WorkingCalendar, start_of_date  # noqa: E402
-from workflow.database import normalise_url  # noqa: E402
 
-POSTGRES_URL = os.environ.get(
-    "COMPLAINTS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 YEAR_START = date(2026, 1, 1)
 YEAR_END = datetime(2027, 1, 1, tzinfo=UTC).replace(tzinfo=None)  # nothing happens after this
 CHUNK = 25_000
@@ -405,20 +401,12 @@ def run(name: str, app: App, loader: Callable[[App, Chunk], None], total: int, s
 
 
 def postgres(total: int, seed: int, repeat: int) -> dict[str, float]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalise_url(POSTGRES_URL))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    app = bootstrap(f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}",
-                    "kilowatt-connect")
-    try:
-        return run("postgresql", app, load_postgres, total, seed, repeat)
-    finally:
-        app.engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema() as url:
+        app = bootstrap(url, "kilowatt-connect")
+        try:
+            return run("postgresql", app, load_postgres, total, seed, repeat)
+        finally:
+            app.engine.dispose()
 
 
 def sqlite(total: int, seed: int, repeat: int) -> dict[str, float]:

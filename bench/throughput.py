@@ -27,18 +27,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from sqlalchemy import create_engine, text
 
 from bench.generate import generate
+from bench.pgschema import NoServer, scratch_schema
 from consumers.broker import FAST_GROUP_CONSUMER_CONFIG, EmbeddedBroker
 from consumers.publish import key_for
 from consumers.settings import TOPICS, Settings, Topics
 from consumers.workflow_consumer import WorkflowConsumer
 from workflow.bootstrap import bootstrap
-from workflow.database import normalise_url
-
-POSTGRES_URL = os.environ.get("COMPLAINTS_TEST_POSTGRES_URL",
-                              "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @contextmanager
@@ -108,25 +104,14 @@ def end_to_end(servers: str, settings: Settings, db_url: str, total: int) -> dic
             "database_s": batch_s[0], "kafka_s": seconds - batch_s[0], "stats": consumer.stats}
 
 
-def postgres_url() -> str | None:
-    try:
-        engine = create_engine(normalise_url(POSTGRES_URL), connect_args={"connect_timeout": 3})
-        with engine.begin() as connection:
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        engine.dispose()
-    except Exception:  # noqa: BLE001 - no server: the PostgreSQL run is skipped
-        return None
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-
-
-def drop_schema(url: str) -> None:
-    schema = url.rsplit("%3D", 1)[1]
-    engine = create_engine(normalise_url(POSTGRES_URL))
-    with engine.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+@contextmanager
+def database(name: str, scratch: str, label: str = "bench") -> Iterator[str]:
+    """A fresh SQLite file in `scratch`, or a PostgreSQL schema dropped afterwards."""
+    if name == "sqlite":
+        yield f"sqlite:///{scratch}/{label}.db"
+    else:
+        with scratch_schema() as url:
+            yield url
 
 
 def main() -> None:
@@ -150,17 +135,14 @@ def main() -> None:
         print(f"  produce            {total / produce_s:>9,.0f} events/s")
         print(f"  raw consume        {total / raw_s:>9,.0f} events/s   (kafka-python, no group)")
         for name in args.databases.split(","):
-            url = (f"sqlite:///{tmp}/bench.db" if name == "sqlite" else postgres_url())
-            if url is None:
-                print(f"  end to end, {name}: skipped (no server at {POSTGRES_URL})")
-                continue
             settings = Settings(bootstrap_servers=servers, topics=topics,
                                 group_id=f"bench-{uuid.uuid4().hex[:6]}")
             try:
-                result = end_to_end(servers, settings, url, total)
-            finally:
-                if name != "sqlite":
-                    drop_schema(url)
+                with database(name, tmp) as url:
+                    result = end_to_end(servers, settings, url, total)
+            except NoServer as exc:
+                print(f"  end to end, {name}: skipped ({exc})")
+                continue
             s = result["stats"]
             print(f"  end to end, {name:<10}{result['rate']:>9,.0f} events/s   "
                   f"= {result['rate'] * raw_s / total:.3f} x raw consume; "

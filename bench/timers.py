@@ -21,7 +21,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, text
 
-from bench.throughput import POSTGRES_URL, broker_servers, drop_schema, postgres_url
+from bench.pgschema import NoServer
+from bench.throughput import broker_servers, database
 from consumers.settings import TOPICS, Settings, Topics
 from consumers.timer_service import TimerService
 from workflow.bootstrap import bootstrap
@@ -139,16 +140,12 @@ def main() -> None:
               f"and an idle round after it")
         for name in args.databases.split(","):
             for pending in (args.due, args.pending):
-                url = (f"sqlite:///{tmp}/timers-{pending}.db" if name == "sqlite"
-                       else postgres_url())
-                if url is None:
-                    print(f"  {name}: skipped (no server at {POSTGRES_URL})")
-                    break
                 try:
-                    r = measure(url, servers, topics, pending, args.due)
-                finally:
-                    if name != "sqlite":
-                        drop_schema(url)
+                    with database(name, tmp, f"timers-{pending}") as url:
+                        r = measure(url, servers, topics, pending, args.due)
+                except NoServer as exc:
+                    print(f"  {name}: skipped ({exc})")
+                    break
                 print(f"  {name:<10} {pending:>9,} pending: round {r['round_s'] * 1000:7.1f} ms"
                       f" ({args.due / r['round_s']:,.0f} deadlines/s); idle round "
                       f"{r['idle_s'] * 1000:5.1f} ms, claim query alone "
