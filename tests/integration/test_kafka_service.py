@@ -124,8 +124,11 @@ def producer_for(broker: EmbeddedBroker, **config: Any) -> KafkaProducer:
 
 
 def read_topic(broker: EmbeddedBroker, topic: str, expected: int,
-               timeout: float = 30.0) -> list[Record]:
-    """Every record of `topic` from the beginning, once `expected` have arrived."""
+               timeout: float = 30.0, *,
+               done: Callable[[list[Record]], bool] | None = None) -> list[Record]:
+    """Every record of `topic` from the beginning, once `expected` have arrived (or, with
+    `done`, once it says so: re-sent duplicates must not count towards what is awaited)."""
+    finished = done or (lambda got: len(got) >= expected)
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers,
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              max_partition_fetch_bytes=4 * 1024 * 1024)
@@ -134,7 +137,7 @@ def read_topic(broker: EmbeddedBroker, topic: str, expected: int,
     records: list[Record] = []
     deadline = time.monotonic() + timeout
     try:
-        while len(records) < expected and time.monotonic() < deadline:
+        while not finished(records) and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=300).values():
                 records.extend(batch)
         for batch in consumer.poll(timeout_ms=300).values():  # anything beyond `expected`
