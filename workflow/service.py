@@ -167,7 +167,9 @@ class MessageProcessor:
         try:
             with self.uow.atomic():
                 action()
-        except Rejected:
+        except (Rejected, StaleDataError):
+            # A complaint changed by another writer even on the careful re-run is no fault of
+            # the message: the transaction fails, and the consumer reads the batch again.
             raise
         except Exception as exc:
             log.exception("internal error while applying a message")

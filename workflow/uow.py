@@ -80,11 +80,17 @@ class UnitOfWork:
         the whole batch (StaleDataError), which is then re-run message by message through the
         ORM, where the row at fault is found.
         """
+        if not self.session.get_bind().dialect.supports_sane_multi_rowcount:
+            return  # the count could not tell a conflict: leave it to the ORM, row by row
         groups: dict[frozenset[str], list[tuple[Complaint, InstanceState[Complaint]]]] = {}
         for obj in self.session.dirty:
             if isinstance(obj, Complaint):
                 state = inspect(obj)
-                changed = frozenset(state.committed_state) & _COMPLAINT_COLUMNS
+                # Set but unchanged (e.g. the same state again) is no change, as for the ORM:
+                # no UPDATE, no new version.
+                changed = frozenset(
+                    key for key, before in state.committed_state.items()
+                    if key in _COMPLAINT_COLUMNS and before != state.dict.get(key))
                 if changed:
                     groups.setdefault(changed, []).append((obj, state))
         table = cast(Table, Complaint.__table__)

@@ -122,3 +122,25 @@ def test_a_complaint_changed_by_another_transaction_fails_the_batch(
     with app.sessions() as session:
         assert queries.show_complaint(session, "C-1")["state"] == "immediate"  # type: ignore[index]
     app.engine.dispose()
+
+
+def test_a_complaint_set_to_what_it_was_is_not_written(app: App, tmp_path: Path) -> None:
+    # As with the ORM's own flush: an attribute set to its current value is no change, so no
+    # UPDATE and no new version (a new version would make a concurrent writer conflict).
+    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
+        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    uow = app.unit_of_work()
+    try:
+        complaint = uow.complaint("C-1")
+        assert complaint is not None
+        version = complaint.version
+        complaint.state = str(complaint.state)  # an equal value, as a handler might set it
+        uow.commit()
+    finally:
+        uow.close()
+    check = app.unit_of_work()
+    try:
+        again = check.complaint("C-1")
+        assert again is not None and again.version == version
+    finally:
+        check.close()
