@@ -48,7 +48,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers.settings import Settings
 from consumers.workflow_consumer import _describe, _next_offsets, _short, consumer_config
-from letters.render import LetterFormat, render
+from letters.render import KINDS, LetterFormat, render
 from workflow import queries
 from workflow.bootstrap import App
 
@@ -66,6 +66,10 @@ FILE_MODE: Final = 0o640
 # Few records per poll: a PDF takes a fraction of a second, and a stop waits for the letter
 # in hand only, but the group's poll interval must still be met with room to spare.
 MAX_POLL_RECORDS: Final = 20
+# Errors of the service's environment, not of a letter's context: the component stops with
+# them (offsets of the letters already written committed) and is restarted after a back-off,
+# so the letter is rendered once the fault is fixed instead of being skipped for good.
+ENVIRONMENT_FAULTS: Final = (ImportError, OSError, MemoryError, jinja2.TemplateNotFound)
 
 
 @dataclass
@@ -245,10 +249,17 @@ class LetterService:
             context = queries.letter_context(session, letter_id)
         if context is None:
             raise LetterFailed("unknown letter: not in the database")
+        if context.get("kind") not in KINDS:
+            # Issued by a newer workflow than this service (a rolling deploy): not the letter's
+            # fault. Stop, and retry after a back-off, until this service knows the kind.
+            raise RuntimeError(f"letter {letter_id} is of a kind this letter service does not "
+                               "know; deploy the version that issued it")
         files: dict[LetterFormat, bytes] = {}
         for fmt in formats:
             try:
                 files[fmt] = render(context, fmt)
+            except ENVIRONMENT_FAULTS:
+                raise  # the service's own (fonts, libraries, memory): retried, never skipped
             except Exception as exc:  # noqa: BLE001 - this letter's context, not the service
                 # An undefined-key error names keys only; other errors can quote a value of
                 # the context (personal data): their type only.

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 from click.testing import CliRunner
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -33,7 +34,7 @@ from consumers.cli import main
 from consumers.file_ingest import tick
 from consumers.letter_service import LetterService, write_atomically
 from consumers.outbox_relay import OutboxRelay
-from consumers.settings import Settings, letter_formats
+from consumers.settings import Settings, Topics, letter_formats
 from consumers.timer_service import TimerService
 from letters.render import FORMATS, LetterFormat, render
 from tests.builders import CUSTOMER, received, simple
@@ -303,3 +304,53 @@ def test_a_write_that_fails_leaves_the_file_as_it_was(
         write_atomically(target, b"second")
     assert target.read_bytes() == b"first"
     assert files_in(tmp_path) == {"L-1.txt"}, "no temporary file left"
+
+
+class _Message:
+    """A `complaints.letters` record as the consumer hands it over."""
+
+    def __init__(self, letter_id: str) -> None:
+        self.topic, self.partition, self.offset = "complaints.letters", 0, 0
+        self.value = json.dumps({"letter_id": letter_id, "formats": ["txt"]}).encode()
+
+
+def test_a_fault_of_the_service_is_raised_not_counted_against_the_letter(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A missing library or font is the service's fault: skipping the letter (committing its
+    # offset) would lose it for good, so the error stops the component, which is restarted
+    # after a back-off. A context that does not render is the letter's: counted as failed.
+    import consumers.letter_service as module
+
+    app = bootstrap(sqlite_url, "kilowatt-connect")
+    uow = app.unit_of_work()
+    app.processor(_Fixed(NOW), uow).process(
+        json.dumps(received("r-1", "R-1", RECEIVED)).encode(), "test", "1")
+    uow.commit()
+    uow.close()
+    assert tick(app, NOW) == 1  # the acknowledgement
+    letter_id = letter_id_for("R-1/acknowledgement/1")
+    settings = Settings(bootstrap_servers="127.0.0.1:9", topics=Topics(), group_id="t")
+    directory = tmp_path / "letters"
+    directory.mkdir()
+    service = LetterService(app, settings, directory=directory, formats=("txt",))
+
+    def no_fonts(*_args: Any) -> bytes:
+        raise OSError("cannot load fonts")
+
+    monkeypatch.setattr(module, "render", no_fonts)
+    with pytest.raises(OSError):
+        service.handle(_Message(letter_id))  # type: ignore[arg-type]
+    assert service.stats.failed == 0 and files_in(directory) == set()
+
+    def bad_context(*_args: Any) -> bytes:
+        raise jinja2.UndefinedError("'handler' is undefined")
+
+    monkeypatch.setattr(module, "render", bad_context)
+    assert service.handle(_Message(letter_id)) == "failed"  # type: ignore[arg-type]
+    assert service.stats.failed == 1 and files_in(directory) == set()
+
+    monkeypatch.undo()
+    assert service.handle(_Message(letter_id)) == "rendered"  # type: ignore[arg-type]
+    assert files_in(directory) == {f"{letter_id}.txt"}
+    app.engine.dispose()
