@@ -249,6 +249,9 @@ async def run_async(settings: Settings, procedure: Procedure, stop: threading.Ev
                 partitions = await loop.run_in_executor(None, source_partitions, settings)
                 state.partitions_total = partitions
                 app, aggregator = build_app(settings, rules, config, partitions, state)
+                # The counters run for the life of the process (status lines, the exit summary),
+                # not from the last restart; the records are rebuilt from the changelog.
+                aggregator.stats = state.aggregator.stats
                 state.aggregator = aggregator
                 state.status = "recovering"
                 state.error = None
