@@ -43,11 +43,16 @@ from typing import Any, Final
 import jinja2
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.settings import Settings
-from consumers.workflow_consumer import _describe, _next_offsets, _short, consumer_config
+from consumers.workflow_consumer import (
+    DoneOffsets,
+    _describe,
+    _next_offsets,
+    _short,
+    consumer_config,
+)
 from letters.render import KINDS, LetterFormat, render
 from workflow import queries
 from workflow.bootstrap import App
@@ -156,7 +161,7 @@ class LetterService:
             max_poll_records=MAX_POLL_RECORDS, **(config or {}))
         self.poll_timeout_ms = poll_timeout_ms
         self.stats = LetterStats()
-        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._offsets = DoneOffsets("letter")
         self._unsynced = False  # files renamed into place since the directory was last synced
 
     # -- the loop ----------------------------------------------------------------------------
@@ -292,23 +297,7 @@ class LetterService:
     def _commit(self, consumer: KafkaConsumer,
                 offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
         """Commit offsets of messages whose files are written (and earlier leftovers)."""
-        self._uncommitted.update(offsets)
-        if not self._uncommitted:
-            return
-        assigned = consumer.assignment()
-        pending = {tp: om for tp, om in self._uncommitted.items() if tp in assigned}
-        self._uncommitted = pending
-        if not pending:
-            return
-        try:
-            consumer.commit(pending)
-            self._uncommitted = {}
-        except CommitFailedError as exc:
-            # The group rebalanced: the new owner reads these again and finds the files there.
-            log.info("letter offset commit refused after a rebalance: %s", _short(exc))
-            self._uncommitted = {}
-        except KafkaError as exc:
-            log.warning("letter offset commit failed, will retry: %s", _short(exc))
+        self._offsets.commit(consumer, offsets)
 
     def forget(self, tp: TopicPartition) -> None:
-        self._uncommitted.pop(tp, None)
+        self._offsets.forget(tp)

@@ -197,7 +197,7 @@ class WorkflowConsumer:
         self.poll_timeout_ms = poll_timeout_ms
         self.stats = ConsumerStats()
         self.topics = (settings.topics.events, settings.topics.deadlines)
-        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._offsets = DoneOffsets("workflow")
         self._failures = 0  # consecutive failed attempts at the current batch
         self._one_at_a_time = 0  # records still to take singly after repeated failures
         self._quarantine_streak = 0
@@ -347,6 +347,23 @@ class WorkflowConsumer:
     def _commit_kafka(self, consumer: KafkaConsumer,
                       offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
         """Commit offsets whose records are committed in the database (and earlier leftovers)."""
+        self._offsets.commit(consumer, offsets)
+
+    def forget(self, tp: TopicPartition) -> None:
+        self._offsets.forget(tp)
+
+
+class DoneOffsets:
+    """Offsets of records whose work is done (in the database, or written to files), to be
+    committed to the group: kept and retried when a commit fails, dropped for partitions this
+    member no longer owns (their new owner reads those records again, and finds them done)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what  # for the log: whose offsets
+        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+
+    def commit(self, consumer: KafkaConsumer,
+               offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
         self._uncommitted.update(offsets)
         if not self._uncommitted:
             return
@@ -359,11 +376,11 @@ class WorkflowConsumer:
             consumer.commit(pending)
             self._uncommitted = {}
         except CommitFailedError as exc:
-            # The group rebalanced: the new owner re-reads these records and finds them applied.
-            log.info("offset commit refused after a rebalance: %s", _short(exc))
+            # The group rebalanced: the new owner re-reads these records and finds them done.
+            log.info("%s offset commit refused after a rebalance: %s", self.what, _short(exc))
             self._uncommitted = {}
         except KafkaError as exc:
-            log.warning("offset commit failed, will retry: %s", _short(exc))
+            log.warning("%s offset commit failed, will retry: %s", self.what, _short(exc))
 
     def forget(self, tp: TopicPartition) -> None:
         self._uncommitted.pop(tp, None)
