@@ -307,7 +307,8 @@ def consumer_lag(settings: Settings) -> dict[str, int] | None:
 def human_summary(document: dict[str, Any]) -> str:
     lines = [f"ran {document['seconds']} s"]
     for name, figures in document["components"].items():
-        lines.append(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+        lines.append(f"  {name}: " + ", ".join(f"{k} {_figure(k, v)}"
+                                               for k, v in figures.items()))
     record = document.get("record", {})
     if "by_state" in record:
         states = ", ".join(f"{k} {v}" for k, v in record["by_state"].items()) or "none"
@@ -321,3 +322,10 @@ def human_summary(document: dict[str, Any]) -> str:
         lag = ", ".join(f"{k} {v}" for k, v in document["consumer_lag"].items())
         lines.append(f"  consumer lag: {lag}")
     return "\n".join(lines)
+
+
+def _figure(name: str, value: Any) -> str:
+    """A counter as it is; an instant (`..._at`, seconds since the epoch) as UTC ISO-8601."""
+    if name.endswith("_at") and isinstance(value, float):
+        return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+    return str(value)
