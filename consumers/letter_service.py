@@ -35,20 +35,19 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import jinja2
 from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from consumers.settings import Settings
 from consumers.workflow_consumer import (
     DoneOffsets,
-    _describe,
+    ForgetRevoked,
     _next_offsets,
     _short,
     consumer_config,
@@ -126,23 +125,6 @@ def sync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    """Runs inside poll(): offsets are committed before every poll, so nothing is in flight."""
-
-    def __init__(self, owner: LetterService) -> None:
-        self.owner = owner
-
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        revoked = set(revoked)
-        if revoked:
-            log.info("letter partitions revoked: %s", _describe(revoked))
-        for tp in revoked:
-            self.owner.forget(tp)
-
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        log.info("letter partitions assigned: %s", _describe(assigned))
-
-
 class LetterService:
     """One member of the letters group. `run(stop)` until `stop` is set: the letter in hand is
     finished, the offsets of those written are committed, and the consumer closes."""
@@ -169,7 +151,7 @@ class LetterService:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.remove_stale_temporaries()
         consumer = KafkaConsumer(**self.config)
-        consumer.subscribe([self.topic], listener=_Rebalance(self))
+        consumer.subscribe([self.topic], listener=ForgetRevoked(self._offsets))
         log.info("letter service in group %s on %s: %s into %s", self.group_id, self.topic,
                  ",".join(self.formats), self.directory)
         try:
@@ -298,6 +280,3 @@ class LetterService:
                 offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
         """Commit offsets of messages whose files are written (and earlier leftovers)."""
         self._offsets.commit(consumer, offsets)
-
-    def forget(self, tp: TopicPartition) -> None:
-        self._offsets.forget(tp)

@@ -157,22 +157,27 @@ def consumer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return config
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    """Runs inside poll(): batches are committed before every poll, so nothing is in flight."""
+class ForgetRevoked(ConsumerRebalanceListener):
+    """Runs inside poll(): work is committed before every poll, so nothing is in flight; the
+    offsets still pending for a revoked partition are dropped (its new owner reads those
+    records again and finds them done)."""
 
-    def __init__(self, owner: WorkflowConsumer) -> None:
-        self.owner = owner
+    def __init__(self, offsets: DoneOffsets,
+                 on_assigned: Callable[[], None] | None = None) -> None:
+        self.offsets = offsets
+        self.on_assigned = on_assigned
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = set(revoked)
         if revoked:
-            log.info("partitions revoked: %s", _describe(revoked))
+            log.info("%s partitions revoked: %s", self.offsets.what, _describe(revoked))
         for tp in revoked:
-            self.owner.forget(tp)
+            self.offsets.forget(tp)
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.owner.stats.rebalances += 1
-        log.info("partitions assigned: %s", _describe(assigned))
+        if self.on_assigned is not None:
+            self.on_assigned()
+        log.info("%s partitions assigned: %s", self.offsets.what, _describe(assigned))
 
 
 def _describe(partitions: Iterable[TopicPartition]) -> str:
@@ -205,7 +210,8 @@ class WorkflowConsumer:
     # -- the loop ----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         consumer = KafkaConsumer(**self.config)
-        consumer.subscribe(list(self.topics), listener=_Rebalance(self))
+        consumer.subscribe(list(self.topics),
+                           listener=ForgetRevoked(self._offsets, self._count_rebalance))
         log.info("workflow consumer in group %s on %s", self.settings.group_id,
                  ", ".join(self.topics))
         try:
@@ -349,8 +355,8 @@ class WorkflowConsumer:
         """Commit offsets whose records are committed in the database (and earlier leftovers)."""
         self._offsets.commit(consumer, offsets)
 
-    def forget(self, tp: TopicPartition) -> None:
-        self._offsets.forget(tp)
+    def _count_rebalance(self) -> None:
+        self.stats.rebalances += 1
 
 
 class DoneOffsets:
