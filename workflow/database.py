@@ -38,7 +38,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take control.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgres_session)
     return engine
+
+
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    # psycopg prepares a statement run five times, and PostgreSQL may then keep a generic plan
+    # made while a table was still empty (a new database, a consumer's first minute). Firing a
+    # deadline by key then scanned every pending deadline through the partial "pending" index
+    # instead of one row through the unique key: 0.7 ms a row and growing, against 0.05 ms.
+    # Custom plans are made with the statistics of the moment; the parse is still saved.
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True  # a SET inside a transaction would roll back with it
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_connection.autocommit = autocommit
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

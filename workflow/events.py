@@ -73,7 +73,9 @@ def _one_of(codes: dict[str, Any] | tuple[str, ...], label: str) -> AfterValidat
 Instant = Annotated[datetime, BeforeValidator(_instant)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Text = Annotated[str, Field(strict=True, min_length=1)]
-Count = Annotated[StrictInt, Field(ge=0)]
+# Counts and amounts in pence: never negative, and within what a BIGINT column holds (an
+# unbounded JSON integer would otherwise reach the database and fail there, not here).
+Count = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
 CategoryCode = Annotated[Text, _one_of(CATEGORIES, "B5..B22")]
 ChannelCode = Annotated[Text, _one_of(CHANNELS, ", ".join(CHANNELS))]
 

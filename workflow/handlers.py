@@ -327,8 +327,7 @@ class Workflow:
             outcome = f"no longer applies: cycle {complaint.cycle} has started"
         else:
             outcome = DEADLINE_EFFECTS[deadline.kind](self, complaint, deadline)
-        deadline.fired_at = self.clock.now()
-        deadline.outcome = outcome
+        self.uow.record_firing(deadline, self.clock.now(), outcome)
         history_id = f"deadline:{deadline.deadline_key}"
         self._history(complaint, history_id, f"deadline.{deadline.kind}", deadline.due_at, before,
                       {"due_at": deadline.due_at.isoformat(), "cause": deadline.cause,

@@ -85,10 +85,12 @@ class MessageProcessor:
             result = work()
             self.uow.commit()
             return result
-        # A constraint or a value the database refuses (IntegrityError, DataError), or a
-        # complaint changed under us (StaleDataError), names no message: find it by re-running
-        # the batch one message at a time.
-        except (PoisonedBatch, IntegrityError, DataError, StaleDataError) as failure:
+        # A constraint or a value the database refuses (IntegrityError, DataError; sqlite3
+        # raises OverflowError for an integer beyond 64 bits), or a complaint changed under us
+        # (StaleDataError), names no message: find it by re-running the batch one message at
+        # a time.
+        except (PoisonedBatch, IntegrityError, DataError, OverflowError,
+                StaleDataError) as failure:
             log.error("transaction failed (%s); retrying message by message",
                       type(failure.__cause__ or failure).__name__)
             self.uow.rollback()
@@ -183,8 +185,7 @@ class MessageProcessor:
             self._guarded(lambda: self.workflow.fire(deadline))
         except Rejected as exc:
             # Recorded as fired with the failure, so it is visible and does not loop.
-            deadline.fired_at = self.workflow.clock.now()
-            deadline.outcome = f"failed: {exc}"
+            self.uow.record_firing(deadline, self.workflow.clock.now(), f"failed: {exc}")
 
     # -- event-time deadlines -------------------------------------------------------------
     def advance_to(self, instant: datetime) -> int:

@@ -15,17 +15,21 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, insert, inspect, select, update
-from sqlalchemy.orm import InstanceState, Session
+from sqlalchemy import Connection, Table, bindparam, exists, inspect, select, update
+from sqlalchemy.orm import InstanceState, Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
+from workflow.bulk import BulkInsert
 from workflow.schema import Base, Complaint, Deadline, Letter, ProcessedEvent
 
 # Rows that are only ever inserted; everything else goes through the ORM.
 APPEND_ONLY = ("history", "outbox", "letters", "receipts", "category_changes", "resolutions",
                "contacts", "accounts_snapshots", "rejections", "processed_events")
 
+
+# Complaints kept between transactions (strongly referenced, most recently used last).
+COMPLAINTS_KEPT = 20_000
 
 # Every column of a complaint but the key and the version (which the update sets itself).
 _COMPLAINT_COLUMNS = frozenset(
@@ -45,32 +49,72 @@ class UnitOfWork:
         self._letter_keys: dict[str, set[str]] = {}  # complaint -> dedupe keys issued
         self._references: set[str] = set()  # taken in this transaction
         self._free_references: set[str] = set()  # known free when the transaction read them
+        # New deadlines are written like append-only rows (their firing, when it comes in a
+        # later transaction, as one UPDATE per batch); the ORM only sees those it loaded.
+        self._new_deadlines: dict[str, Deadline] = {}  # by key, until the flush writes them
+        self._fired_deadlines: list[Deadline] = []  # written earlier, fired now
+        self._bulk_inserts: dict[str, BulkInsert] = {}
         # Off while retrying a batch message by message: every row then goes through the
         # session, so a savepoint's rollback takes it away too.
         self.buffering = True
 
     # -- transactions ------------------------------------------------------------------
     def flush(self) -> None:
-        """Write changed complaints and buffered append-only rows (table by table, in the
-        order they were made)."""
+        """Write changed complaints, new and fired deadlines, and buffered append-only rows
+        (table by table, in the order they were made)."""
         if self.buffering:
             self._update_complaints()
         self.session.flush()
-        if not self._buffer:
-            return
         by_table: dict[str, list[dict[str, Any]]] = {}
+        if self._new_deadlines:
+            # Read now, not when added: a deadline fired in the same batch goes in fired.
+            by_table["deadlines"] = [
+                {key: getattr(deadline, key) for key in self._bulk("deadlines").keys}
+                for deadline in self._new_deadlines.values()]
+            self._new_deadlines.clear()
         for model, values in self._buffer:
             by_table.setdefault(model.__tablename__, []).append(values)
         self._buffer.clear()
+        connection = self.session.connection() if by_table or self._fired_deadlines else None
         for table in Base.metadata.sorted_tables:
             rows = by_table.get(table.name)
-            if rows:
-                # A multi-row INSERT needs the same keys in every row; generated ids are left
-                # to the database.
-                keys = [c.key for c in table.columns if c.key != "id"]
-                uniform = [r if len(r) == len(keys) else {k: r.get(k) for k in keys}
-                           for r in rows]
-                self.session.execute(insert(table), uniform)
+            if rows and connection is not None:
+                self._bulk(table.name).execute(connection, rows)
+        if self._fired_deadlines and connection is not None:
+            self._record_firings(connection, self._fired_deadlines)
+            self._fired_deadlines.clear()
+
+    def _bulk(self, table_name: str) -> BulkInsert:
+        bulk = self._bulk_inserts.get(table_name)
+        if bulk is None:
+            dialect = self.session.get_bind().dialect
+            bulk = BulkInsert(Base.metadata.tables[table_name], dialect)
+            self._bulk_inserts[table_name] = bulk
+        return bulk
+
+    def _record_firings(self, connection: Connection, deadlines: list[Deadline]) -> None:
+        """Deadlines written by an earlier transaction and fired in this one.
+
+        `fired_at IS NULL` makes firing a compare-and-set: a deadline fired meanwhile by
+        another writer fails the transaction (StaleDataError), as a changed complaint does.
+        """
+        table = cast(Table, Deadline.__table__)
+        statement = (
+            update(table)
+            .where(table.c.deadline_key == bindparam("key_deadline_key"),
+                   table.c.fired_at.is_(None))
+            .values(fired_at=bindparam("fired_at", type_=table.c.fired_at.type),
+                    outcome=bindparam("outcome", type_=table.c.outcome.type))
+        )
+        rows = [{"key_deadline_key": d.deadline_key, "fired_at": d.fired_at,
+                 "outcome": d.outcome} for d in deadlines]
+        batches = ([rows] if connection.dialect.supports_sane_multi_rowcount
+                   else [[row] for row in rows])
+        for batch in batches:
+            result = connection.execute(statement, batch)
+            if result.rowcount != len(batch):
+                raise StaleDataError(f"{len(batch) - result.rowcount} deadline(s) were fired "
+                                     "by another transaction since they were read")
 
     def _update_complaints(self) -> None:
         """Changed complaints as one version-checked executemany per set of changed columns.
@@ -125,9 +169,12 @@ class UnitOfWork:
         self._prefetched = (set(), set())
         self._references.clear()
         self._free_references.clear()
-        if len(self._complaints) > 20_000:
-            self._complaints.clear()
-            self._letter_keys.clear()
+        if len(self._complaints) > COMPLAINTS_KEPT:
+            # Keep the most recently used half: a deadline weeks later finds its complaint
+            # still here more often than after a clear (one SELECT each otherwise).
+            for complaint_id in list(self._complaints)[:len(self._complaints) // 2]:
+                del self._complaints[complaint_id]
+                self._letter_keys.pop(complaint_id, None)
 
     def rollback(self) -> None:
         self.session.rollback()
@@ -140,6 +187,8 @@ class UnitOfWork:
     def _forget(self) -> None:
         self._absent.clear()
         self._buffer.clear()
+        self._new_deadlines.clear()
+        self._fired_deadlines.clear()
         self._complaints.clear()
         self._processed.clear()
         self._prefetched = (set(), set())
@@ -179,8 +228,10 @@ class UnitOfWork:
         return set(self._absent)
 
     def complaint(self, complaint_id: str) -> Complaint | None:
-        found = self._complaints.get(complaint_id)
-        if found is None and complaint_id not in self._absent:
+        found = self._complaints.pop(complaint_id, None)
+        if found is not None:
+            self._complaints[complaint_id] = found  # to the end: most recently used
+        elif complaint_id not in self._absent:
             with self.session.no_autoflush:  # pending complaints are in the cache already
                 found = self.session.get(Complaint, complaint_id)
             if found is not None:
@@ -239,6 +290,9 @@ class UnitOfWork:
         return keys
 
     def deadline_by_key(self, deadline_key: str) -> Deadline | None:
+        pending = self._new_deadlines.get(deadline_key)
+        if pending is not None:
+            return pending
         return self.session.scalar(select(Deadline).where(Deadline.deadline_key == deadline_key))
 
     def deadline(self, deadline_id: int) -> Deadline | None:
@@ -259,7 +313,20 @@ class UnitOfWork:
             self._absent.discard(row.complaint_id)
             self._references.add(row.reference)
             self._letter_keys[row.complaint_id] = set()  # new: nothing issued yet
+        elif self.buffering:
+            self._new_deadlines[row.deadline_key] = row
+            return
         self.session.add(row)
+
+    def record_firing(self, deadline: Deadline, at: datetime, outcome: str) -> None:
+        """A deadline has fired (or failed to): at most once, whoever wrote it."""
+        deadline.fired_at, deadline.outcome = at, outcome
+        if object_session(deadline) is not None or deadline.deadline_key in self._new_deadlines:
+            return  # the ORM's flush, or the pending INSERT, carries it
+        if self.buffering:
+            self._fired_deadlines.append(deadline)
+        else:
+            self._record_firings(self.session.connection(), [deadline])
 
     def append(self, model: type[Base], **values: Any) -> None:
         """A row that is only ever inserted (history, outbox, letters, ...)."""

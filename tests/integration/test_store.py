@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 import workflow.handlers
 from consumers.file_ingest import ingest_file
-from tests.builders import received, write_jsonl
+from tests.builders import received, simple, write_jsonl
 from workflow import queries
 from workflow.bootstrap import App, bootstrap
+from workflow.bulk import BulkInsert
+from workflow.database import make_engine
 from workflow.reference import candidate
-from workflow.schema import Base, Rejection
+from workflow.schema import Base, Deadline, Rejection
 
 SAMPLE = Path(__file__).parents[2] / "workflow" / "samples" / "sample-events.jsonl"
 COMPLAINTS = ("C-100", "C-101", "C-102", "C-103", "C-104", "C-105")
@@ -144,3 +146,122 @@ def test_a_complaint_set_to_what_it_was_is_not_written(app: App, tmp_path: Path)
         assert again is not None and again.version == version
     finally:
         check.close()
+
+
+def test_bulk_rows_are_stored_as_sqlalchemy_stores_them(app: App) -> None:
+    # The bulk writer skips SQLAlchemy's per-row parameter building but must store exactly
+    # what SQLAlchemy would: the same row through both paths reads back identical, JSON null,
+    # naive-free instants, bytes and unicode included.
+    bst = timezone(timedelta(hours=1))
+    history = Base.metadata.tables["history"]
+    rejections = Base.metadata.tables["rejections"]
+
+    def history_row(event_id: str) -> dict[str, Any]:
+        return {"complaint_id": "C-1", "at": datetime(2026, 10, 24, 23, 59, 59, 999999, bst),
+                "event_id": event_id, "type": "complaint.received", "from_state": None,
+                "to_state": "received", "cycle": 1,
+                "detail": {"note": "Zoë’s <b>bill</b>", "pence": 2**62, "none": None},
+                "recorded_at": datetime(2026, 1, 5, 9, 0, tzinfo=UTC)}
+
+    def rejection_row(event_id: str) -> dict[str, Any]:
+        return {"rejected_at": datetime(2026, 3, 29, 1, 30, tzinfo=bst), "source": "f.jsonl",
+                "position": "line 1", "reason": "bad", "raw": b"\x00\xff{not json",
+                "event_id": event_id}
+
+    with app.engine.begin() as connection:
+        connection.execute(insert(history), [history_row("by-sqlalchemy")])
+        BulkInsert(history, connection.dialect).execute(connection, [history_row("by-bulk")])
+        connection.execute(insert(rejections), [rejection_row("by-sqlalchemy")])
+        BulkInsert(rejections, connection.dialect).execute(
+            connection, [rejection_row("by-bulk")])
+        # A JSON column given None stores JSON null, as SQLAlchemy does by default.
+        row = history_row("none-detail") | {"detail": None}
+        BulkInsert(history, connection.dialect).execute(connection, [row])
+    with app.engine.connect() as connection:
+        for table in (history, rejections):
+            stored = {r.event_id: r._asdict() for r in connection.execute(select(table))}
+            ours, theirs = stored["by-bulk"], stored["by-sqlalchemy"]
+            for key in ("id", "event_id"):
+                del ours[key], theirs[key]
+            assert ours == theirs
+            if connection.dialect.name == "sqlite":  # the very text stored
+                columns = ", ".join(c.name for c in table.columns
+                                    if c.name not in ("id", "event_id"))
+                raw = {r[0]: r[1:] for r in connection.exec_driver_sql(
+                    f"SELECT event_id, {columns} FROM {table.name}")}
+                assert raw["by-bulk"] == raw["by-sqlalchemy"]
+        none_detail = connection.execute(
+            select(history.c.detail).where(history.c.event_id == "none-detail")).scalar_one()
+        assert none_detail is None
+        assert connection.execute(select(func.count()).select_from(history).where(
+            history.c.detail.is_(None))).scalar_one() == 0  # JSON null, not SQL NULL
+
+
+def test_a_deadline_fired_by_another_writer_fails_the_batch(app: App, tmp_path: Path) -> None:
+    # A deadline written by one transaction and fired in a later one is updated by key with
+    # `fired_at IS NULL`: if another writer fired it meanwhile, the batch fails (and is re-run
+    # message by message) rather than firing it twice.
+    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
+        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    writer = app.unit_of_work()
+    other = app.unit_of_work()
+    try:
+        complaint = writer.complaint("C-1")
+        assert complaint is not None
+        mine = Deadline(deadline_key="C-1/remedy/x", complaint_id="C-1", kind="remedy",
+                        cycle=1, due_at=datetime(2026, 2, 1, tzinfo=UTC), cause="x",
+                        created_at=datetime(2026, 1, 5, tzinfo=UTC))
+        writer.add(mine)
+        writer.commit()
+        theirs = other.deadline_by_key("C-1/remedy/x")
+        assert theirs is not None and theirs is not mine
+        other.record_firing(theirs, datetime(2026, 2, 1, tzinfo=UTC), "fired by them")
+        other.commit()
+        writer.record_firing(mine, datetime(2026, 2, 1, tzinfo=UTC), "fired by me")
+        with pytest.raises(StaleDataError, match="1 deadline"):
+            writer.commit()
+        writer.rollback()
+    finally:
+        writer.close()
+        other.close()
+    with app.sessions() as session:
+        outcome = session.scalar(select(Deadline.outcome).where(
+            Deadline.deadline_key == "C-1/remedy/x"))
+    assert outcome == "fired by them"
+
+
+def test_a_deadline_written_then_fired_later_is_recorded(app: App, tmp_path: Path) -> None:
+    # The common offline case: created in one batch, fired by the event clock in a later one.
+    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
+        received("e1", "C-1", "2026-01-05T09:00:00+00:00"),
+        simple("complaint.assigned", "e2", "C-1", "2026-01-05T09:05:00+00:00",
+               handler={"id": "h1", "name": "Sam"})]))
+    ingest_file(app, write_jsonl(tmp_path / "two.jsonl", [
+        simple("complaint.contact_logged", "e3", "C-1", "2026-01-20T09:00:00+00:00",
+               party="customer", channel="phone")]))
+    with app.sessions() as session:
+        deadlines = {d["kind"]: d for d in queries.show_complaint(  # type: ignore[index]
+            session, "C-1")["deadlines"]}
+    # Received Monday 5 January 2026 09:00: D+1 ends Tuesday 6 January 23:59:59.999999.
+    assert deadlines["acknowledgement"]["fired_at"] is not None
+    assert deadlines["acknowledgement"]["outcome"].startswith("acknowledgement letter")
+    assert deadlines["eight_week"]["fired_at"] is None
+
+
+@pytest.mark.postgres
+def test_postgresql_sessions_plan_each_statement_afresh(postgres_url: str) -> None:
+    # A generic plan cached while the deadlines table was empty made firing by key scan every
+    # pending deadline (workflow/database.py). The setting must survive a rolled-back
+    # transaction and reach every pooled connection.
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            connection.rollback()
+            assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == (
+                "force_custom_plan")
+        with engine.connect() as first, engine.connect() as second:
+            for connection in (first, second):
+                assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == (
+                    "force_custom_plan")
+    finally:
+        engine.dispose()

@@ -93,6 +93,16 @@ def test_counts_are_json_integers_at_least_zero(bad: Any) -> None:
     assert reason(document).startswith("electricity_accounts: Input should be")
 
 
+def test_counts_beyond_a_bigint_are_refused_here_not_by_the_database() -> None:
+    # 2**63 - 1 is the largest value of the BIGINT column; one more is bad input.
+    largest = event("accounts.snapshot", "s1", AT, as_of="2026-01-31",
+                    electricity_accounts=9_223_372_036_854_775_807, gas_accounts=0)
+    assert ev.validate(largest).electricity_accounts == 9_223_372_036_854_775_807
+    too_big = dict(largest, electricity_accounts=9_223_372_036_854_775_808)
+    assert reason(too_big) == ("electricity_accounts: Input should be less than or equal to "
+                               "9223372036854775807")
+
+
 def test_booleans_are_json_booleans() -> None:
     document = simple("complaint.deadlock_reached", "e1", "C1", AT, offer_open="yes")
     assert reason(document) == "offer_open: Input should be a valid boolean"
