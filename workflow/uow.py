@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, exists, inspect, select, update
-from sqlalchemy.orm import InstanceState, Session, object_session
+from sqlalchemy.orm import InstanceState, Session, make_transient_to_detached, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from workflow.bulk import BulkInsert
+from workflow.bulk import BulkInsert, Prepared
 from workflow.schema import Base, Complaint, Deadline, Letter, ProcessedEvent
 
 # Rows that are only ever inserted; everything else goes through the ORM.
@@ -51,9 +51,14 @@ class UnitOfWork:
         self._free_references: set[str] = set()  # known free when the transaction read them
         # New deadlines are written like append-only rows (their firing, when it comes in a
         # later transaction, as one UPDATE per batch); the ORM only sees those it loaded.
+        self._new_complaints: dict[str, Complaint] = {}  # until the flush writes them
+        # Written by this transaction and then put in the session as persistent: a rollback
+        # must take them out again (the session would only expire them).
+        self._attached: list[Complaint] = []
         self._new_deadlines: dict[str, Deadline] = {}  # by key, until the flush writes them
         self._fired_deadlines: list[Deadline] = []  # written earlier, fired now
         self._bulk_inserts: dict[str, BulkInsert] = {}
+        self._complaint_updates: dict[frozenset[str], Prepared] = {}
         # Off while retrying a batch message by message: every row then goes through the
         # session, so a savepoint's rollback takes it away too.
         self.buffering = True
@@ -66,6 +71,10 @@ class UnitOfWork:
             self._update_complaints()
         self.session.flush()
         by_table: dict[str, list[dict[str, Any]]] = {}
+        new_complaints = list(self._new_complaints.values())
+        if new_complaints:
+            by_table["complaints"] = [_complete_row(complaint) for complaint in new_complaints]
+            self._new_complaints.clear()
         if self._new_deadlines:
             # Read now, not when added: a deadline fired in the same batch goes in fired.
             by_table["deadlines"] = [
@@ -83,6 +92,11 @@ class UnitOfWork:
         if self._fired_deadlines and connection is not None:
             self._record_firings(connection, self._fired_deadlines)
             self._fired_deadlines.clear()
+        for complaint in new_complaints:
+            # Written: into the session as if loaded, so later changes are tracked as updates.
+            make_transient_to_detached(complaint)
+            self.session.add(complaint)
+        self._attached.extend(new_complaints)
 
     def _bulk(self, table_name: str) -> BulkInsert:
         bulk = self._bulk_inserts.get(table_name)
@@ -137,8 +151,27 @@ class UnitOfWork:
                     if key in _COMPLAINT_COLUMNS and before != state.dict.get(key))
                 if changed:
                     groups.setdefault(changed, []).append((obj, state))
-        table = cast(Table, Complaint.__table__)
+        connection = self.session.connection()
         for changed, members in groups.items():
+            rows = [{**{key: getattr(obj, key) for key in changed},
+                     "key_complaint_id": obj.complaint_id, "key_version": obj.version,
+                     "next_version": obj.version + 1} for obj, _ in members]
+            matched = self._complaint_update(changed).execute(connection, rows)
+            if matched != len(rows):
+                raise StaleDataError(f"{len(rows) - matched} complaint(s) were changed "
+                                     "by another transaction since they were read")
+            for obj, state in members:
+                set_committed_value(obj, "version", obj.version + 1)
+                # Written: what the object holds is now what the database holds, so the ORM's
+                # own flush has nothing left to compare (a third of its time otherwise).
+                state._commit_all(state.dict, self.session.identity_map)
+
+    def _complaint_update(self, changed: frozenset[str]) -> Prepared:
+        """UPDATE complaints SET the changed columns and the next version WHERE key and
+        version are as read; compiled once per set of columns."""
+        prepared = self._complaint_updates.get(changed)
+        if prepared is None:
+            table = cast(Table, Complaint.__table__)
             values: dict[str, Any] = {key: bindparam(key, type_=table.c[key].type)
                                       for key in changed}
             values["version"] = bindparam("next_version", type_=table.c.version.type)
@@ -148,22 +181,14 @@ class UnitOfWork:
                        table.c.version == bindparam("key_version"))
                 .values(values)
             )
-            rows = [{**{key: getattr(obj, key) for key in changed},
-                     "key_complaint_id": obj.complaint_id, "key_version": obj.version,
-                     "next_version": obj.version + 1} for obj, _ in members]
-            result = self.session.connection().execute(statement, rows)
-            if result.rowcount != len(rows):
-                raise StaleDataError(f"{len(rows) - result.rowcount} complaint(s) were changed "
-                                     "by another transaction since they were read")
-            for obj, _ in members:
-                # Written: what the ORM holds is now what the database holds.
-                for key in changed:
-                    set_committed_value(obj, key, getattr(obj, key))
-                set_committed_value(obj, "version", obj.version + 1)
+            prepared = Prepared(statement, self.session.get_bind().dialect)
+            self._complaint_updates[changed] = prepared
+        return prepared
 
     def commit(self) -> None:
         self.flush()
         self.session.commit()
+        self._attached.clear()
         self._absent.clear()
         self._processed.clear()
         self._prefetched = (set(), set())
@@ -177,6 +202,9 @@ class UnitOfWork:
                 self._letter_keys.pop(complaint_id, None)
 
     def rollback(self) -> None:
+        for complaint in self._attached:
+            if complaint in self.session:
+                self.session.expunge(complaint)
         self.session.rollback()
         self._forget()
 
@@ -187,6 +215,8 @@ class UnitOfWork:
     def _forget(self) -> None:
         self._absent.clear()
         self._buffer.clear()
+        self._new_complaints.clear()
+        self._attached.clear()
         self._new_deadlines.clear()
         self._fired_deadlines.clear()
         self._complaints.clear()
@@ -313,6 +343,9 @@ class UnitOfWork:
             self._absent.discard(row.complaint_id)
             self._references.add(row.reference)
             self._letter_keys[row.complaint_id] = set()  # new: nothing issued yet
+            if self.buffering:
+                self._new_complaints[row.complaint_id] = row
+                return
         elif self.buffering:
             self._new_deadlines[row.deadline_key] = row
             return
@@ -342,3 +375,29 @@ class UnitOfWork:
     def mark_processed(self, event_id: str, now: datetime) -> None:
         self._processed.add(event_id)
         self.append(ProcessedEvent, event_id=event_id, applied_at=now)
+
+
+def _complete_row(complaint: Complaint) -> dict[str, Any]:
+    """A new complaint's row: every column, unset ones at their default, version 1 (as the
+    ORM would write it); the object is given the same values, so nothing is left unloaded."""
+    values = inspect(complaint).dict
+    row: dict[str, Any] = {}
+    for column in Complaint.__table__.columns:
+        key = column.key
+        if key == "version":
+            value = 1
+        elif key in values:
+            value = values[key]
+        elif column.default is None:
+            value = None
+        elif column.default.is_scalar:
+            value = column.default.arg  # type: ignore[attr-defined]
+        else:
+            value = column.default.arg(None)  # type: ignore[attr-defined]
+        if values.get(key, _UNSET) is not value:
+            setattr(complaint, key, value)
+        row[key] = value
+    return row
+
+
+_UNSET = object()
