@@ -31,6 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from bench.generate import generate
 from bench.pgschema import NoServer, scratch_schema
 from consumers.broker import FAST_GROUP_CONSUMER_CONFIG, EmbeddedBroker
+from consumers.gc_tuning import tune_garbage_collector
 from consumers.publish import key_for
 from consumers.settings import TOPICS, Settings, Topics
 from consumers.workflow_consumer import WorkflowConsumer
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=TOPICS["events"].partitions)
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
+    tune_garbage_collector()  # as `complaints up` runs (consumers/gc_tuning.py)
     messages = [json.dumps(body).encode() for body in generate(args.events)]
     total = len(messages)
     with broker_servers() as (servers, broker), tempfile.TemporaryDirectory() as tmp:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from consumers.file_ingest import UnreadableFile, ingest_file, tick
+from consumers.gc_tuning import tune_garbage_collector
 from workflow import queries
 from workflow.bootstrap import App, bootstrap
 from workflow.letter_context import LETTER_KINDS
@@ -72,6 +73,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Complaints workflow service for GB energy suppliers (CHR 2008, Ofgem returns)."""
+    tune_garbage_collector()
 
 
 @main.command()
