@@ -56,7 +56,8 @@ class UnitOfWork:
         # must take them out again (the session would only expire them).
         self._attached: list[Complaint] = []
         self._new_deadlines: dict[str, Deadline] = {}  # by key, until the flush writes them
-        self._fired_deadlines: list[Deadline] = []  # written earlier, fired now
+        # Written earlier, fired now; by key, so recording a firing twice writes it once.
+        self._fired_deadlines: dict[str, Deadline] = {}
         self._bulk_inserts: dict[str, BulkInsert] = {}
         self._complaint_updates: dict[frozenset[str], Prepared] = {}
         # Off while retrying a batch message by message: every row then goes through the
@@ -90,7 +91,7 @@ class UnitOfWork:
             if rows and connection is not None:
                 self._bulk(table.name).execute(connection, rows)
         if self._fired_deadlines and connection is not None:
-            self._record_firings(connection, self._fired_deadlines)
+            self._record_firings(connection, list(self._fired_deadlines.values()))
             self._fired_deadlines.clear()
         for complaint in new_complaints:
             # Written: into the session as if loaded, so later changes are tracked as updates.
@@ -357,7 +358,7 @@ class UnitOfWork:
         if object_session(deadline) is not None or deadline.deadline_key in self._new_deadlines:
             return  # the ORM's flush, or the pending INSERT, carries it
         if self.buffering:
-            self._fired_deadlines.append(deadline)
+            self._fired_deadlines[deadline.deadline_key] = deadline
         else:
             self._record_firings(self.session.connection(), [deadline])
 

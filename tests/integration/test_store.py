@@ -265,3 +265,28 @@ def test_postgresql_sessions_plan_each_statement_afresh(postgres_url: str) -> No
                     "force_custom_plan")
     finally:
         engine.dispose()
+
+
+def test_a_firing_recorded_twice_is_written_once(app: App, tmp_path: Path) -> None:
+    # E.g. a deadline's effect recorded, then refused later in the same firing: the failure
+    # is recorded over it. One UPDATE with the last values, not a second that finds the row
+    # already fired and fails the batch.
+    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
+        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    uow = app.unit_of_work()
+    try:
+        deadline = Deadline(deadline_key="C-1/remedy/x", complaint_id="C-1", kind="remedy",
+                            cycle=1, due_at=datetime(2026, 2, 1, tzinfo=UTC), cause="x",
+                            created_at=datetime(2026, 1, 5, tzinfo=UTC))
+        uow.add(deadline)
+        uow.commit()
+        uow.record_firing(deadline, datetime(2026, 2, 1, tzinfo=UTC), "first")
+        uow.record_firing(deadline, datetime(2026, 2, 1, 0, 1, tzinfo=UTC), "failed: second")
+        uow.commit()
+    finally:
+        uow.close()
+    with app.sessions() as session:
+        stored = session.scalars(select(Deadline).where(
+            Deadline.deadline_key == "C-1/remedy/x")).one()
+    assert (stored.fired_at, stored.outcome) == (
+        datetime(2026, 2, 1, 0, 1, tzinfo=UTC), "failed: second")
