@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -21,7 +21,7 @@ from workflow.bootstrap import App, bootstrap
 from workflow.bulk import BulkInsert
 from workflow.database import make_engine
 from workflow.reference import candidate
-from workflow.schema import Base, Deadline, Rejection
+from workflow.schema import Base, Complaint, Deadline, Rejection
 
 SAMPLE = Path(__file__).parents[2] / "workflow" / "samples" / "sample-events.jsonl"
 COMPLAINTS = ("C-100", "C-101", "C-102", "C-103", "C-104", "C-105")
@@ -290,3 +290,30 @@ def test_a_firing_recorded_twice_is_written_once(app: App, tmp_path: Path) -> No
             Deadline.deadline_key == "C-1/remedy/x")).one()
     assert (stored.fired_at, stored.outcome) == (
         datetime(2026, 2, 1, 0, 1, tzinfo=UTC), "failed: second")
+
+
+def test_a_changed_complaint_is_written_once_with_the_next_version(
+    app: App, tmp_path: Path
+) -> None:
+    # Written by the bulk update and then marked as written in the ORM: no second UPDATE from
+    # the ORM's own flush (which would bump the version twice).
+    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
+        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    statements: list[str] = []
+    uow = app.unit_of_work()
+    try:
+        complaint = uow.complaint("C-1")
+        assert complaint is not None and complaint.version == 1
+        event.listen(app.engine, "before_cursor_execute",
+                     lambda _c, _cur, sql, *_: statements.append(sql))
+        complaint.state = "immediate"
+        uow.commit()
+        assert complaint.version == 2
+        complaint.state = "resolved"
+        uow.commit()
+    finally:
+        uow.close()
+    assert sum(sql.startswith("UPDATE complaints") for sql in statements) == 2
+    with app.sessions() as session:
+        stored = session.get(Complaint, "C-1")
+        assert stored is not None and (stored.state, stored.version) == ("resolved", 3)
