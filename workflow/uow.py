@@ -24,6 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from workflow.bulk import BulkInsert, Prepared
+from workflow.database import planned_for_their_values
 from workflow.schema import Base, Complaint, Deadline, Letter, ProcessedEvent
 
 # Rows that are only ever inserted; everything else goes through the ORM.
@@ -129,7 +130,8 @@ class UnitOfWork:
         batches = ([rows] if connection.dialect.supports_sane_multi_rowcount
                    else [[row] for row in rows])
         for batch in batches:
-            result = connection.execute(statement, batch)
+            with planned_for_their_values(connection):
+                result = connection.execute(statement, batch)
             if result.rowcount != len(batch):
                 raise StaleDataError(f"{len(batch) - result.rowcount} deadline(s) were fired "
                                      "by another transaction since they were read")

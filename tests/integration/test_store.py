@@ -19,7 +19,6 @@ from tests.builders import received, simple, write_jsonl
 from workflow import queries
 from workflow.bootstrap import App, bootstrap
 from workflow.bulk import BulkInsert
-from workflow.database import make_engine
 from workflow.reference import candidate
 from workflow.schema import Base, Complaint, Deadline, Rejection
 
@@ -249,22 +248,31 @@ def test_a_deadline_written_then_fired_later_is_recorded(app: App, tmp_path: Pat
 
 
 @pytest.mark.postgres
-def test_postgresql_sessions_plan_each_statement_afresh(postgres_url: str) -> None:
-    # A generic plan cached while the deadlines table was empty made firing by key scan every
-    # pending deadline (workflow/database.py). The setting must survive a rolled-back
-    # transaction and reach every pooled connection.
-    engine = make_engine(postgres_url)
+def test_firing_by_key_is_never_run_from_a_prepared_statement(postgres_url: str) -> None:
+    # psycopg prepares a statement on its fifth run; PostgreSQL then may keep a generic plan
+    # made on an empty table, which for this UPDATE scanned every pending deadline
+    # (workflow/database.py). Ten batches of firings, and it is still not prepared.
+    app = bootstrap(postgres_url)
+    uow = app.unit_of_work()
     try:
-        with engine.connect() as connection:
-            connection.rollback()
-            assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == (
-                "force_custom_plan")
-        with engine.connect() as first, engine.connect() as second:
-            for connection in (first, second):
-                assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == (
-                    "force_custom_plan")
+        deadlines = [Deadline(deadline_key=f"C-1/remedy/{n}", complaint_id="C-1",
+                              kind="remedy", cycle=1, due_at=datetime(2026, 2, 1, tzinfo=UTC),
+                              cause=str(n), created_at=datetime(2026, 1, 5, tzinfo=UTC))
+                     for n in range(10)]
+        for deadline in deadlines:
+            uow.add(deadline)
+        uow.commit()
+        for deadline in deadlines:
+            uow.record_firing(deadline, datetime(2026, 2, 1, tzinfo=UTC), "fired")
+            uow.commit()
+        connection = uow.session.connection()
+        prepared = connection.exec_driver_sql(
+            "SELECT statement FROM pg_prepared_statements").scalars().all()
+        assert prepared, "psycopg prepared nothing: the check below would prove nothing"
+        assert not [sql for sql in prepared if "fired_at" in sql and "UPDATE" in sql]
     finally:
-        engine.dispose()
+        uow.close()
+        app.engine.dispose()
 
 
 def test_a_firing_recorded_twice_is_written_once(app: App, tmp_path: Path) -> None:
