@@ -154,9 +154,13 @@ def test_kill_the_consumer_and_the_relay_at_random_and_lose_nothing(
         name = "relay" if round_ % 3 == 0 else "consumer"
         before = _count(online, ProcessedEvent)
         if name == "consumer":
-            _wait_for(lambda b=before: _count(online, ProcessedEvent) > b, 60,  # type: ignore[misc]
-                      f"progress after restart {services[name].starts}; logs in {tmp_path}")
-            time.sleep(rng.uniform(0.0, 1.0))
+            # Killed after a random amount of work rather than time, so that a faster consumer
+            # still has work left for every round: at most 1,000 events (two batches) a round,
+            # and 10 rounds of 20,000 events.
+            target = before + rng.randint(1, 1_000)
+            _wait_for(lambda t=target: _count(online, ProcessedEvent) >= t,  # type: ignore[misc]
+                      60, f"progress after restart {services[name].starts}; logs in {tmp_path}")
+            time.sleep(rng.uniform(0.0, 0.1))
         else:  # while it has rows to publish, so that some kills land between send and mark
             _wait_for(lambda: _count(online, OutboxMessage,
                                      OutboxMessage.published_at.is_(None)) > 0, 60, "output")
