@@ -166,14 +166,19 @@ class MessageProcessor:
             except Exception as exc:
                 raise PoisonedBatch from exc
             return
+        pushed = self._due.pushed if self._due is not None else 0
         try:
             with self.uow.atomic():
                 action()
-        except (Rejected, StaleDataError):
-            # A complaint changed by another writer even on the careful re-run is no fault of
-            # the message: the transaction fails, and the consumer reads the batch again.
-            raise
         except Exception as exc:
+            if self._due is not None and self._due.pushed != pushed:
+                # The savepoint took the deadlines it created away: reload the queue from the
+                # record, or they would fire later for a complaint that was never stored.
+                self._due.forget()
+            if isinstance(exc, (Rejected, StaleDataError)):
+                # A complaint changed by another writer even on the careful re-run is no fault
+                # of the message: the transaction fails, and the consumer reads it again.
+                raise
             log.exception("internal error while applying a message")
             raise Rejected(
                 f"internal error ({type(exc).__name__}) while applying; nothing was changed "
@@ -232,6 +237,11 @@ class DueQueue:
     def forget(self) -> None:
         """After a rollback: reload from the database when next needed."""
         self._heap, self._loaded = [], False
+
+    @property
+    def pushed(self) -> int:
+        """Changes whenever a deadline is pushed (a marker, not a count)."""
+        return self._next_order
 
     def push(self, deadline: Deadline) -> None:
         self._load()

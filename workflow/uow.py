@@ -332,11 +332,21 @@ class UnitOfWork:
         pending = self._new_deadlines.get(deadline_key)
         if pending is not None:
             return pending
-        return self.session.scalar(select(Deadline).where(Deadline.deadline_key == deadline_key))
+        return self._loose(
+            self.session.scalar(select(Deadline).where(Deadline.deadline_key == deadline_key)))
 
     def deadline(self, deadline_id: int) -> Deadline | None:
         with self.session.no_autoflush:
-            return self.session.get(Deadline, deadline_id)
+            return self._loose(self.session.get(Deadline, deadline_id))
+
+    def _loose(self, deadline: Deadline | None) -> Deadline | None:
+        """A stored deadline, out of the session: its firing is then written by the
+        compare-and-set UPDATE (`record_firing`), not by the ORM's unconditional one, so two
+        consumers overlapping in a rebalance cannot both fire it."""
+        if deadline is not None and deadline in self.session and not self.session.is_modified(
+                deadline):
+            self.session.expunge(deadline)
+        return deadline
 
     def pending_deadlines(self) -> list[tuple[datetime, int]]:
         """(due, id) of every unfired deadline: what an event-time run starts from."""
@@ -356,12 +366,18 @@ class UnitOfWork:
                 self._new_complaints[row.complaint_id] = row
                 return
         elif self.buffering:
+            if row.deadline_key in self._new_deadlines:
+                # What the unique key would refuse at the INSERT, refused here (the batch is
+                # then re-run message by message, where the database names the message).
+                raise ValueError(f"deadline {row.deadline_key} scheduled twice")
             self._new_deadlines[row.deadline_key] = row
             return
         self.session.add(row)
 
     def record_firing(self, deadline: Deadline, at: datetime, outcome: str) -> None:
-        """A deadline has fired (or failed to): at most once, whoever wrote it."""
+        """A deadline has fired (or failed to). Stored ones are written by compare-and-set,
+        so a deadline is fired at most once whoever else holds it; one created in this
+        transaction goes in with its INSERT (or, re-running message by message, the ORM's)."""
         deadline.fired_at, deadline.outcome = at, outcome
         if object_session(deadline) is not None or deadline.deadline_key in self._new_deadlines:
             return  # the ORM's flush, or the pending INSERT, carries it

@@ -21,6 +21,7 @@ from workflow.bootstrap import App, bootstrap
 from workflow.bulk import BulkInsert
 from workflow.reference import candidate
 from workflow.schema import Base, Complaint, Deadline, Rejection
+from workflow.uow import UnitOfWork
 
 SAMPLE = Path(__file__).parents[2] / "workflow" / "samples" / "sample-events.jsonl"
 COMPLAINTS = ("C-100", "C-101", "C-102", "C-103", "C-104", "C-105")
@@ -235,9 +236,9 @@ def test_a_deadline_written_then_fired_later_is_recorded(app: App, tmp_path: Pat
         received("e1", "C-1", "2026-01-05T09:00:00+00:00"),
         simple("complaint.assigned", "e2", "C-1", "2026-01-05T09:05:00+00:00",
                handler={"id": "h1", "name": "Sam"})]))
-    ingest_file(app, write_jsonl(tmp_path / "two.jsonl", [
-        simple("complaint.contact_logged", "e3", "C-1", "2026-01-20T09:00:00+00:00",
-               party="customer", channel="phone")]))
+    assert ingest_file(app, write_jsonl(tmp_path / "two.jsonl", [
+        simple("complaint.contact_logged", "e3", "C-1", "2026-01-20T09:00:00+00:00")])
+    ).applied == 1
     with app.sessions() as session:
         deadlines = {d["kind"]: d for d in queries.show_complaint(  # type: ignore[index]
             session, "C-1")["deadlines"]}
@@ -325,3 +326,87 @@ def test_a_changed_complaint_is_written_once_with_the_next_version(
     with app.sessions() as session:
         stored = session.get(Complaint, "C-1")
         assert stored is not None and (stored.state, stored.version) == ("resolved", 3)
+
+
+def test_a_message_refused_on_the_careful_rerun_leaves_no_deadline_behind(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unforeseen fault while applying C-2's receipt: the batch is re-run message by
+    # message and C-2's savepoint is rolled back, deadlines included. A later event moves the
+    # clock past C-2's acknowledgement deadline: nothing may fire for it (it was never
+    # stored), and C-1's deadlines fire as usual.
+    real = UnitOfWork.mark_processed
+
+    def faulty(uow: UnitOfWork, event_id: str, now: datetime) -> None:
+        if event_id == "e2":
+            raise RuntimeError("unforeseen fault after the deadlines were scheduled")
+        real(uow, event_id, now)
+
+    monkeypatch.setattr(UnitOfWork, "mark_processed", faulty)
+    report = ingest_file(app, write_jsonl(tmp_path / "three.jsonl", [
+        received("e1", "C-1", "2024-03-04T10:00:00+00:00"),
+        received("e2", "C-2", "2024-03-04T10:00:00+00:00"),
+        simple("complaint.contact_logged", "e3", "C-1", "2024-03-20T10:00:00+00:00")]))
+    assert report.as_json() == {"applied": 2, "duplicates": 0, "rejected": 1}, report.rejections
+    assert report.rejections[0][0] == 2
+    assert report.rejections[0][1].startswith("internal error (RuntimeError)")
+    with app.sessions() as session:
+        assert queries.show_complaint(session, "C-2") is None
+        assert session.scalars(select(Deadline.deadline_key).where(
+            Deadline.complaint_id == "C-2")).all() == []
+        c1 = {d["kind"]: d for d in queries.show_complaint(  # type: ignore[index]
+            session, "C-1")["deadlines"]}
+    # Received Monday 4 March 2024: D+1 ends Tuesday 5 March; ten working days end Monday 18
+    # March. Both are before the contact on 20 March; the eight weeks are not.
+    assert c1["acknowledgement"]["fired_at"] is not None
+    assert c1["progress_update"]["fired_at"] is not None
+    assert c1["eight_week"]["fired_at"] is None
+
+
+def test_a_deadline_key_scheduled_twice_in_a_batch_is_refused(app: App, tmp_path: Path) -> None:
+    # The unique key would refuse the second INSERT; buffered, it is refused when added.
+    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
+        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    uow = app.unit_of_work()
+    try:
+        for _ in range(2):
+            deadline = Deadline(deadline_key="C-1/remedy/x", complaint_id="C-1",
+                                kind="remedy", cycle=1,
+                                due_at=datetime(2026, 2, 1, tzinfo=UTC), cause="x",
+                                created_at=datetime(2026, 1, 5, tzinfo=UTC))
+            if _ == 0:
+                uow.add(deadline)
+            else:
+                with pytest.raises(ValueError, match="scheduled twice"):
+                    uow.add(deadline)
+    finally:
+        uow.close()
+
+
+def test_two_consumers_firing_one_stored_deadline_fire_it_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # Both load the deadline (the timer service republished it during a rebalance): the
+    # second firing finds it fired and fails its batch instead of firing it again. (SQLite
+    # has one writer: there the second transaction cannot even start writing.)
+    app = bootstrap(postgres_url)
+    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
+        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    key = "C-1/acknowledgement/e1"
+    first, second = app.unit_of_work(), app.unit_of_work()
+    try:
+        mine, theirs = first.deadline_by_key(key), second.deadline_by_key(key)
+        assert mine is not None and theirs is not None and mine.fired_at is None
+        first.record_firing(mine, datetime(2026, 1, 7, tzinfo=UTC), "by the first")
+        first.commit()
+        second.record_firing(theirs, datetime(2026, 1, 7, tzinfo=UTC), "by the second")
+        with pytest.raises(StaleDataError, match="1 deadline"):
+            second.commit()
+        second.rollback()
+    finally:
+        first.close()
+        second.close()
+    with app.sessions() as session:
+        assert session.scalar(select(Deadline.outcome).where(
+            Deadline.deadline_key == key)) == "by the first"
+    app.engine.dispose()
