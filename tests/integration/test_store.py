@@ -27,6 +27,19 @@ SAMPLE = Path(__file__).parents[2] / "workflow" / "samples" / "sample-events.jso
 COMPLAINTS = ("C-100", "C-101", "C-102", "C-103", "C-104", "C-105")
 
 
+def one_complaint(app: App, tmp_path: Path) -> None:
+    """C-1, received Monday 5 January 2026 09:00 UTC."""
+    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
+        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+
+
+def remedy_deadline(cause: str) -> Deadline:
+    """A remedy deadline of C-1, due 1 February 2026, made by hand (as a handler would)."""
+    return Deadline(deadline_key=f"C-1/remedy/{cause}", complaint_id="C-1", kind="remedy",
+                    cycle=1, due_at=datetime(2026, 2, 1, tzinfo=UTC), cause=cause,
+                    created_at=datetime(2026, 1, 5, tzinfo=UTC))
+
+
 def test_migrations_match_the_models(app: App) -> None:
     with app.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -105,8 +118,7 @@ def test_a_complaint_changed_by_another_transaction_fails_the_batch(
     # must not overwrite the other's change. The bulk update checks the version of every row
     # and fails the batch (the service then re-runs it message by message, reading afresh).
     app = bootstrap(postgres_url)
-    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
-        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    one_complaint(app, tmp_path)
     late, early = app.unit_of_work(), app.unit_of_work()
     try:
         stale = late.complaint("C-1")
@@ -129,8 +141,7 @@ def test_a_complaint_changed_by_another_transaction_fails_the_batch(
 def test_a_complaint_set_to_what_it_was_is_not_written(app: App, tmp_path: Path) -> None:
     # As with the ORM's own flush: an attribute set to its current value is no change, so no
     # UPDATE and no new version (a new version would make a concurrent writer conflict).
-    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
-        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    one_complaint(app, tmp_path)
     uow = app.unit_of_work()
     try:
         complaint = uow.complaint("C-1")
@@ -201,16 +212,13 @@ def test_a_deadline_fired_by_another_writer_fails_the_batch(app: App, tmp_path: 
     # A deadline written by one transaction and fired in a later one is updated by key with
     # `fired_at IS NULL`: if another writer fired it meanwhile, the batch fails (and is re-run
     # message by message) rather than firing it twice.
-    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
-        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    one_complaint(app, tmp_path)
     writer = app.unit_of_work()
     other = app.unit_of_work()
     try:
         complaint = writer.complaint("C-1")
         assert complaint is not None
-        mine = Deadline(deadline_key="C-1/remedy/x", complaint_id="C-1", kind="remedy",
-                        cycle=1, due_at=datetime(2026, 2, 1, tzinfo=UTC), cause="x",
-                        created_at=datetime(2026, 1, 5, tzinfo=UTC))
+        mine = remedy_deadline("x")
         writer.add(mine)
         writer.commit()
         theirs = other.deadline_by_key("C-1/remedy/x")
@@ -256,9 +264,7 @@ def test_firing_by_key_is_never_run_from_a_prepared_statement(postgres_url: str)
     app = bootstrap(postgres_url)
     uow = app.unit_of_work()
     try:
-        deadlines = [Deadline(deadline_key=f"C-1/remedy/{n}", complaint_id="C-1",
-                              kind="remedy", cycle=1, due_at=datetime(2026, 2, 1, tzinfo=UTC),
-                              cause=str(n), created_at=datetime(2026, 1, 5, tzinfo=UTC))
+        deadlines = [remedy_deadline(str(n))
                      for n in range(10)]
         for deadline in deadlines:
             uow.add(deadline)
@@ -280,13 +286,10 @@ def test_a_firing_recorded_twice_is_written_once(app: App, tmp_path: Path) -> No
     # E.g. a deadline's effect recorded, then refused later in the same firing: the failure
     # is recorded over it. One UPDATE with the last values, not a second that finds the row
     # already fired and fails the batch.
-    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
-        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    one_complaint(app, tmp_path)
     uow = app.unit_of_work()
     try:
-        deadline = Deadline(deadline_key="C-1/remedy/x", complaint_id="C-1", kind="remedy",
-                            cycle=1, due_at=datetime(2026, 2, 1, tzinfo=UTC), cause="x",
-                            created_at=datetime(2026, 1, 5, tzinfo=UTC))
+        deadline = remedy_deadline("x")
         uow.add(deadline)
         uow.commit()
         uow.record_firing(deadline, datetime(2026, 2, 1, tzinfo=UTC), "first")
@@ -306,8 +309,7 @@ def test_a_changed_complaint_is_written_once_with_the_next_version(
 ) -> None:
     # Written by the bulk update and then marked as written in the ORM: no second UPDATE from
     # the ORM's own flush (which would bump the version twice).
-    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
-        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    one_complaint(app, tmp_path)
     statements: list[str] = []
     uow = app.unit_of_work()
     try:
@@ -365,15 +367,11 @@ def test_a_message_refused_on_the_careful_rerun_leaves_no_deadline_behind(
 
 def test_a_deadline_key_scheduled_twice_in_a_batch_is_refused(app: App, tmp_path: Path) -> None:
     # The unique key would refuse the second INSERT; buffered, it is refused when added.
-    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
-        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    one_complaint(app, tmp_path)
     uow = app.unit_of_work()
     try:
         for _ in range(2):
-            deadline = Deadline(deadline_key="C-1/remedy/x", complaint_id="C-1",
-                                kind="remedy", cycle=1,
-                                due_at=datetime(2026, 2, 1, tzinfo=UTC), cause="x",
-                                created_at=datetime(2026, 1, 5, tzinfo=UTC))
+            deadline = remedy_deadline("x")
             if _ == 0:
                 uow.add(deadline)
             else:
@@ -390,8 +388,7 @@ def test_two_consumers_firing_one_stored_deadline_fire_it_once(
     # second firing finds it fired and fails its batch instead of firing it again. (SQLite
     # has one writer: there the second transaction cannot even start writing.)
     app = bootstrap(postgres_url)
-    ingest_file(app, write_jsonl(tmp_path / "one.jsonl", [
-        received("e1", "C-1", "2026-01-05T09:00:00+00:00")]))
+    one_complaint(app, tmp_path)
     key = "C-1/acknowledgement/e1"
     first, second = app.unit_of_work(), app.unit_of_work()
     try:
