@@ -64,6 +64,7 @@ class UnitOfWork:
         self._fired_deadlines: dict[str, Deadline] = {}
         self._bulk_inserts: dict[str, BulkInsert] = {}
         self._complaint_updates: dict[frozenset[str], Prepared] = {}
+        self._firing: Prepared | None = None  # the compare-and-set UPDATE of a deadline
         # Off while retrying a batch message by message: every row then goes through the
         # session, so a savepoint's rollback takes it away too.
         self.buffering = True
@@ -89,12 +90,14 @@ class UnitOfWork:
         for model, values in self._buffer:
             by_table.setdefault(model.__tablename__, []).append(values)
         self._buffer.clear()
-        connection = self.session.connection() if by_table or self._fired_deadlines else None
+        if not by_table and not self._fired_deadlines:
+            return
+        connection = self.session.connection()
         for table in Base.metadata.sorted_tables:
             rows = by_table.get(table.name)
-            if rows and connection is not None:
+            if rows:
                 self._bulk(table.name).execute(connection, rows)
-        if self._fired_deadlines and connection is not None:
+        if self._fired_deadlines:
             self._record_firings(connection, list(self._fired_deadlines.values()))
             self._fired_deadlines.clear()
         for complaint in new_complaints:
@@ -117,24 +120,20 @@ class UnitOfWork:
         `fired_at IS NULL` makes firing a compare-and-set: a deadline fired meanwhile by
         another writer fails the transaction (StaleDataError), as a changed complaint does.
         """
-        table = cast(Table, Deadline.__table__)
-        statement = (
-            update(table)
-            .where(table.c.deadline_key == bindparam("key_deadline_key"),
-                   table.c.fired_at.is_(None))
-            .values(fired_at=bindparam("fired_at", type_=table.c.fired_at.type),
-                    outcome=bindparam("outcome", type_=table.c.outcome.type))
-        )
+        if self._firing is None:
+            table = cast(Table, Deadline.__table__)
+            self._firing = Prepared(
+                update(table)
+                .where(table.c.deadline_key == bindparam("key_deadline_key"),
+                       table.c.fired_at.is_(None))
+                .values(fired_at=bindparam("fired_at", type_=table.c.fired_at.type),
+                        outcome=bindparam("outcome", type_=table.c.outcome.type)),
+                connection.dialect)
         rows = [{"key_deadline_key": d.deadline_key, "fired_at": d.fired_at,
                  "outcome": d.outcome} for d in deadlines]
-        batches = ([rows] if connection.dialect.supports_sane_multi_rowcount
-                   else [[row] for row in rows])
-        for batch in batches:
-            with planned_for_their_values(connection):
-                result = connection.execute(statement, batch)
-            if result.rowcount != len(batch):
-                raise StaleDataError(f"{len(batch) - result.rowcount} deadline(s) were fired "
-                                     "by another transaction since they were read")
+        with planned_for_their_values(connection):
+            _checked_update(connection, self._firing, rows,
+                            "deadline(s) were fired by another transaction")
 
     def _update_complaints(self) -> None:
         """Changed complaints as one version-checked executemany per set of changed columns.
@@ -162,10 +161,8 @@ class UnitOfWork:
             rows = [{**{key: getattr(obj, key) for key in changed},
                      "key_complaint_id": obj.complaint_id, "key_version": obj.version,
                      "next_version": obj.version + 1} for obj, _ in members]
-            matched = self._complaint_update(changed).execute(connection, rows)
-            if matched != len(rows):
-                raise StaleDataError(f"{len(rows) - matched} complaint(s) were changed "
-                                     "by another transaction since they were read")
+            _checked_update(connection, self._complaint_update(changed), rows,
+                            "complaint(s) were changed by another transaction")
             for obj, state in members:
                 set_committed_value(obj, "version", obj.version + 1)
                 # Written: what the object holds is now what the database holds. Marking it so
@@ -400,6 +397,19 @@ class UnitOfWork:
     def mark_processed(self, event_id: str, now: datetime) -> None:
         self._processed.add(event_id)
         self.append(ProcessedEvent, event_id=event_id, applied_at=now)
+
+
+def _checked_update(connection: Connection, update_: Prepared, rows: list[dict[str, Any]],
+                    conflict: str) -> None:
+    """Run a conditional UPDATE for every row; a row it did not match was changed by another
+    writer since it was read, and fails the transaction (StaleDataError)."""
+    # Where the driver cannot count the rows of an executemany, one statement a row.
+    batches = ([rows] if connection.dialect.supports_sane_multi_rowcount
+               else [[row] for row in rows])
+    for batch in batches:
+        matched = update_.execute(connection, batch)
+        if matched != len(batch):
+            raise StaleDataError(f"{len(batch) - matched} {conflict} since they were read")
 
 
 def _complete_row(complaint: Complaint) -> dict[str, Any]:
