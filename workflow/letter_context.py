@@ -25,6 +25,9 @@ LETTER_KINDS: Final = (
     "ombudsman_outcome",
 )
 SIGNPOSTING_KINDS: Final = frozenset({"deadlock", "eight_week"})
+# The templates a letter issued now is rendered with (letters/templates/v<N>/), stored in its
+# context so that a later change of templates leaves it as issued (RULES s.6).
+TEMPLATE_VERSION: Final = 2
 DEFAULT_POSITION: Final = "Our position is set out in our previous correspondence."
 
 
@@ -80,6 +83,7 @@ def build_context(
         "received_on": local_date(complaint.cycle_received_at).isoformat(),
         "original_received_on": local_date(complaint.received_at).isoformat(),
         "cycle": complaint.cycle,
+        "template_version": TEMPLATE_VERSION,
         **specifics,
     }
 

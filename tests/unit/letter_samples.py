@@ -85,6 +85,7 @@ LASTMILE: dict[str, Any] = {
 }
 
 COMMON: dict[str, Any] = {
+    "template_version": 2,
     "ombudsman": {
         "name": "Energy Ombudsman",
         "address": ["P.O. Box 966", "Warrington", "WA4 9DF"],
@@ -109,6 +110,7 @@ def _context(base: dict[str, Any], **fields: Any) -> dict[str, Any]:
         "kind", "letter_id", "issued_at", "date", "reference", "complaint_id", "supplier",
         "customer", "owner", "procedure", "ombudsman", "citizens_advice", "category",
         "category_description", "summary", "received_on", "original_received_on", "cycle",
+        "template_version",
     )  # fmt: skip
     return {**{key: context[key] for key in order}, **context}
 

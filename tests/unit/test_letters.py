@@ -248,7 +248,7 @@ def test_letter_kinds_are_the_seven_of_the_rules() -> None:
         "ombudsman_outcome",
     )
     assert set(SAMPLES) == set(LETTER_KINDS)
-    templates = Path(__file__).resolve().parents[2] / "letters" / "templates"
+    templates = Path(__file__).resolve().parents[2] / "letters" / "templates" / "v2"
     for kind in LETTER_KINDS:
         assert (templates / f"{kind}.html").is_file()
         assert (templates / f"{kind}.txt").is_file()
