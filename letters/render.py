@@ -71,7 +71,28 @@ KINDS_V1: Final[Mapping[str, LetterKind]] = MappingProxyType(
     }
 )
 # Template version 2 (rules revision 2): the letters issued from now on.
-KINDS: Final[Mapping[str, LetterKind]] = MappingProxyType(dict(KINDS_V1))
+KINDS: Final[Mapping[str, LetterKind]] = MappingProxyType(
+    {
+        **KINDS_V1,
+        "deadlock": LetterKind(
+            "Deadlock letter",
+            "Our final response to your complaint",
+            signposting=True,
+            keys=("position", "offer_open", "offer", "communications", "referral_deadline"),
+        ),
+        "eight_week": LetterKind(
+            "8-week letter",
+            "Your complaint has not been resolved within eight weeks",
+            signposting=True,
+            keys=("referral_deadline", "stage", "latest_response"),
+        ),
+        # Not labelled as a deadlock or 8-week letter, though it carries the signposting
+        # block while a referral window is still open (`referral_deadline` not null).
+        "withdrawal": LetterKind(
+            "Your complaint has been withdrawn", keys=("withdrawn_on", "referral_deadline")
+        ),
+    }
+)
 LETTER_KINDS: Final[tuple[str, ...]] = tuple(KINDS)
 
 # Present in every letter's context (values may be null where the contract allows).
@@ -95,7 +116,12 @@ COMMON_KEYS_V1: Final[tuple[str, ...]] = (
     "original_received_on",
     "cycle",
 )
-COMMON_KEYS: Final[tuple[str, ...]] = (*COMMON_KEYS_V1, "template_version")
+# Version 2: the owner is always a person; the advice body is the customer's nation's.
+COMMON_KEYS: Final[tuple[str, ...]] = (
+    *(key for key in COMMON_KEYS_V1 if key != "citizens_advice"),
+    "advice",
+    "template_version",
+)
 
 
 @dataclass(frozen=True)
