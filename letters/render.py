@@ -139,7 +139,8 @@ class TemplateSet:
 TEMPLATE_SETS: Final[Mapping[int, TemplateSet]] = MappingProxyType(
     {
         1: TemplateSet(1, KINDS_V1, COMMON_KEYS_V1, None),
-        2: TemplateSet(2, KINDS, COMMON_KEYS, None),
+        # PDF/A-3a: archival, and level A is tagged (WeasyPrint makes one variant a document).
+        2: TemplateSet(2, KINDS, COMMON_KEYS, "pdf/a-3a"),
     }
 )
 CURRENT_TEMPLATE_VERSION: Final = max(TEMPLATE_SETS)

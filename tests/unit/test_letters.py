@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -113,6 +115,29 @@ def pdf_of(name: str) -> bytes:
 def pdf_pages(data: bytes) -> list[str]:
     reader = pypdf.PdfReader(io.BytesIO(data))
     return [normalise(page.extract_text() or "") for page in reader.pages]
+
+
+def pdf_font_sizes(data: bytes) -> list[tuple[float, str]]:
+    """(size in pt, text) of every run of text the PDF shows: the font size scaled by the text
+    and transformation matrices, as a reader measures it (not what the CSS asked for)."""
+    runs: list[tuple[float, str]] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
+        if text.strip():
+            # The height of a text-space unit in user space (points): the y column of tm x cm.
+            y = (tm[2] * cm[0] + tm[3] * cm[2], tm[2] * cm[1] + tm[3] * cm[3])
+            runs.append((round(size * math.hypot(*y), 2), text))
+
+    for page in pypdf.PdfReader(io.BytesIO(data)).pages:
+        page.extract_text(visitor_text=visit)
+    return runs
+
+
+def size_of(runs: list[tuple[float, str]], phrase: str) -> float:
+    """The font size of the run containing `phrase` (normalised)."""
+    matches = [size for size, text in runs if phrase in normalise(text)]
+    assert matches, f"{phrase!r} not found in the PDF's text runs"
+    return min(matches)
 
 
 def money(context: dict[str, Any], key: str) -> str:
@@ -338,9 +363,11 @@ def test_signposting_letters_are_labelled_and_signpost_prominently(kind: str) ->
     plain = render_text(context)
     assert plain.index(title.upper()) < plain.index("Dear ")
     assert plain.index("YOUR RIGHT TO REFER YOUR COMPLAINT") < plain.index("Yours sincerely")
-    # And in print, the whole box is on the first page.
-    first_page = pdf_pages(pdf_of(kind))[0]
-    assert_says(first_page, [title, *SIGNPOSTING])
+    # And in print, the box starts on the first page, straight after the opening; at clear
+    # print sizes it runs on to the second.
+    first_page, second_page = pdf_pages(pdf_of(kind))[:2]
+    assert_says(first_page, [title, "Your right to refer your complaint to the Energy Ombudsman"])
+    assert_says(first_page + " " + second_page, SIGNPOSTING)
 
 
 def test_acknowledgement_without_a_resolution_target_or_handler() -> None:
@@ -709,7 +736,8 @@ def test_pdf_is_a_valid_letter(name: str) -> None:
     data = pdf_of(name)
     assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
     reader = pypdf.PdfReader(io.BytesIO(data))
-    assert 1 <= len(reader.pages) <= 2
+    assert 1 <= len(reader.pages) <= (4 if context["customer"]["accessible_format"] ==
+                                      "large_print" else 3)
     for page in reader.pages:
         assert [round(float(x)) for x in page.mediabox] == [0, 0, 595, 842]  # A4
     pages = pdf_pages(data)
@@ -725,6 +753,87 @@ def test_pdf_is_a_valid_letter(name: str) -> None:
         f"{KINDS[context['kind']].title} – {context['supplier']['name']} – {context['reference']}"
     )
     assert metadata.author == context["supplier"]["name"]
+
+
+STANDARD_PRINT = [name for name, context in GOLDEN.items()
+                  if context["customer"]["accessible_format"] == "standard"]
+LARGE_PRINT = [name for name in GOLDEN if name not in STANDARD_PRINT]
+
+
+@pytest.mark.parametrize("name", STANDARD_PRINT)
+def test_pdf_is_in_clear_print(name: str) -> None:
+    # RULES s.6: body text at least 12 pt, nothing smaller than 10 pt; read back from the PDF.
+    runs = pdf_font_sizes(pdf_of(name))
+    assert min(size for size, _ in runs) >= 10
+    context = GOLDEN[name]
+    assert size_of(runs, f"Dear {context['customer']['name']}") >= 12
+    assert size_of(runs, "Yours sincerely") >= 12
+    if KINDS[context["kind"]].signposting:
+        assert size_of(runs, "its service is") >= 12  # the signposting box is body text
+        assert size_of(runs, "WA4 9DF") >= 12
+    # Only the letterhead's contact lines, the details beside the address and the running
+    # footer are smaller than body text (10-11 pt); everything else is 12 pt or more.
+    supplier, date = context["supplier"], normalise(long_date(context["date"]))
+    small_allowed = " ".join(normalise(part) for part in [
+        ", ".join(supplier["address"]), f"Phone: {supplier['phone']}",
+        f"Email: {supplier['email']}", f"Web: {supplier['website']}",
+        "Date:", date, "Our reference:", context["reference"], "Account number:",
+        context["customer"]["account_id"], "Complaint handled by:", context["owner"]["name"],
+        f"{supplier['name']} · Our reference: {context['reference']} · {date}",
+        "Page 1 of 2 Page 2 of 2 Page 1 of 3 Page 2 of 3 Page 3 of 3 Page 1 of 1"])
+    small = [text for size, text in runs if size < 12]
+    assert small and all(normalise(text) in small_allowed for text in small), small
+    assert size_of(runs, "Page 1 of") >= 10  # the running footer, the smallest text
+
+
+@pytest.mark.parametrize("name", LARGE_PRINT)
+def test_pdf_in_large_print_is_16_pt_throughout(name: str) -> None:
+    runs = pdf_font_sizes(pdf_of(name))
+    assert min(size for size, _ in runs) >= 16
+    assert size_of(runs, "Page 1") >= 16
+
+
+def test_the_same_letter_in_large_print() -> None:
+    context = sample("eight_week")
+    context["customer"]["accessible_format"] = "large_print"
+    runs = pdf_font_sizes(render_pdf(context))
+    assert min(size for size, _ in runs) >= 16
+    assert size_of(runs, "Dear Grace Hopper") >= 16
+    standard = pdf_font_sizes(pdf_of("eight_week"))
+    assert size_of(standard, "Dear Grace Hopper") == 12
+
+
+def _structure_roles(node: Any, roles: set[str], depth: int = 0) -> None:
+    node = node.get_object() if hasattr(node, "get_object") else node
+    if isinstance(node, pypdf.generic.ArrayObject):
+        for child in node:
+            _structure_roles(child, roles, depth)
+    elif isinstance(node, pypdf.generic.DictionaryObject) and depth < 40:
+        if "/S" in node:
+            roles.add(str(node["/S"]))
+        if "/K" in node:
+            _structure_roles(node["/K"], roles, depth + 1)
+
+
+@pytest.mark.parametrize("name", ["deadlock", "withdrawal", "deadlock-scotland-large-print"])
+def test_pdf_is_tagged_and_archival(name: str) -> None:
+    reader = pypdf.PdfReader(io.BytesIO(pdf_of(name)))
+    root = reader.trailer["/Root"]
+    # Tagged (for screen readers): a structure tree with headings, paragraphs and lists; the
+    # content marked; the language given.
+    assert bool(root["/MarkInfo"]["/Marked"])
+    assert root["/Lang"] == "en-GB"
+    roles: set[str] = set()
+    _structure_roles(root["/StructTreeRoot"]["/K"], roles)
+    assert {"/Document", "/H1", "/H2", "/P", "/L", "/LI"} <= roles, roles
+    # Archival: PDF/A-3, conformance level A (accessible), identified in the XMP metadata
+    # with an sRGB output intent. (No validator such as veraPDF can be installed here.)
+    xmp = ET.fromstring(root["/Metadata"].get_object().get_data())
+    pdfaid = "{http://www.aiim.org/pdfa/ns/id/}"
+    ids = {key: value for element in xmp.iter() for key, value in element.attrib.items()
+           if key.startswith(pdfaid)}
+    assert ids == {f"{pdfaid}part": "3", f"{pdfaid}conformance": "A"}
+    assert root["/OutputIntents"][0]["/S"] == "/GTS_PDFA1"
 
 
 def test_pdf_dates_and_identifier_come_from_the_letter() -> None:
