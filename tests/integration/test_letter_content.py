@@ -234,3 +234,45 @@ def test_eight_week_letter_with_a_senior_manager_response(db_url: str, tmp_path:
         "kind": "senior_manager_response", "date": "2026-01-14", "who": "Jo Reyes",
         "summary": "We stand by the bill."}
     assert eight_week["owner"] == {"id": "m-1", "name": "Jo Reyes", "role": "Senior manager"}
+
+
+def test_migration_0005_fills_the_owner_from_history(db_url: str, tmp_path: Path) -> None:
+    # Records written before the owner column: downgrading to 0004 drops it, upgrading again
+    # must fill it from each complaint's history as the handlers set it.
+    from alembic import command
+    from sqlalchemy import select
+
+    from workflow.database import alembic_config
+    from workflow.schema import Complaint
+
+    app = run(db_url, tmp_path, "lastmile", [
+        received("e1", "A", "2026-01-05T10:00:00+00:00", handler=dict(HANDLER)),  # handler
+        received("e2", "B", "2026-01-05T10:00:00+00:00"),  # nobody
+        received("e3", "C", "2026-01-05T10:00:00+00:00", handler=dict(HANDLER)),
+        simple("complaint.escalation_requested", "e4", "C", "2026-01-06T10:00:00+00:00"),
+        assigned("e5", "C", "2026-01-07T10:00:00+00:00",
+                 handler={"id": "m-2", "name": "Priya Shah"}),  # assigned in the review
+        received("e6", "D", "2026-01-05T10:00:00+00:00"),
+        simple("complaint.escalation_requested", "e7", "D", "2026-01-06T10:00:00+00:00"),
+        simple("complaint.senior_manager_response", "e8", "D", "2026-01-07T10:00:00+00:00"),
+        simple("complaint.resolved", "e9", "D", "2026-01-08T10:00:00+00:00",
+               resolution={"apology": True, "explanation": "Fixed"}),
+        reopened("e10", "D", "2026-01-09T10:00:00+00:00"),
+        assigned("e11", "D", "2026-01-10T10:00:00+00:00"),  # after the response: Sam again
+    ])
+
+    def owners() -> dict[str, Any]:
+        with app.sessions() as session:
+            return dict(session.execute(select(Complaint.complaint_id, Complaint.owner)).all())
+
+    live = owners()
+    assert live == {
+        "A": {**HANDLER, "role": "Complaint handler"},
+        "B": None,
+        "C": {"id": "m-2", "name": "Priya Shah", "role": "Senior manager"},
+        "D": {**HANDLER, "role": "Complaint handler"},
+    }
+    config = alembic_config(app.engine)
+    command.downgrade(config, "0004")
+    command.upgrade(config, "head")
+    assert owners() == live

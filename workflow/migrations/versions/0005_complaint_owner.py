@@ -42,8 +42,9 @@ def _owner(entry_type: str, state: str, detail: Any) -> dict[str, Any] | None:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("complaints") as batch_op:
-        batch_op.add_column(sa.Column("owner", JSON_TYPE, nullable=True))
+    # Plain ALTER TABLE on both backends: a batch (copy-and-move) of `complaints` on SQLite
+    # would trip the foreign keys that refer to it.
+    op.add_column("complaints", sa.Column("owner", JSON_TYPE, nullable=True))
     history = sa.table("history", sa.column("id"), sa.column("complaint_id"),
                        sa.column("type"), sa.column("to_state"), sa.column("detail", JSON_TYPE))
     complaints = sa.table("complaints", sa.column("complaint_id"),
@@ -68,5 +69,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("complaints") as batch_op:
-        batch_op.drop_column("owner")
+    op.drop_column("complaints", "owner")  # SQLite 3.35+ drops a column in place
