@@ -16,6 +16,7 @@ from workflow import events as ev
 from workflow.calendar import elapsed_days, local_date, referral_window_end, remedy_deadline
 from workflow.clock import Clock
 from workflow.letter_context import (
+    COMMUNICATIONS,
     DEFAULT_POSITION,
     HANDLER_ROLE,
     SENIOR_MANAGER_ROLE,
@@ -410,10 +411,11 @@ class Workflow:
         transition(complaint, "reach_deadlock")
         # Reached by its deadline: the offer is the latest senior manager response's, and it
         # does not stay open (RULES s.6).
+        record = self.uow.record_of(complaint.complaint_id, COMMUNICATIONS)
         letter = self._deadlock_letter(
             complaint, deadline.deadline_key, deadline.due_at,
             complaint.senior_manager_position or DEFAULT_POSITION, False,
-            latest_offer(self.uow.record_of(complaint.complaint_id)[0]))
+            latest_offer(record[0]), record)
         return f"{before} -> deadlock; {letter}"
 
     def _eight_week_due(self, complaint: Complaint, deadline: Deadline) -> str:
@@ -424,8 +426,9 @@ class Workflow:
         before = complaint.state
         transition(complaint, "eight_weeks_pass")
         letter = self._issue_letter(complaint, "eight_week", deadline.deadline_key,
-                                    deadline.due_at, where_it_stands(
-                                        before, self.uow.record_of(complaint.complaint_id)[0]))
+                                    deadline.due_at, where_it_stands(before, self.uow.record_of(
+                                        complaint.complaint_id, COMMUNICATIONS,
+                                        letters=False)[0]))
         return f"{before} -> eight_week; {letter}"
 
     def _remedy_due(self, complaint: Complaint, deadline: Deadline) -> str:
@@ -477,8 +480,9 @@ class Workflow:
             self.on_deadline_created(deadline)
 
     def _deadlock_letter(self, complaint: Complaint, cause: str, at: datetime,
-                         position: str, offer_open: bool, offer: dict[str, Any] | None) -> str:
-        history, letters = self.uow.record_of(complaint.complaint_id)
+                         position: str, offer_open: bool, offer: dict[str, Any] | None,
+                         record: tuple[list[Any], list[Any]] | None = None) -> str:
+        history, letters = record or self.uow.record_of(complaint.complaint_id, COMMUNICATIONS)
         return self._issue_letter(complaint, "deadlock", cause, at, {
             "position": position,
             # With no offer there is nothing to stay open, whatever the event said.
