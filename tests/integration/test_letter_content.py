@@ -276,3 +276,31 @@ def test_migration_0005_fills_the_owner_from_history(db_url: str, tmp_path: Path
     command.downgrade(config, "0004")
     command.upgrade(config, "head")
     assert owners() == live
+
+
+def test_the_careful_rerun_summarises_the_same_record(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unforeseen fault on another complaint's event makes the batch re-run message by
+    # message, rows going through the session (not the buffer): the deadlock letter must still
+    # see the receipt and the acknowledgement of the same batch.
+    from workflow.uow import UnitOfWork
+
+    real = UnitOfWork.mark_processed
+
+    def faulty(uow: UnitOfWork, event_id: str, now: datetime) -> None:
+        if event_id == "x1":
+            raise RuntimeError("unforeseen fault")
+        real(uow, event_id, now)
+
+    monkeypatch.setattr(UnitOfWork, "mark_processed", faulty)
+    app = bootstrap(db_url, procedure_file(tmp_path, "kilowatt-connect"))
+    report = ingest_file(app, write_jsonl(tmp_path / "events.jsonl", [
+        received("e1", "C6", "2026-01-05T10:00:00+00:00"),
+        received("x1", "X", "2026-01-05T11:00:00+00:00"),
+        simple("complaint.deadlock_reached", "e2", "C6", "2026-01-08T10:00:00+00:00"),
+    ]))
+    assert report.as_json() == {"applied": 2, "duplicates": 0, "rejected": 1}
+    (deadlock,) = contexts(app, "C6")["deadlock"]
+    assert [(item["date"], item["kind"]) for item in deadlock["communications"]] == [
+        ("2026-01-05", "receipt"), ("2026-01-06", "letter")]
