@@ -13,8 +13,8 @@ rollback takes a refused message's rows away with it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any, cast
 
@@ -25,7 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from workflow.bulk import BulkInsert, Prepared
 from workflow.database import planned_for_their_values
-from workflow.schema import Base, Complaint, Deadline, Letter, ProcessedEvent
+from workflow.schema import Base, Complaint, Deadline, HistoryEntry, Letter, ProcessedEvent
 
 # Rows that are only ever inserted; everything else goes through the ORM.
 APPEND_ONLY = ("history", "outbox", "letters", "receipts", "category_changes", "resolutions",
@@ -63,6 +63,10 @@ class UnitOfWork:
         # Written earlier, fired now; by key, so recording a firing twice writes it once.
         self._fired_deadlines: dict[str, Deadline] = {}
         self._bulk_inserts: dict[str, BulkInsert] = {}
+        # (v2) Buffered history entries and letters per complaint, until the flush writes
+        # them: what `record_of` adds to the stored ones without scanning the whole buffer.
+        self._pending_record: dict[str, tuple[list[tuple[str, datetime, dict[str, Any]]],
+                                              list[tuple[str, datetime]]]] = {}
         self._complaint_updates: dict[frozenset[str], Prepared] = {}
         self._firing: Prepared | None = None  # the compare-and-set UPDATE of a deadline
         # Off while retrying a batch message by message: every row then goes through the
@@ -90,6 +94,7 @@ class UnitOfWork:
         for model, values in self._buffer:
             by_table.setdefault(model.__tablename__, []).append(values)
         self._buffer.clear()
+        self._pending_record.clear()
         if not by_table and not self._fired_deadlines:
             return
         connection = self.session.connection()
@@ -221,6 +226,7 @@ class UnitOfWork:
     def _forget(self) -> None:
         self._absent.clear()
         self._buffer.clear()
+        self._pending_record.clear()
         self._new_complaints.clear()
         self._attached.clear()
         self._new_deadlines.clear()
@@ -325,6 +331,31 @@ class UnitOfWork:
             self._letter_keys[complaint_id] = keys
         return keys
 
+    def record_of(
+        self, complaint_id: str, types: Collection[str], *, letters: bool = True
+    ) -> tuple[list[tuple[str, datetime, dict[str, Any]]], list[tuple[str, datetime]]]:
+        """(v2) A complaint's history entries `(type, at, detail)` of the given types in
+        applied order and (if asked) its letters `(kind, issued_at)` in issue order, with
+        those of this transaction not yet written: what a deadlock or 8-week letter
+        summarises (RULES s.6). A query each, so only for those letters."""
+        history_query = (select(HistoryEntry.type, HistoryEntry.at, HistoryEntry.detail)
+                         .where(HistoryEntry.complaint_id == complaint_id,
+                                HistoryEntry.type.in_(types))
+                         .order_by(HistoryEntry.id))
+        letters_query = (select(Letter.kind, Letter.issued_at)
+                         .where(Letter.complaint_id == complaint_id)
+                         .order_by(Letter.issued_at, Letter.letter_id))
+        # Unbuffered, rows go through the session: its autoflush writes them (inside the
+        # message's savepoint) in the order they were added, so the queries see them all.
+        # Buffered, the ORM must not flush (the buffer comes after it): the buffer is added.
+        with self.session.no_autoflush if self.buffering else nullcontext():
+            history = [(row[0], row[1], row[2]) for row in self.session.execute(history_query)]
+            issued = ([(row[0], row[1]) for row in self.session.execute(letters_query)]
+                      if letters else [])
+        pending_history, pending_letters = self._pending_record.get(complaint_id, ([], []))
+        history += [entry for entry in pending_history if entry[0] in types]
+        return history, issued + pending_letters if letters else []
+
     def deadline_by_key(self, deadline_key: str) -> Deadline | None:
         pending = self._new_deadlines.get(deadline_key)
         if pending is not None:
@@ -391,6 +422,13 @@ class UnitOfWork:
             self._issued_letter_keys(values["complaint_id"]).add(values["dedupe_key"])
         if self.buffering:
             self._buffer.append((model, values))
+            if model is HistoryEntry or model is Letter:
+                history, letters = self._pending_record.setdefault(values["complaint_id"],
+                                                                   ([], []))
+                if model is HistoryEntry:
+                    history.append((values["type"], values["at"], values["detail"]))
+                else:
+                    letters.append((values["kind"], values["issued_at"]))
         else:
             self.session.add(model(**values))
 
