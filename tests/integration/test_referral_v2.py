@@ -8,6 +8,7 @@ ending at the end of 2 Feb 2027 (12 months, RULES s.1).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,27 @@ def test_reassignment_in_deadlock_and_ombudsman(app: App, tmp_path: Path, state:
     assert shown["handler"] == {"id": "h-7", "name": "Priya Shah"}
     last = shown["history"][-1]
     assert (last["type"], last["from"], last["to"]) == ("complaint.assigned", state, state)
+
+
+def test_show_and_backlog_on_the_command_line_name_a_late_referral(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from consumers.cli import main
+
+    path = write_jsonl(tmp_path / "late.jsonl", [
+        *deadlocked("C1"),
+        simple("complaint.withdrawn", "C1-w", "C1", "2026-03-03T10:00:00+00:00"),
+        simple("complaint.referred_to_ombudsman", "C1-o", "C1", "2027-03-01T10:00:00+00:00"),
+    ])
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", str(path), "--db", db]).exit_code == 0
+    shown = runner.invoke(main, ["show", "C1", "--db", db, "--format", "json"])
+    assert shown.exit_code == 0
+    document = json.loads(shown.stdout)
+    assert (document["state"], document["late_referral"]) == ("ombudsman", True)
+    text = runner.invoke(main, ["show", "C1", "--db", db]).stdout
+    assert "LATE REFERRAL" in text.splitlines()[1]
+    counts = runner.invoke(main, ["backlog", "--db", db, "--format", "json",
+                                  "--as-of", "2027-03-02T00:00:00Z"])
+    assert json.loads(counts.stdout)["late_referrals"] == 1
