@@ -382,6 +382,9 @@ class Workflow:
             # Not open: no letter and no next one; this cycle's chain has ended (RULES s.5).
             return f"no longer applies: state {complaint.state}"
         # (v2) One letter per progress-update deadline (RULES s.6), keyed by its cause.
+        key = dedupe_key(complaint, "progress_update", deadline.cause)
+        # Issued already (this cause processed before): so was the next deadline.
+        continued = self.uow.letter_exists(complaint.complaint_id, key)
         outcome = self._issue_letter(complaint, "progress_update", deadline.deadline_key,
                                      deadline.due_at, {
                                          "expected_by": expected_resolution_date(
@@ -389,13 +392,12 @@ class Workflow:
                                          "eight_week_date": self._eight_week_date(complaint),
                                      }, escalation=deadline.cause)
         interval = self.procedure.progress_update_interval_days
-        if interval is None:
+        if interval is None or continued:
             return outcome
         # (v2) The next of the same cycle, interval x 24 h after this one's due instant. Its
         # cause is this deadline's letter: a key of its own for every deadline in the chain.
-        letter_id = letter_id_for(dedupe_key(complaint, "progress_update", deadline.cause))
         due = elapsed_days(deadline.due_at, interval)
-        self._schedule(complaint, "progress_update", letter_id, due)
+        self._schedule(complaint, "progress_update", letter_id_for(key), due)
         return f"{outcome}; next progress update due {due.isoformat()}"
 
     def _senior_manager_review_due(self, complaint: Complaint, deadline: Deadline) -> str:
