@@ -123,7 +123,10 @@ def _human_complaint(d: dict[str, Any]) -> str:
     head = (f"{d['complaint_id']}  ref {d['reference']}  state {d['state']}  "
             f"category {d['category']}  channel {d['channel']}  cycle {d['cycle']}\n"
             f"received {d['received_at']}"
-            + (f"  duplicate of {d['duplicate_of']}" if d["duplicate_of"] else ""))
+            + (f"  duplicate of {d['duplicate_of']}" if d["duplicate_of"] else "")
+            + (f"  closed by {d['closed_by']}" if d.get("closed_by") else "")
+            + ("  LATE REFERRAL (after the referral window ended)"
+               if d.get("late_referral") else ""))
     return "\n\n".join([
         head,
         "History\n" + table(d["history"], ["at", "type", "from", "to", "event_id"]),
@@ -151,7 +154,8 @@ def _human_backlog(d: dict[str, Any]) -> str:
     kinds = [{"deadline": k, "overdue": n, "due within 5 working days":
               d["due_within_5_working_days"][k]} for k, n in d["overdue"].items()]
     return (f"Backlog as of {d['as_of']}\n\n" + table(states, ["state", "complaints"]) + "\n\n"
-            + table(kinds, ["deadline", "overdue", "due within 5 working days"]))
+            + table(kinds, ["deadline", "overdue", "due within 5 working days"])
+            + f"\n\nLate referrals with the Ombudsman: {d.get('late_referrals', 0)}")
 
 
 @main.command()

@@ -1,4 +1,7 @@
-"""Offline ingest: a JSONL file through the same handlers the Kafka consumer uses, in event time."""
+"""Offline ingest: a JSONL file through the same handlers the Kafka consumer uses, in event time.
+
+(v2) The lines are applied in `occurred_at` order, ties in file order (RULES.md s.5).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from workflow.bootstrap import App
+from workflow.events import occurred_at_of
 from workflow.service import Message
 
 # Lines per database transaction: a crash repeats at most one batch (applying nothing twice),
@@ -45,6 +49,37 @@ def read_lines(path: Path) -> list[bytes]:
     return data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
 
 
+def numbered_lines(lines: list[bytes]) -> list[tuple[int, bytes]]:
+    """The non-blank lines with their 1-based line numbers in the file."""
+    return [(n, line.rstrip(b"\r")) for n, line in enumerate(lines, start=1) if line.strip()]
+
+
+def time_ordered(numbered: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """(v2) A file's lines in `occurred_at` order, equal instants in file order (RULES s.5).
+
+    A file exported complaint by complaint would otherwise fire the deadlines of its first
+    complaints before the events that stopped them. A line whose `occurred_at` cannot be read
+    stays in place: it keeps its position after the line before it in the file (or goes
+    first), and is rejected there, moving no clock. Line numbers are the file's own. Every
+    replay of a file (ingest, and anything else that reads a file as events) goes through
+    this, so they all apply the same lines in the same order.
+    """
+    leading: list[tuple[int, bytes]] = []
+    groups: list[tuple[datetime, int, list[tuple[int, bytes]]]] = []
+    for index, (number, line) in enumerate(numbered):
+        instant = occurred_at_of(line)
+        if instant is not None:
+            groups.append((instant, index, [(number, line)]))
+        elif groups:
+            groups[-1][2].append((number, line))  # rides with the line before it
+        else:
+            leading.append((number, line))
+    # The index breaks ties, so instants (aware datetimes, any offset) are compared exactly
+    # and equal ones keep file order; the lists are never compared.
+    groups.sort(key=lambda group: (group[0], group[1]))
+    return [*leading, *(item for _, _, members in groups for item in members)]
+
+
 def ingest_file(
     app: App, path: Path, on_rejection: Callable[[int, str], None] | None = None
 ) -> IngestReport:
@@ -54,7 +89,7 @@ def ingest_file(
     uow = app.unit_of_work()
     processor = app.event_time_processor(uow)
     source = str(path)
-    numbered = [(n, line.rstrip(b"\r")) for n, line in enumerate(lines, start=1) if line.strip()]
+    numbered = time_ordered(numbered_lines(lines))
     try:
         for start in range(0, len(numbered), BATCH_LINES):
             batch = numbered[start:start + BATCH_LINES]
@@ -63,15 +98,18 @@ def ingest_file(
             for (number, _), outcome in zip(batch, outcomes, strict=True):
                 counts[outcome.status] += 1
                 if outcome.status == "rejected":
-                    reason = outcome.reason or "rejected"
-                    report.rejections.append((number, reason))
-                    if on_rejection is not None:
-                        on_rejection(number, reason)
+                    report.rejections.append((number, outcome.reason or "rejected"))
     except BaseException:
         uow.rollback()
         raise
     finally:
         uow.close()
+        # Applied in time order, reported in file order (each rejection is also stored);
+        # on a failure, those of the batches already committed.
+        report.rejections.sort()
+        if on_rejection is not None:
+            for number, reason in report.rejections:
+                on_rejection(number, reason)
     report.applied, report.duplicates, report.rejected = (
         counts["applied"], counts["duplicate"], counts["rejected"]
     )

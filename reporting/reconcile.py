@@ -135,6 +135,8 @@ def compare(app: App, client: AggregatorClient, as_of: datetime,
     for section in ("by_state", "overdue", "due_within_5_working_days"):
         for key, value in record[section].items():
             result.check(f"backlog.{section}.{key}", live_backlog[section].get(key), value)
+    result.check("backlog.late_referrals", live_backlog.get("late_referrals"),
+                 record["late_referrals"])
     for month in months:
         report = run_report(app, MONTHLY, parse_month(month), WHOLE_RECORD)
         for code in MONTHLY_ITEMS:

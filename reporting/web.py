@@ -183,6 +183,11 @@ class ViewCollector(Collector):
             soon.add_metric([name], value)
         yield overdue
         yield soon
+        late = GaugeMetricFamily("complaints_late_referrals",
+                                 "Complaints with the Ombudsman referred after their referral "
+                                 "window ended")
+        late.add_metric([], backlog["late_referrals"])
+        yield late
         month, _ = periods_of_now(now)
         monthly = state.aggregator.view.monthly(month)
         receipts = GaugeMetricFamily("complaints_receipts_this_month",

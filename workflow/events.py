@@ -319,6 +319,16 @@ def clock_fields(document: dict[str, Any]) -> tuple[str, datetime] | None:
         return None
 
 
+def occurred_at_of(raw: bytes | str) -> datetime | None:
+    """(v2) A message's `occurred_at` when it can be read (a JSON object whose `occurred_at`
+    is an instant with an offset), else None: what offline ingest orders a file's lines by."""
+    try:
+        document = decode(raw)
+        return _instant(document.get("occurred_at"))  # type: ignore[no-any-return]
+    except (InvalidEvent, PydanticCustomError):
+        return None
+
+
 def validate(document: dict[str, Any]) -> Event:
     """A decoded object -> its typed event, or InvalidEvent with every problem named."""
     kind = document.get("type")

@@ -194,18 +194,40 @@ class Workflow:
             try:
                 transition(complaint, trigger)
             except TransitionNotAllowed:
-                reason = f"{event.type} not allowed in state {before}"
-                if trigger == "refer" and before in OPEN_STATES:
-                    reason += " (no 8-week or deadlock letter has been issued)"
-                raise Rejected(reason) from None
+                raise Rejected(self._refusal(complaint, event.type, trigger, before)) from None
         at = event.occurred_at
         complaint.last_event_at = max(complaint.last_event_at, at)
+        extra: dict[str, Any] = {}
+        if complaint.state == "closed" and before != "closed":
+            complaint.closed_by = event.type
+        if trigger == "refer":
+            # (v2) Recorded, not refused: the Ombudsman decides whether a referral is in time.
+            complaint.late_referral = self._referral_is_late(complaint, at)
+            extra["late_referral"] = complaint.late_referral
         self._history(complaint, event.event_id, event.type, at, before,
                       event.model_dump(mode="json"))
         if complaint.state != before:
             self._state_changed(complaint, event.event_id, event.type, at, before, complaint.state,
-                                channel=getattr(event, "channel", None))
+                                channel=getattr(event, "channel", None), extra=extra)
         EFFECTS[type(event)](self, complaint, event)
+
+    @staticmethod
+    def _refusal(complaint: Complaint, event_type: str, trigger: str, before: str) -> str:
+        reason = f"{event_type} not allowed in state {before}"
+        if trigger == "refer" and (before in OPEN_STATES or before == "closed"):
+            if not complaint.signposting_letter_issued:
+                reason += " (no 8-week or deadlock letter has been issued)"
+            elif before == "closed":
+                reason += (f" (closed by {complaint.closed_by}: only a complaint withdrawn, or "
+                           "whose referral window lapsed, can still be referred)")
+        return reason
+
+    def _referral_is_late(self, complaint: Complaint, at: datetime) -> bool:
+        """At or after the end of the latest 8-week or deadlock letter's referral window."""
+        letter_at = complaint.signposting_letter_at
+        if letter_at is None:
+            return False
+        return at >= referral_window_end(letter_at, self.procedure.referral_window_months)
 
     # --- effects of each complaint event (after the transition, if any) ----------------
     def _assigned(self, complaint: Complaint, event: ev.ComplaintAssigned) -> None:
@@ -360,6 +382,8 @@ class Workflow:
                       {"due_at": deadline.due_at.isoformat(), "cause": deadline.cause,
                        "outcome": outcome})
         if complaint.state != before:
+            if complaint.state == "closed":
+                complaint.closed_by = f"deadline.{deadline.kind}"
             self._state_changed(complaint, history_id, f"deadline.{deadline.kind}",
                                 deadline.due_at, before, complaint.state)
         self._emit(complaint, f"{deadline.deadline_key}:fired", "deadline.fired", deadline.due_at,
@@ -382,13 +406,26 @@ class Workflow:
 
     def _progress_update_due(self, complaint: Complaint, deadline: Deadline) -> str:
         if complaint.state not in OPEN_STATES:
+            # Not open: no letter and no next one; this cycle's chain has ended (RULES s.5).
             return f"no longer applies: state {complaint.state}"
-        return self._issue_letter(complaint, "progress_update", deadline.deadline_key,
-                                  deadline.due_at, {
-                                      "expected_by": expected_resolution_date(
-                                          self.procedure, complaint, deadline.due_at),
-                                      "eight_week_date": self._eight_week_date(complaint),
-                                  })
+        # (v2) One letter per progress-update deadline (RULES s.6), keyed by its cause.
+        key = dedupe_key(complaint, "progress_update", deadline.cause)
+        # Issued already (this cause processed before): so was the next deadline.
+        continued = self.uow.letter_exists(complaint.complaint_id, key)
+        outcome = self._issue_letter(complaint, "progress_update", deadline.deadline_key,
+                                     deadline.due_at, {
+                                         "expected_by": expected_resolution_date(
+                                             self.procedure, complaint, deadline.due_at),
+                                         "eight_week_date": self._eight_week_date(complaint),
+                                     }, escalation=deadline.cause)
+        interval = self.procedure.progress_update_interval_days
+        if interval is None or continued:
+            return outcome
+        # (v2) The next of the same cycle, interval x 24 h after this one's due instant. Its
+        # cause is this deadline's letter: a key of its own for every deadline in the chain.
+        due = elapsed_days(deadline.due_at, interval)
+        self._schedule(complaint, "progress_update", letter_id_for(key), due)
+        return f"{outcome}; next progress update due {due.isoformat()}"
 
     def _senior_manager_review_due(self, complaint: Complaint, deadline: Deadline) -> str:
         if complaint.state != "senior_manager" or complaint.escalation_event_id != deadline.cause:
@@ -546,10 +583,11 @@ class Workflow:
         )
 
     def _state_changed(self, complaint: Complaint, cause_id: str, cause: str, at: datetime,
-                       before: str | None, after: str, channel: str | None = None) -> None:
+                       before: str | None, after: str, channel: str | None = None,
+                       extra: dict[str, Any] | None = None) -> None:
         self._emit(complaint, f"{cause_id}:state_changed", "complaint.state_changed", at, {
             "from": before, "to": after, "cause": cause, "cycle": complaint.cycle,
-            "channel": channel or complaint.channel,
+            "channel": channel or complaint.channel, **(extra or {}),
         })
 
     def _emit(self, complaint: Complaint, event_id: str, kind: str, at: datetime,

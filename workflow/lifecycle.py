@@ -24,6 +24,10 @@ class ComplaintLifecycle(StateMachine):
     # `duplicate` is entered only at registration (a second record of a known complaint) and
     # `received`/`immediate` are chosen at registration too, so one state has no incoming edge.
     validate_disconnected_states = False
+    # (v2) The one final state is `duplicate`, entered only at registration; no other state is
+    # final (a resolved complaint can be reopened, a closed one may still be referred), so
+    # the other states have no path to a final state, by design.
+    validate_final_reachability = False
 
     received = State(initial=True)
     immediate = State()
@@ -33,7 +37,9 @@ class ComplaintLifecycle(StateMachine):
     ombudsman = State()
     resolved = State()
     reopened = State()
-    closed = State(final=True)
+    # Not final (v2): a complaint withdrawn, or whose referral window lapsed, after an 8-week or
+    # deadlock letter can still be referred to the Ombudsman (RULES s.4).
+    closed = State()
     duplicate = State(final=True)
 
     assign = (
@@ -42,6 +48,8 @@ class ComplaintLifecycle(StateMachine):
         | reopened.to.itself(internal=True)
         | senior_manager.to.itself(internal=True)
         | eight_week.to.itself(internal=True)
+        | deadlock.to.itself(internal=True)
+        | ombudsman.to.itself(internal=True)
     )
     resolve = (
         received.to(resolved) | immediate.to(resolved) | reopened.to(resolved)
@@ -65,6 +73,7 @@ class ComplaintLifecycle(StateMachine):
         | immediate.to(ombudsman, cond="signposting_letter_issued")
         | reopened.to(ombudsman, cond="signposting_letter_issued")
         | senior_manager.to(ombudsman, cond="signposting_letter_issued")
+        | closed.to(ombudsman, cond="referable_when_closed")
     )
     decide_with_remedy = ombudsman.to.itself(internal=True)
     decide_without_remedy = ombudsman.to(closed)
@@ -101,6 +110,10 @@ class _Complaint:
     @property
     def signposting_letter_issued(self) -> bool:
         return bool(self.current.signposting_letter_issued)
+
+    @property
+    def referable_when_closed(self) -> bool:
+        return bool(self.current.referable_when_closed)
 
 
 class _Shared(threading.local):

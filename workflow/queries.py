@@ -45,6 +45,10 @@ def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None
         "cycle": complaint.cycle,
         "duplicate_of": complaint.duplicate_of,
         "handler": complaint.handler,
+        # (v2) What closed it (when closed), and whether its latest referral to the Ombudsman
+        # came after the end of its referral window (RULES s.4).
+        "closed_by": complaint.closed_by if complaint.state == "closed" else None,
+        "late_referral": complaint.late_referral,
         "history": [
             {"at": iso(h.at), "event_id": h.event_id, "type": h.type,
              "from": h.from_state, "to": h.to_state}
@@ -108,7 +112,16 @@ def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dic
         "by_state": by_state,
         "overdue": overdue,
         "due_within_5_working_days": due_soon,
+        "late_referrals": late_referrals(session),
     }
+
+
+def late_referrals(session: Session) -> int:
+    """(v2) Complaints with the Ombudsman whose referral came after its window (RULES s.4)."""
+    return session.scalar(
+        select(func.count()).select_from(Complaint)
+        .where(and_(Complaint.late_referral.is_(True), Complaint.state == "ombudsman"))
+    ) or 0
 
 
 def letters(session: Session, complaint_id: str | None = None,

@@ -66,6 +66,10 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# (v2) Closures after which a complaint can still be referred to the Ombudsman (RULES s.4).
+REFERABLE_CLOSURES = frozenset({"complaint.withdrawn", "deadline.referral_window"})
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -112,6 +116,13 @@ class Complaint(Base):
     remedy_summary: Mapped[str | None] = mapped_column(Text)
     remedy_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # (v2) What last moved the complaint to `closed` (the event type, or "deadline." + the
+    # deadline kind): a withdrawal or a lapsed referral window can still go to the Ombudsman,
+    # a closure by the Ombudsman's decision cannot (RULES s.4). Migration 0010.
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+    # (v2) The latest referral to the Ombudsman came at or after the end of the latest 8-week
+    # or deadlock letter's referral window (the Ombudsman decides whether to take it).
+    late_referral: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     # Optimistic locking: two consumers racing on one complaint (e.g. during a rebalance)
@@ -122,6 +133,12 @@ class Complaint(Base):
     def signposting_letter_issued(self) -> bool:
         """Ever issued an 8-week or deadlock letter: the guard for an open referral."""
         return self.signposting_letter_id is not None
+
+    @property
+    def referable_when_closed(self) -> bool:
+        """(v2) Closed by a withdrawal or a lapsed referral window after an 8-week or deadlock
+        letter: the guard for a referral from `closed`."""
+        return self.signposting_letter_id is not None and self.closed_by in REFERABLE_CLOSURES
 
 
 class HistoryEntry(Base):

@@ -46,6 +46,10 @@ class StateChanged(LifecycleEvent):
     to: str
     cause: str = Field(description="The event type or deadline (deadline.<kind>) that caused it.")
     cycle: int
+    late_referral: bool | None = Field(
+        default=None,
+        description="(v2) On a referral to the Ombudsman only: true when it came at or after "
+                    "the end of the latest 8-week or deadlock letter's referral window.")
 
 
 class Recategorised(LifecycleEvent):

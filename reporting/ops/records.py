@@ -65,6 +65,7 @@ def new_record() -> Record:
         "eight_weeks_at": None,  # 56 x 24 h after the original receipt (C13/C14)
         "signposted": False,  # an 8-week or deadlock letter was ever issued (Ofgem 5.10)
         "remedy_overdue": False,
+        "late_referral": False,  # (v2) the latest referral came after its referral window
         "receipts": [],  # {"id", "at", "channel", "reopen", "cycle", "d1", "by_d1"}
         "resolutions": [],  # {"at", "counted", "c12", "c13", "elapsed"}
         "letters": [],  # {"kind", "at"}
@@ -180,6 +181,8 @@ def _state_changed(record: Record, payload: Mapping[str, Any], rules: Rules) -> 
     cause = _text(payload, "cause")
     at = _instant(payload, "occurred_at")
     record["state"] = to
+    if cause == "complaint.referred_to_ombudsman":
+        record["late_referral"] = payload.get("late_referral") is True
     if cause == "complaint.reopened":
         # A repeat complaint is received again at the reopen, by the reopen's channel.
         record["cycle"] += 1
@@ -281,6 +284,9 @@ def contributions(record: Record | None) -> Contributions:
         counts["state", state] += 1
         if record["remedy_overdue"] and state == "ombudsman":
             counts["remedy_overdue",] += 1
+        # .get: records folded before (v2) have no such field.
+        if record.get("late_referral") and state == "ombudsman":
+            counts["late_referral",] += 1
     category = record["category"]
     for receipt in record["receipts"]:
         month, quarter = periods_of(receipt["at"])

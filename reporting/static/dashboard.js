@@ -119,6 +119,7 @@
     $("tile-overdue").classList.toggle("alert", overdue > 0);
     $("tile-remedy").textContent = backlog.overdue.remedy || 0;
     $("tile-remedy").classList.toggle("alert", (backlog.overdue.remedy || 0) > 0);
+    $("tile-late-referrals").textContent = backlog.late_referrals || 0;
     $("tile-received").textContent = month.items.A1;
     $("tile-d1").textContent = month.items.A1
       ? `${Math.round((100 * month.items.A2) / month.items.A1)} %` : "–";

@@ -34,9 +34,10 @@ def test_sample_letters_by_kind_and_rendering(tmp_path: Path) -> None:
     issued = json.loads(invoke("letters", "list", "--db", db, "--format", "json"))
     # Worked out in tests/e2e/test_sample_scenario.py: C-100 (cycle 2), C-102, C-103 and
     # C-105 were acknowledged and updated by letter; C-100 and C-101 got resolution letters;
-    # C-102 a deadlock letter; C-103 an 8-week letter.
+    # C-102 a deadlock letter; C-103 an 8-week letter. (v2) Progress updates repeat while
+    # open: one each for C-100 and C-102, five each for C-103 and C-105.
     assert Counter(x["kind"] for x in issued) == {
-        "acknowledgement": 4, "progress_update": 4, "resolution": 2, "deadlock": 1,
+        "acknowledgement": 4, "progress_update": 12, "resolution": 2, "deadlock": 1,
         "eight_week": 1}
     assert issued == sorted(issued, key=lambda x: (x["issued_at"], x["letter_id"]))
     only = json.loads(invoke("letters", "list", "--db", db, "--complaint", "C-102",

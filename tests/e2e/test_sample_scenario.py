@@ -70,12 +70,21 @@ def test_sample_scenario(tmp_path: Path) -> None:
     assert letters("C-102") == [("acknowledgement", "2026-01-08" + END),
                                 ("progress_update", "2026-01-17T14:00:00+00:00"),
                                 ("deadlock", "2026-01-20" + END)]
-    assert letters("C-103") == [("acknowledgement", "2026-01-09" + END),
-                                ("progress_update", "2026-01-18T10:30:00+00:00"),
-                                ("eight_week", "2026-03-05T10:30:00+00:00")]
+    # (v2) Progress updates every 10 x 24 h while open. C-103 (received Thu 8 Jan 10:30):
+    # 18 Jan, 28 Jan, 7 Feb, 17 Feb, 27 Feb 10:30; eight weeks on 5 Mar 10:30; the next
+    # (9 Mar 10:30) finds eight_week. C-105 (received Wed 14 Jan 09:00): 24 Jan, 3 Feb,
+    # 13 Feb, 23 Feb, 5 Mar 09:00, with the next due 15 Mar 09:00. (C-100's and C-102's
+    # second ones find them resolved, in deadlock: no letter.)
+    assert letters("C-103") == [
+        ("acknowledgement", "2026-01-09" + END),
+        *[("progress_update", f"2026-{day}T10:30:00+00:00")
+          for day in ("01-18", "01-28", "02-07", "02-17", "02-27")],
+        ("eight_week", "2026-03-05T10:30:00+00:00")]
     assert letters("C-104") == []
-    assert letters("C-105") == [("acknowledgement", "2026-01-15" + END),
-                                ("progress_update", "2026-01-24T09:00:00+00:00")]
+    assert letters("C-105") == [
+        ("acknowledgement", "2026-01-15" + END),
+        *[("progress_update", f"2026-{day}T09:00:00+00:00")
+          for day in ("01-24", "02-03", "02-13", "02-23", "03-05")]]
     c100 = run_json(runner, "show", "C-100", "--db", db)
     assert c100["cycle"] == 2
     assert c100["reference"].startswith("KC-")
@@ -100,9 +109,10 @@ def test_sample_scenario(tmp_path: Path) -> None:
         "received": 1, "immediate": 0, "senior_manager": 0, "deadlock": 0, "eight_week": 1,
         "ombudsman": 1, "resolved": 2, "reopened": 0, "closed": 0, "duplicate": 1}
     assert set(backlog["overdue"].values()) == {0}
-    # Due by the end of the 5th working day after Tue 10 Mar (Tue 17 Mar): C-105's 8 weeks.
+    # Due by the end of the 5th working day after Tue 10 Mar (Tue 17 Mar): C-105's 8 weeks
+    # (Wed 11 Mar 09:00) and (v2) its next progress update (Sun 15 Mar 09:00).
     assert backlog["due_within_5_working_days"] == {
-        "acknowledgement": 0, "progress_update": 0, "senior_manager_review": 0,
+        "acknowledgement": 0, "progress_update": 1, "senior_manager_review": 0,
         "deadlock_letter": 0, "eight_week": 1, "remedy": 0, "referral_window": 0}
 
     assert run_json(runner, "tick", "--until", "2026-03-12T00:00:00Z", "--db", db) == {"fired": 1}

@@ -74,6 +74,16 @@ def crafted_events() -> list[dict[str, Any]]:
          {"ombudsman_ref": "EO-X2"}),
         ("X-2", "2026-01-26T09:00:00+00:00", "complaint.ombudsman_decision",
          {"accepted": True, "remedies": {"apology": True, "explanation": False}}),
+        # (v2) withdrawn after a deadlock letter of 13 Jan 2025, referred after its window
+        # ended (end of 13 Jan 2026): a late referral, with the Ombudsman. (A year before the
+        # rest, so the clock does not run past the generated stream's pending deadlines.)
+        ("X-3", "2025-01-06T09:00:00+00:00", "complaint.received",
+         {**received, "channel": "email"}),
+        ("X-3", "2025-01-13T09:00:00+00:00", "complaint.deadlock_reached",
+         {"position": "Final", "offer_open": False}),
+        ("X-3", "2025-02-03T09:00:00+00:00", "complaint.withdrawn", {"summary": "Withdrew"}),
+        ("X-3", "2026-01-14T09:00:00+00:00", "complaint.referred_to_ombudsman",
+         {"ombudsman_ref": "EO-X3"}),
     ]
     return [{"event_id": f"{cid}-{n}", "type": kind, "occurred_at": at, "complaint_id": cid,
              **fields} for n, (cid, at, kind, fields) in enumerate(timeline)]
@@ -166,6 +176,7 @@ def test_fold_equals_the_record(scenario: Scenario) -> None:
     assert counts["state", "duplicate"] == 1
     assert any(k[0] == "q" and k[2] == "C14" for k in counts), "late repeat resolution"
     assert counts["remedy_overdue",] == 1
+    assert counts["late_referral",] == 1, "X-3, referred after its window"
     assert counts["m", "2026-01", "category", "B9"] > 0, "recategorised"
 
 

@@ -58,7 +58,9 @@ def letters(shown: dict[str, Any]) -> list[tuple[str, str]]:
 def test_friday_receipt_deadlines_and_letters(tmp_path: Path) -> None:
     # Received Fri 9 Jan 2026 15:00 GMT.
     #  acknowledgement: D+1 = end of Mon 12 Jan.
-    #  progress update (Kilowatt Connect 10 days): 9 Jan 15:00 + 240 h = Mon 19 Jan 15:00.
+    #  progress update (Kilowatt Connect 10 days): 9 Jan 15:00 + 240 h = Mon 19 Jan 15:00;
+    #   (v2) then every 10 x 24 h while open: 29 Jan, 8 Feb, 18 Feb, 28 Feb 15:00 (all GMT);
+    #   the next, 10 Mar 15:00, is after the `until` instant (and would find eight_week).
     #  eight weeks: 9 Jan + 56 days = Fri 6 Mar 15:00 (22 days to 31 Jan, 28 in Feb, 6).
     #  referral window from the 8-week letter (6 Mar 2026): end of 6 Mar 2027 (GMT).
     app = run(tmp_path, [received("e1", "C1", "2026-01-09T15:00:00+00:00")],
@@ -68,8 +70,14 @@ def test_friday_receipt_deadlines_and_letters(tmp_path: Path) -> None:
     assert letters(shown) == [
         ("acknowledgement", "2026-01-12" + GMT_END),
         ("progress_update", "2026-01-19T15:00:00+00:00"),
+        ("progress_update", "2026-01-29T15:00:00+00:00"),
+        ("progress_update", "2026-02-08T15:00:00+00:00"),
+        ("progress_update", "2026-02-18T15:00:00+00:00"),
+        ("progress_update", "2026-02-28T15:00:00+00:00"),
         ("eight_week", "2026-03-06T15:00:00+00:00"),
     ]
+    pending = [d for d in deadlines(shown, "progress_update") if d["fired_at"] is None]
+    assert [d["due_at"] for d in pending] == ["2026-03-10T15:00:00+00:00"]
     assert deadlines(shown, "referral_window")[0]["due_at"] == "2027-03-06" + GMT_END
     assert deadlines(shown, "referral_window")[0]["fired_at"] is None
 
@@ -174,9 +182,15 @@ def test_reopen_after_eight_weeks(tmp_path: Path) -> None:
     fired_on_11_march = [h["type"] for h in shown["history"]
                          if h["at"] == "2026-03-11" + GMT_END]
     assert fired_on_11_march == ["deadline.acknowledgement", "deadline.eight_week"]
-    # Cycle 2's progress update (20 Mar 10:00) finds the complaint in eight_week: no letter.
-    second_progress = deadlines(shown, "progress_update")[1]
-    assert second_progress["outcome"] == "no longer applies: state eight_week"
+    # (v2) Cycle 1's chain: 15 Jan 09:00 (letter), then 25 Jan 09:00 finds it resolved: no
+    # letter, no next. Cycle 2's first (20 Mar 10:00) finds it in eight_week: no letter.
+    progress = [(d["cycle"], d["due_at"], d["outcome"])
+                for d in deadlines(shown, "progress_update")]
+    assert progress[1:] == [
+        (1, "2026-01-25T09:00:00+00:00", "no longer applies: state resolved"),
+        (2, "2026-03-20T10:00:00+00:00", "no longer applies: state eight_week"),
+    ]
+    assert progress[0][:2] == (1, "2026-01-15T09:00:00+00:00")
 
 
 def test_reopen_before_eight_weeks_keeps_the_original_deadline(tmp_path: Path) -> None:
@@ -196,9 +210,13 @@ def test_two_escalations_in_one_cycle_each_get_an_update(tmp_path: Path) -> None
     # Escalation 1 Tue 6 Jan 10:00 -> review due 5 working days later: 7, 8, 9, 12, 13 Jan
     # -> end of Tue 13 Jan; no senior manager response -> senior_manager_update letter.
     # Progress update (5 Jan 09:00 + 240 h = Thu 15 Jan 09:00): senior_manager is open.
+    # (v2) and every 10 x 24 h while open: 25 Jan, 4 Feb, 14 Feb, 24 Feb 09:00.
     # Eight weeks (5 Jan 09:00 + 56 d = 2 Mar 09:00) -> eight_week letter and state.
     # Escalation 2 Thu 5 Mar 10:00 (from eight_week) -> due 6, 9, 10, 11, 12 Mar -> end of
     # Thu 12 Mar -> a second senior_manager_update (once per escalation).
+    # The progress update due 6 Mar 09:00 finds the complaint open again (senior_manager
+    # since 5 Mar): it is not the one firing outside open, so the chain goes on: letters on
+    # 6 Mar and 16 Mar 09:00 (the next, 26 Mar, is after `until`).
     app = run(tmp_path, [
         received("e1", "C1", "2026-01-05T09:00:00+00:00", handler={"id": "h", "name": "Sam"}),
         simple("complaint.acknowledged", "e2", "C1", "2026-01-05T09:01:00+00:00"),
@@ -208,7 +226,11 @@ def test_two_escalations_in_one_cycle_each_get_an_update(tmp_path: Path) -> None
     shown = show(app, "C1")
     assert shown["state"] == "senior_manager"
     assert [k for k, _ in letters(shown)] == [
-        "senior_manager_update", "progress_update", "eight_week", "senior_manager_update"]
+        "senior_manager_update", *["progress_update"] * 5, "eight_week", "progress_update",
+        "senior_manager_update", "progress_update"]
+    assert [at for k, at in letters(shown) if k == "progress_update"] == [
+        f"2026-{day}T09:00:00+00:00"
+        for day in ("01-15", "01-25", "02-04", "02-14", "02-24", "03-06", "03-16")]
     assert [d["due_at"] for d in deadlines(shown, "senior_manager_review")] == [
         "2026-01-13" + GMT_END, "2026-03-12" + GMT_END]
 
@@ -330,6 +352,10 @@ def test_expected_date_after_a_late_reopen_is_not_in_the_past(tmp_path: Path) ->
     #  acknowledgement at the reopen's D+1, end of Thu 2 Apr (BST): expected by
     #    1 Apr 10:00 + 240 h = Sat 11 Apr (not 2 Mar, already passed).
     #  progress update 11 Apr 10:00 UTC (reopened is open): 11 Apr + 240 h = Tue 21 Apr.
+    #  (v2) cycle 1's chain: 15 Jan, 25 Jan, 4 Feb, 14 Feb, 24 Feb 09:00, each expecting
+    #    10 days on (24 Feb's 6 Mar capped to the eight-week date, 2 Mar, still ahead);
+    #    6 Mar 09:00 finds eight_week: no letter, no next. Cycle 2's next (21 Apr 10:00) is
+    #    after `until`.
     # C2 received Mon 5 Jan 09:00, resolved Tue 6 Jan, reopened Tue 24 Feb 10:00 GMT: the
     #  eight weeks (2 Mar 09:00) are still ahead, so the cap applies: target 6 Mar 10:00,
     #  capped to 2 Mar, in the acknowledgement at the end of Wed 25 Feb.
@@ -353,6 +379,10 @@ def test_expected_date_after_a_late_reopen_is_not_in_the_past(tmp_path: Path) ->
         ("acknowledgement", 1, "2026-01-06", "2026-01-15"),
         ("acknowledgement", 2, "2026-04-02", "2026-04-11"),
         ("progress_update", 1, "2026-01-15", "2026-01-25"),
+        ("progress_update", 1, "2026-01-25", "2026-02-04"),
+        ("progress_update", 1, "2026-02-04", "2026-02-14"),
+        ("progress_update", 1, "2026-02-14", "2026-02-24"),
+        ("progress_update", 1, "2026-02-24", "2026-03-02"),
         ("progress_update", 2, "2026-04-11", "2026-04-21"),
     ]
     assert ("acknowledgement", 2, "2026-02-25", "2026-03-02") in expected_by("C2")

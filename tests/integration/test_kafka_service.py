@@ -372,7 +372,9 @@ def test_due_deadlines_are_published_fired_once_and_their_letters_relayed(
     now = datetime.now(UTC)
     settings = service_settings(kafka_broker)
     app = bootstrap(db_url, "kilowatt-connect")
-    # Received 20 days ago and never touched: acknowledgement and progress update are due.
+    # Received 20 days ago and never touched: acknowledgement and progress update are due;
+    # (v2) the progress update, fired, creates the next, 10 x 24 h after its own due instant:
+    # 20 days after the receipt, so due now too (the third, at 30 days, is not).
     events = [received(f"old-{n}", f"OLD-{n}", iso(now - timedelta(days=20, minutes=n)))
               for n in range(5)]
     events.append(received("new-0", "NEW-0", iso(now)))
@@ -390,17 +392,18 @@ def test_due_deadlines_are_published_fired_once_and_their_letters_relayed(
         wait_until(lambda: count(app, OutboxMessage, OutboxMessage.published_at.is_(None)) == 0)
         # A second round finds nothing: fired rows are never claimed again.
         assert timer.run_once() == 0
-    assert count(app, Deadline, Deadline.fired_at.is_not(None)) == 10  # ack + progress x 5
-    assert timer.stats.published == 10
+    # (ack + 2 progress updates) x 5
+    assert count(app, Deadline, Deadline.fired_at.is_not(None)) == 15
+    assert timer.stats.published == 15
     assert count(app, Deadline, Deadline.complaint_id == "NEW-0",
                  Deadline.fired_at.is_(None)) == 3, "the new complaint's deadlines wait"
     with app.sessions() as session:
         kinds = Counter(session.scalars(select(Letter.kind)))
-    assert kinds == {"acknowledgement": 5, "progress_update": 5}
-    letters = read_topic(kafka_broker, settings.topics.letters, 10)
+    assert kinds == {"acknowledgement": 5, "progress_update": 10}
+    letters = read_topic(kafka_broker, settings.topics.letters, 15)
     assert Counter(json.loads(r.value)["kind"] for r in letters) == kinds
-    deadline_messages = read_topic(kafka_broker, settings.topics.deadlines, 10)
-    assert len(deadline_messages) == 10
+    deadline_messages = read_topic(kafka_broker, settings.topics.deadlines, 15)
+    assert len(deadline_messages) == 15
     for record in deadline_messages:
         message = DeadlineDue.model_validate(json.loads(record.value))
         assert record.key == message.complaint_id.encode()

@@ -138,8 +138,13 @@ def assert_consistent(app: App) -> None:
                 assert later.from_state == earlier.to_state, "history is a chain of states"
             letters = session.scalars(
                 select(Letter).where(Letter.complaint_id == complaint.complaint_id)).all()
-            kinds = [(x.kind, x.cycle) for x in letters if x.kind != "senior_manager_update"]
+            # Once per kind and cycle, except the senior manager update (per escalation) and
+            # (v2) the progress update (per progress-update deadline: its cause).
+            per_cause = ("senior_manager_update", "progress_update")
+            kinds = [(x.kind, x.cycle) for x in letters if x.kind not in per_cause]
             assert len(kinds) == len(set(kinds)), "one letter per kind and cycle"
+            updates = [x.cause for x in letters if x.kind == "progress_update"]
+            assert len(updates) == len(set(updates)), "one progress update per deadline"
             assert sum(x.kind == "eight_week" for x in letters) <= 1
             if complaint.state == "duplicate":
                 assert not letters

@@ -356,12 +356,16 @@ def test_a_message_refused_on_the_careful_rerun_leaves_no_deadline_behind(
         assert queries.show_complaint(session, "C-2") is None
         assert session.scalars(select(Deadline.deadline_key).where(
             Deadline.complaint_id == "C-2")).all() == []
-        c1 = {d["kind"]: d for d in queries.show_complaint(  # type: ignore[index]
-            session, "C-1")["deadlines"]}
+        c1_deadlines = queries.show_complaint(session, "C-1")["deadlines"]  # type: ignore[index]
+        c1 = {d["kind"]: d for d in c1_deadlines}
     # Received Monday 4 March 2024: D+1 ends Tuesday 5 March; ten working days end Monday 18
     # March. Both are before the contact on 20 March; the eight weeks are not.
     assert c1["acknowledgement"]["fired_at"] is not None
-    assert c1["progress_update"]["fired_at"] is not None
+    # (v2) The progress update due 14 Mar 10:00 (4 Mar + 240 h) fired and created the next,
+    # due 24 Mar 10:00, after the contact.
+    assert [(d["due_at"], d["fired_at"] is not None) for d in c1_deadlines
+            if d["kind"] == "progress_update"] == [
+        ("2024-03-14T10:00:00+00:00", True), ("2024-03-24T10:00:00+00:00", False)]
     assert c1["eight_week"]["fired_at"] is None
 
 

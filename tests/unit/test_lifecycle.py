@@ -13,7 +13,9 @@ OPEN = ("received", "immediate", "reopened", "senior_manager")
 # trigger -> {from state: to state}, written out from the table in RULES.md s.4.
 ALLOWED: dict[str, dict[str, str]] = {
     "assign": {"received": "immediate", "immediate": "immediate", "reopened": "reopened",
-               "senior_manager": "senior_manager", "eight_week": "eight_week"},
+               "senior_manager": "senior_manager", "eight_week": "eight_week",
+               # (v2) reassignment with the Ombudsman's referral open or under way
+               "deadlock": "deadlock", "ombudsman": "ombudsman"},
     "resolve": {**{s: "resolved" for s in OPEN}, "eight_week": "resolved",
                 "deadlock": "resolved"},
     "escalate": {s: "senior_manager" for s in ("received", "immediate", "reopened",
@@ -34,6 +36,7 @@ ALLOWED: dict[str, dict[str, str]] = {
 class Record:
     state: str
     signposting_letter_issued: bool = False
+    referable_when_closed: bool = False
 
 
 CASES = [(trigger, state) for trigger in ALLOWED for state in STATES]
@@ -72,6 +75,30 @@ def test_terminal_states_accept_no_trigger() -> None:
                 transition(Record(state), trigger)
 
 
+def test_closed_after_withdrawal_or_lapse_with_a_signposting_letter_may_be_referred() -> None:
+    # (v2) closed is no longer final: referable when withdrawn / lapsed after an 8-week or
+    # deadlock letter (the guard, computed by the complaint, says so).
+    record = Record("closed", signposting_letter_issued=True, referable_when_closed=True)
+    assert transition(record, "refer") == ("closed", "ombudsman")
+    # ... and only "refer" leaves closed.
+    for trigger in ALLOWED:
+        if trigger != "refer":
+            with pytest.raises(TransitionNotAllowed):
+                transition(Record("closed", True, True), trigger)
+
+
+def test_closed_not_referable_without_the_guard() -> None:
+    # e.g. closed by the Ombudsman's decision, although a signposting letter was issued.
+    with pytest.raises(TransitionNotAllowed):
+        transition(Record("closed", signposting_letter_issued=True), "refer")
+
+
+def test_closed_is_not_a_final_state() -> None:
+    from workflow.lifecycle import ComplaintLifecycle
+    finals = {state.id for state in ComplaintLifecycle.states if state.final}
+    assert finals == {"duplicate"}
+
+
 def test_states_are_the_contract_names() -> None:
     assert STATES == ("received", "immediate", "senior_manager", "deadlock", "eight_week",
                       "ombudsman", "resolved", "reopened", "closed", "duplicate")
@@ -86,8 +113,8 @@ def test_a_kept_machine_follows_the_stored_state() -> None:
     assert transition(record, "reopen") == ("resolved", "reopened")
 
 
-def test_a_machine_that_reached_a_final_state_is_not_reused() -> None:
-    # Withdrawn (closed, final), then rolled back to deadlock: deadlock rules apply again.
+def test_a_machine_that_left_a_state_follows_the_stored_state_again() -> None:
+    # Withdrawn (closed), then rolled back to deadlock: deadlock rules apply again.
     record = Record("deadlock")
     transition(record, "withdraw")
     record.state = "deadlock"
