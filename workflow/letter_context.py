@@ -58,7 +58,7 @@ def build_context(
         "date": local_date(issued_at).isoformat(),
         "reference": complaint.reference,
         "complaint_id": complaint.complaint_id,
-        "supplier": procedure.supplier.model_dump(),
+        "supplier": procedure.supplier.model_dump(exclude={"placeholder"}),
         "customer": {
             "name": customer["name"],
             "address": list(customer["address"]),
@@ -70,8 +70,10 @@ def build_context(
         },
         "owner": complaint.handler,
         "procedure": procedure.durations(),
-        "ombudsman": procedure.ombudsman.model_dump(),
-        "citizens_advice": procedure.citizens_advice.model_dump(),
+        "ombudsman": procedure.ombudsman.model_dump(exclude={"placeholder"}),
+        "citizens_advice": procedure.advice_england_and_wales.model_dump(
+            exclude={"placeholder", "welsh_phone"}
+        ),
         "category": complaint.category,
         "category_description": CATEGORIES[complaint.category],
         "summary": complaint.summary,

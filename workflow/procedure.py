@@ -10,7 +10,7 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workflow.calendar import Region, WorkingCalendar
 
@@ -25,6 +25,35 @@ class ContactDetails(BaseModel):
     phone: str | None = None
     email: str | None = None
     website: str | None = None
+    # (v2) Details not real yet (e.g. a seed that gives none): delivery refuses to run.
+    placeholder: bool = False
+
+
+class AdviceBody(ContactDetails):
+    """(v2) The independent free advice body of one nation (RULES s.6)."""
+
+    welsh_phone: str | None = None
+
+
+class ComplaintsManager(BaseModel):
+    """(v2) The person a letter names and is signed by when no handler or manager is known."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(min_length=1)
+    role: str = Field(min_length=1)
+    placeholder: bool = False
+
+
+# The advice bodies RULES s.6 names; the defaults keep a revision-1 procedure file loading.
+ENGLAND_AND_WALES_ADVICE = AdviceBody(
+    name="Citizens Advice consumer service",
+    phone="0808 223 1133",
+    welsh_phone="0808 223 1144",
+    website="www.citizensadvice.org.uk",
+)
+SCOTLAND_ADVICE = AdviceBody(
+    name="Advice Direct Scotland", phone="0808 164 6000", website="www.consumeradvice.scot"
+)
 
 
 class Procedure(BaseModel):
@@ -40,13 +69,47 @@ class Procedure(BaseModel):
     eight_weeks_days: int = Field(default=56, ge=1)
     remedy_days: int = Field(default=28, ge=1)
     referral_window_months: int = Field(default=12, ge=1)
+    # (v2) Progress updates repeat this many days after the one that fired; None: no repeat.
+    progress_update_interval_days: int | None = Field(default=None, ge=1)
+    retention_years: int = Field(default=6, ge=1)
+    email_give_up_hours: int = Field(default=24, ge=1)
     supplier: ContactDetails
     ombudsman: ContactDetails
-    citizens_advice: ContactDetails
+    complaints_manager: ComplaintsManager
+    advice_england_and_wales: AdviceBody = ENGLAND_AND_WALES_ADVICE
+    advice_scotland: AdviceBody = SCOTLAND_ADVICE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _revision_1_citizens_advice(cls, data: object) -> object:
+        """A revision-1 file names only `citizens_advice` (England and Wales): read it as
+        `advice_england_and_wales` rather than refuse a file that was valid."""
+        if isinstance(data, dict) and "citizens_advice" in data:
+            data = dict(data)
+            legacy = data.pop("citizens_advice")
+            data.setdefault("advice_england_and_wales", legacy)
+        return data
 
     @cached_property
     def calendar(self) -> WorkingCalendar:
         return WorkingCalendar(self.region)
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """(v2) The tables marked `placeholder = true`, by key, sorted."""
+        return tuple(
+            sorted(
+                key
+                for key in type(self).model_fields
+                if getattr(getattr(self, key), "placeholder", False) is True
+            )
+        )
+
+    def advice_body(self, customer_region: str | None = None) -> AdviceBody:
+        """(v2) The advice body of the customer's nation: `customer.region` when given, else
+        the procedure's region (RULES s.6)."""
+        region = customer_region or self.region
+        return self.advice_scotland if region == "SCT" else self.advice_england_and_wales
 
     def durations(self) -> dict[str, int | None]:
         """The timescales a letter may quote."""
