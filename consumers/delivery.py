@@ -322,9 +322,8 @@ class DeliveryService:
         self.max_retry = max_retry
         self.lease = lease
         procedure = app.procedure
-        self.give_up_hours: int = getattr(procedure, "email_give_up_hours",
-                                          rules.DEFAULT_EMAIL_GIVE_UP_HOURS)
-        self.placeholders: tuple[str, ...] = tuple(getattr(procedure, "placeholders", ()))
+        self.give_up_hours = procedure.email_give_up_hours
+        self.placeholders = procedure.placeholders
         self.paused_keys = rules.placeholder_pause(self.placeholders, demo)
         self.demo = demo
         self.sender = (self.smtp.sender if self.smtp and self.smtp.sender

@@ -11,7 +11,10 @@ from __future__ import annotations
 import csv
 import email
 import json
+import logging
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,7 +33,8 @@ from consumers.settings import Settings
 from letters.render import render
 from tests.builders import CUSTOMER, received, write_jsonl
 from workflow import queries
-from workflow.bootstrap import App
+from workflow.bootstrap import App, bootstrap
+from workflow.procedure import ComplaintsManager, load_procedure
 from workflow.schema import Delivery, Dispatch, Letter, OutboxMessage
 
 NOW = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)  # the delivery service's wall clock
@@ -78,6 +82,19 @@ def sink() -> Iterator[tuple[Sink, SmtpConfig]]:
 
 
 # --------------------------------------------------------------------------- helpers
+@pytest.fixture
+def app(db_url: str) -> Iterator[App]:
+    """Kilowatt Connect with a real complaints manager: the bundled file's is a placeholder,
+    which pauses delivery (tested below with the bundled file itself)."""
+    procedure = load_procedure("kilowatt-connect").model_copy(update={
+        "complaints_manager": ComplaintsManager(name="Priya Shah", role="Head of Complaints")})
+    assert procedure.placeholders == ()
+    application = bootstrap(db_url, procedure)
+    yield application
+    application.engine.dispose()
+
+
+
 class Clock:
     def __init__(self, now: datetime) -> None:
         self.at = now
@@ -349,3 +366,38 @@ def test_a_letter_issued_is_pending_until_delivered_and_counted_in_the_backlog(
     assert rows == {letters["C-1"]: ("pending", "post", 0),
                     letters["C-2"]: ("pending", "email", 0)}
     assert backlog["undelivered_letters"] == 2
+
+
+# --------------------------------------------------------------------------- placeholders
+def test_placeholder_details_pause_delivery_and_the_demo_delivers_anyway(
+        db_url: str, tmp_path: Path, sink: tuple[Sink, SmtpConfig],
+        caplog: pytest.LogCaptureFixture) -> None:
+    server, smtp = sink
+    bundled = bootstrap(db_url, "kilowatt-connect")  # its complaints_manager is a placeholder
+    try:
+        letter_id = issue(bundled, tmp_path, {"C-1": EMAIL_CUSTOMER})["C-1"]
+        paused = service(bundled, tmp_path, smtp, Clock(NOW))
+        assert paused.paused_keys == ("complaints_manager",)
+        stop = threading.Event()
+        runner = threading.Thread(target=paused.run, args=(stop,))
+        with caplog.at_level(logging.WARNING, logger="consumers.delivery"):
+            runner.start()
+            for _ in range(100):
+                if paused.stats.paused:
+                    break
+                time.sleep(0.02)
+            assert paused.run_once() == 0
+            stop.set()
+            runner.join(timeout=5)
+        assert not runner.is_alive() and paused.stats.paused == 1
+        (message,) = [r.getMessage() for r in caplog.records if "paused" in r.getMessage()]
+        assert "[complaints_manager]" in message and "placeholder = true" in message
+        assert server.messages == [] and attempts(bundled, letter_id) == []
+        with bundled.sessions() as session:
+            assert queries.undelivered_letters(session) == 1
+
+        demo = service(bundled, tmp_path, smtp, Clock(NOW), demo=True)
+        assert demo.paused_keys == () and demo.run_once() == 1
+        assert len(server.messages) == 1
+    finally:
+        bundled.engine.dispose()
