@@ -219,6 +219,8 @@ class LetterService:
             message = None
         if not isinstance(message, dict):
             raise LetterFailed("the message is not a JSON object")
+        if message.get("type") == "letter.dispatched":  # (v2) a delivery, not a new letter
+            return str(message.get("letter_id")), []
         letter_id = message.get("letter_id")
         if not isinstance(letter_id, str) or not LETTER_ID.fullmatch(letter_id):
             raise LetterFailed("the message has no valid letter_id")
