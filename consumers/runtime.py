@@ -37,6 +37,7 @@ from consumers.timer_service import TimerService
 from consumers.workflow_consumer import WorkflowConsumer, _short
 from workflow import queries
 from workflow.bootstrap import App
+from workflow.delivery import placeholder_pause
 from workflow.schema import Deadline, OutboxMessage, Rejection
 
 log = logging.getLogger(__name__)
@@ -181,8 +182,10 @@ class Runtime:
         # Tansu reports a wrong high watermark for multi-record batches (see the module doc
         # of reporting.aggregator): one record per changelog batch on the embedded broker.
         config = AggregatorConfig(single_record_batches=self._broker is not None)
+        paused = placeholder_pause(self.app.procedure.placeholders, self.options.demo)
         return OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
-                          config=config, announce_token=self.options.ops_token_generated)
+                          config=config, announce_token=self.options.ops_token_generated,
+                          delivery_paused=paused)
 
     def run(self) -> dict[str, Any]:
         """Run until the stop event (signal) or `duration`; returns the exit summary."""
