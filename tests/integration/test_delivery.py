@@ -304,6 +304,32 @@ def test_a_worker_that_dies_after_claiming_leaves_the_letter_to_the_next_after_t
     assert [a[:3] for a in attempts(app, letter_id)] == [(1, "email", "dispatched")]
 
 
+def test_a_crash_between_acceptance_and_record_repeats_the_email_with_its_message_id(
+        app: App, tmp_path: Path, sink: tuple[Sink, SmtpConfig],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one repeat RULES s.6 allows: the server accepted, the record was never written."""
+    server, smtp = sink
+    letter_id = issue(app, tmp_path, {"C-1": EMAIL_CUSTOMER})["C-1"]
+    clock = Clock(NOW)
+    crashing = service(app, tmp_path, smtp, clock)
+
+    def crash(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("killed before the record")
+
+    monkeypatch.setattr(crashing, "_record", crash)
+    with pytest.raises(RuntimeError):
+        crashing.run_once()
+    assert len(server.messages) == 1 and attempts(app, letter_id) == []
+    clock.at = NOW + timedelta(minutes=10)  # the dead worker's lease has passed
+    assert service(app, tmp_path, smtp, clock).run_once() == 1
+    first, second = (email.message_from_bytes(m, policy=default_policy)
+                     for m in server.messages)
+    assert first["Message-ID"] == second["Message-ID"] == \
+        f"<{letter_id.lower()}@kilowattconnect.co.uk>"
+    assert [a[:3] for a in attempts(app, letter_id)] == [(1, "email", "dispatched")]
+    assert len(dispatched_events(app)) == 1
+
+
 def test_a_print_run_written_before_a_crash_is_recorded_at_the_next_start_not_reprinted(
         app: App, tmp_path: Path) -> None:
     letter_id = issue(app, tmp_path, {"C-1": CUSTOMER})["C-1"]

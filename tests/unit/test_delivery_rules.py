@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from consumers.delivery import SmtpConfig
 from letters.mail import compose, message_id, sender_domain
 from reporting.ops.records import Rules
 from reporting.ops.view import Aggregator
@@ -191,3 +192,26 @@ def test_metrics_and_the_delivery_endpoint_name_the_placeholders() -> None:
     assert document["paused"] is True and document["placeholders"] == ["complaints_manager"]
     assert document["undelivered_letters"] == 1 and "[complaints_manager]" in document["message"]
     assert unauthorised == 401
+
+
+# --------------------------------------------------------------------------- configuration
+def test_smtp_settings_from_the_environment() -> None:
+    assert SmtpConfig.from_env({}) is None
+    config = SmtpConfig.from_env({"COMPLAINTS_SMTP_URL": "smtp://mail.example.net",
+                                  "COMPLAINTS_SMTP_USERNAME": "kc",
+                                  "COMPLAINTS_SMTP_PASSWORD": "s3cret"})
+    assert config is not None
+    assert (config.host, config.port, config.tls, config.username) == (
+        "mail.example.net", 587, "starttls", "kc")
+    assert "s3cret" not in repr(config)
+    tls = SmtpConfig.from_env({"COMPLAINTS_SMTP_URL": "smtps://mail.example.net"})
+    assert tls is not None and (tls.port, tls.tls) == (465, "implicit")
+    plain = SmtpConfig.from_env({"COMPLAINTS_SMTP_URL": "smtp://127.0.0.1:2525",
+                                 "COMPLAINTS_SMTP_STARTTLS": "off"})
+    assert plain is not None and (plain.port, plain.tls) == (2525, "off")
+    with pytest.raises(ValueError, match="must not carry credentials"):
+        SmtpConfig.from_env({"COMPLAINTS_SMTP_URL": "smtp://kc:s3cret@mail.example.net"})
+    with pytest.raises(ValueError, match="smtp://host"):
+        SmtpConfig.from_env({"COMPLAINTS_SMTP_URL": "http://mail.example.net"})
+    with pytest.raises(ValueError, match="STARTTLS"):
+        SmtpConfig.from_env({"COMPLAINTS_SMTP_URL": "smtp://m", "COMPLAINTS_SMTP_STARTTLS": "x"})
