@@ -42,8 +42,8 @@ def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None
     letters = session.scalars(
         select(Letter).where(Letter.complaint_id == complaint_id)
         .order_by(Letter.issued_at, Letter.letter_id)
-    )
-    deliveries, dispatches = letter_dispatches(session, complaint_id)
+    ).all()
+    deliveries, dispatches = letter_dispatches(session, [x.letter_id for x in letters])
     return {
         "complaint_id": complaint.complaint_id,
         "reference": complaint.reference,
@@ -74,15 +74,17 @@ def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None
     }
 
 
-def letter_dispatches(session: Session, complaint_id: str) -> tuple[
+def letter_dispatches(session: Session, letter_ids: list[str]) -> tuple[
         dict[str, str], dict[str, list[dict[str, Any]]]]:
-    """(v2) Per letter of the complaint: its delivery status (pending | dispatched; none for
-    a letter issued before deliveries were recorded) and its attempts, oldest first."""
+    """(v2) Per letter: its delivery status (pending | dispatched; none for a letter issued
+    before deliveries were recorded) and its attempts, oldest first."""
+    if not letter_ids:
+        return {}, {}
     status = dict(session.execute(
         select(Delivery.letter_id, Delivery.status)
-        .where(Delivery.complaint_id == complaint_id)).all())
+        .where(Delivery.letter_id.in_(letter_ids))).all())
     attempts: dict[str, list[dict[str, Any]]] = {}
-    for d in session.scalars(select(Dispatch).where(Dispatch.complaint_id == complaint_id)
+    for d in session.scalars(select(Dispatch).where(Dispatch.letter_id.in_(letter_ids))
                              .order_by(Dispatch.letter_id, Dispatch.attempt)):
         attempts.setdefault(d.letter_id, []).append(
             {"attempt": d.attempt, "channel": d.channel, "address": d.address,

@@ -315,7 +315,8 @@ class Delivery(Base):
     __tablename__ = "deliveries"
 
     letter_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    complaint_id: Mapped[str] = mapped_column(String(64), index=True)
+    # No index: read by letter id (a complaint's letters first); one less per letter issued.
+    complaint_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))  # pending | dispatched
     channel: Mapped[str] = mapped_column(String(8))  # the channel of the next attempt
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # on every channel
@@ -347,7 +348,7 @@ class Dispatch(Base):
     __tablename__ = "dispatches"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    letter_id: Mapped[str] = mapped_column(String(32), index=True)
+    letter_id: Mapped[str] = mapped_column(String(32))  # indexed by (letter_id, attempt)
     complaint_id: Mapped[str] = mapped_column(String(64))
     attempt: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per letter
     channel: Mapped[str] = mapped_column(String(8))  # email | post

@@ -36,7 +36,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=False), nullable=False),
         sa.Column("dispatched_at", sa.DateTime(timezone=False), nullable=True),
     )
-    op.create_index("ix_deliveries_complaint_id", "deliveries", ["complaint_id"])
     op.create_index("ix_deliveries_pending_due", "deliveries", ["next_attempt_at"],
                     postgresql_where=sa.text("status = 'pending'"),
                     sqlite_where=sa.text("status = 'pending'"))
@@ -52,7 +51,6 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("receipt", sa.Text(), nullable=False),
     )
-    op.create_index("ix_dispatches_letter_id", "dispatches", ["letter_id"])
     op.create_index("uq_dispatches_letter_attempt", "dispatches", ["letter_id", "attempt"],
                     unique=True)
 
