@@ -306,7 +306,7 @@ class DeliveryService:
     def __init__(self, app: App, settings: Settings, *, smtp: SmtpConfig | None = None,
                  use_env_smtp: bool = True, print_dir: str | Path | None = None,
                  letters_dir: str | Path | None = None, clock: Clock | None = None,
-                 demo: bool = False, batch: int = 50, interval: float = 1.0,
+                 demo: bool = False, batch: int = 20, interval: float = 1.0,
                  first_retry: timedelta = rules.FIRST_RETRY,
                  max_retry: timedelta = rules.MAX_RETRY,
                  lease: timedelta = rules.LEASE) -> None:
@@ -443,10 +443,12 @@ class DeliveryService:
         sender = self.sender or "complaints@complaints.invalid"
         context = letter.context
         try:
-            message = compose(context, sender=sender, recipient=recipient,
-                              text=self._letter_bytes(context, "txt"),
-                              html=self._letter_bytes(context, "html"),
-                              pdf=self._letter_bytes(context, "pdf"), date=self.clock.now())
+            text, html, pdf = (self._letter_bytes(context, f) for f in ("txt", "html", "pdf"))
+        except Exception as exc:  # noqa: BLE001 - this letter waits; the round goes on
+            return None, self._unrendered(letter, exc)
+        try:
+            message = compose(context, sender=sender, recipient=recipient, text=text,
+                              html=html, pdf=pdf, date=self.clock.now())
             data = message.as_bytes(policy=policy.SMTP)
         except (ValueError, UnicodeError) as exc:
             # An address no mail server can be given (e.g. not ASCII): refused for good,
@@ -455,11 +457,33 @@ class DeliveryService:
         return session.send(sender, recipient, data)
 
     # -- post --------------------------------------------------------------------------------
+    def _unrendered(self, letter: Claimed, exc: Exception) -> str:
+        """A letter whose files cannot be made (its context, or the renderer's environment):
+        retried with back-off like any failure, without holding up the rest of the round.
+        The error's type only: its text may quote the letter."""
+        log.error("letter %s could not be rendered for delivery (%s); retried",
+                  letter.letter_id, type(exc).__name__)
+        return f"the letter could not be rendered ({type(exc).__name__})"
+
     def _post(self, letters: list[Claimed], now: datetime) -> None:
         items: list[PostItem] = []
+        ready: list[Claimed] = []
         for letter in letters:
-            items.append(PostItem(letter.letter_id, letter.complaint_id, letter.context,
-                                  self._letter_bytes(letter.context, "pdf")))
+            try:
+                pdf = self._letter_bytes(letter.context, "pdf")
+            except Exception as exc:  # noqa: BLE001 - this letter waits; the run goes on
+                receipt = self._unrendered(letter, exc)
+                decision = rules.after_attempt(letter.state(), "deferred", now,
+                                               first_retry=self.first_retry,
+                                               max_retry=self.max_retry)
+                self._record(letter, "post", postal_address(letter.context["customer"]),
+                             decision, receipt, now)
+                continue
+            items.append(PostItem(letter.letter_id, letter.complaint_id, letter.context, pdf))
+            ready.append(letter)
+        if not items:
+            return
+        letters = ready
         try:
             files = self.print_queue.write_run(items, now)
         except OSError as exc:

@@ -427,3 +427,26 @@ def test_placeholder_details_pause_delivery_and_the_demo_delivers_anyway(
         assert len(server.messages) == 1
     finally:
         bundled.engine.dispose()
+
+
+def test_a_letter_that_does_not_render_waits_without_holding_up_the_others(
+        app: App, tmp_path: Path, sink: tuple[Sink, SmtpConfig]) -> None:
+    server, smtp = sink
+    letters = issue(app, tmp_path, {"C-1": EMAIL_CUSTOMER, "C-2": EMAIL_CUSTOMER,
+                                    "C-3": CUSTOMER, "C-4": CUSTOMER})
+    broken = {letters["C-1"], letters["C-3"]}  # one email, one post
+    with app.sessions() as session:
+        for letter in session.scalars(select(Letter).where(Letter.letter_id.in_(broken))):
+            context = dict(letter.context)
+            del context["reference"]  # the templates need it: StrictUndefined raises
+            letter.context = context
+        session.commit()
+    delivery = service(app, tmp_path, smtp, Clock(NOW))
+    assert delivery.run_once() == 4
+    assert len(server.messages) == 1  # C-2
+    for cid in ("C-1", "C-3"):
+        ((_, _, outcome, receipt),) = attempts(app, letters[cid])
+        assert outcome == "deferred" and receipt.startswith("the letter could not be rendered")
+    assert [a[2] for a in attempts(app, letters["C-4"])] == ["dispatched"]
+    with app.sessions() as session:
+        assert queries.undelivered_letters(session) == 2
