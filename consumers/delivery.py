@@ -128,6 +128,10 @@ class SmtpSession:
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self._smtp: smtplib.SMTP | None = None
+        # Once the server could not be reached or dropped us, the rest of the round is not
+        # tried again: each try could wait out the timeout, and the round must end well
+        # inside its claims' lease (another worker would take the letters over).
+        self._broken: Reply | None = None
 
     def _connect(self) -> smtplib.SMTP:
         if self._smtp is not None:
@@ -159,6 +163,8 @@ class SmtpSession:
 
     def send(self, sender: str, recipient: str, data: bytes) -> Reply:
         """MAIL, RCPT, DATA: the server's final reply (or None for no reply at all)."""
+        if self._broken is not None:
+            return self._broken
         try:
             smtp = self._connect()
         except (OSError, smtplib.SMTPException) as exc:
@@ -166,25 +172,35 @@ class SmtpSession:
             code = getattr(exc, "smtp_code", None)
             # Authentication and TLS faults are ours, not the letter's: never "refused".
             detail = f"{type(exc).__name__}: {_short(exc)}" if code is None else f"{code}"
-            return None, f"no session with the mail server ({detail})"
+            self._broken = (None, f"no session with the mail server ({detail})")
+            return self._broken
         try:
             code, message = smtp.mail(sender)
             if code != 250:
-                smtp.rset()
+                self._reset(smtp)
                 return _reply(code, message)
             code, message = smtp.rcpt(recipient)
             if code not in (250, 251):
-                smtp.rset()
+                self._reset(smtp)
                 return _reply(code, message)
             code, message = smtp.data(data)
             return _reply(code, message)
         except smtplib.SMTPResponseException as exc:  # DATA refused before the content
-            with contextlib.suppress(Exception):
-                smtp.rset()
+            self._reset(smtp)
             return _reply(exc.smtp_code, exc.smtp_error)
         except (OSError, smtplib.SMTPException) as exc:  # dropped, timed out
             self.close()
-            return None, f"connection lost ({type(exc).__name__})"
+            self._broken = (None, f"connection lost ({type(exc).__name__})")
+            return self._broken
+
+    def _reset(self, smtp: smtplib.SMTP) -> None:
+        """RSET after a refusal; a server that hung up (e.g. after a 421) is reconnected to
+        by nobody this round: the refusal itself is still the letter's reply."""
+        try:
+            smtp.rset()
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            self._broken = (None, f"connection lost ({type(exc).__name__})")
 
     def close(self) -> None:
         if self._smtp is None:
