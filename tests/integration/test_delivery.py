@@ -451,3 +451,25 @@ def test_a_letter_that_does_not_render_waits_without_holding_up_the_others(
     assert [a[2] for a in attempts(app, letters["C-4"])] == ["dispatched"]
     with app.sessions() as session:
         assert queries.undelivered_letters(session) == 2
+
+
+def test_the_letter_service_passes_over_dispatch_messages(sqlite_url: str,
+                                                         tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from consumers.letter_service import LetterService
+
+    application = bootstrap(sqlite_url)
+    try:
+        letters = LetterService(
+            application, Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}),
+            directory=tmp_path / "files", formats=("txt",))
+        event = {"event_id": "L-1:dispatched", "type": "letter.dispatched", "letter_id": "L-1",
+                 "complaint_id": "C-1"}
+        record = SimpleNamespace(value=json.dumps(event).encode(), topic="complaints.letters",
+                                 partition=0, offset=7)
+        assert letters.handle(record) == "ignored"
+        assert (letters.stats.rendered, letters.stats.skipped, letters.stats.failed) == (0, 0, 0)
+        assert not (tmp_path / "files").exists()
+    finally:
+        application.engine.dispose()
