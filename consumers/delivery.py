@@ -188,6 +188,11 @@ class SmtpSession:
         except smtplib.SMTPResponseException as exc:  # DATA refused before the content
             self._reset(smtp)
             return _reply(exc.smtp_code, exc.smtp_error)
+        except (UnicodeError, ValueError) as exc:
+            # An address SMTP cannot carry (not ASCII, without SMTPUTF8): refused for good,
+            # so the letter is posted. Never sent part-way: the command failed to encode.
+            self._reset(smtp)
+            return 553, f"553 the address cannot be sent ({type(exc).__name__})"
         except (OSError, smtplib.SMTPException) as exc:  # dropped, timed out
             self.close()
             self._broken = (None, f"connection lost ({type(exc).__name__})")
@@ -458,6 +463,9 @@ class DeliveryService:
             return None, "no mail server configured (COMPLAINTS_SMTP_URL)"
         sender = self.sender or "complaints@complaints.invalid"
         context = letter.context
+        if not recipient.isascii() or any(c in recipient for c in "\r\n<>"):
+            # Would need SMTPUTF8, or could inject a command: no server is given it.
+            return 553, "553 the address cannot be sent (not a plain ASCII address)"
         try:
             text, html, pdf = (self._letter_bytes(context, f) for f in ("txt", "html", "pdf"))
         except Exception as exc:  # noqa: BLE001 - this letter waits; the round goes on

@@ -473,3 +473,14 @@ def test_the_letter_service_passes_over_dispatch_messages(sqlite_url: str,
         assert not (tmp_path / "files").exists()
     finally:
         application.engine.dispose()
+
+
+def test_an_address_smtp_cannot_carry_is_refused_and_posted(
+        app: App, tmp_path: Path, sink: tuple[Sink, SmtpConfig]) -> None:
+    server, smtp = sink
+    accented = {**EMAIL_CUSTOMER, "email": "adá@example.org"}
+    letter_id = issue(app, tmp_path, {"C-1": accented})["C-1"]
+    assert service(app, tmp_path, smtp, Clock(NOW)).run_once() == 1
+    assert server.messages == []
+    assert [a[1:3] for a in attempts(app, letter_id)] == [("email", "refused"),
+                                                          ("post", "dispatched")]
