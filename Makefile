@@ -19,12 +19,15 @@ install: $(STAMP)
 # The whole service on an embedded broker (memory only) with a simulated contact centre; the
 # dashboard link (with its token) is printed at start. Stops by itself after RUN_SECONDS.
 # Letters land in demo-letters/ (cleared with demo.db: they belong to that database), in the
-# formats of RUN_LETTER_FORMATS (PDF keeps up with the demo; html,txt is faster).
+# formats of RUN_LETTER_FORMATS (PDF keeps up with the demo; html,txt is faster). Delivered
+# letters: email as .eml files in demo-mail/ (the demo's local SMTP sink), post in print runs
+# in demo-print-queue/.
 RUN_SECONDS ?= 120
 RUN_LETTER_FORMATS ?= pdf,html,txt
 run: $(STAMP)
-	rm -rf demo.db demo.db-wal demo.db-shm demo-letters
+	rm -rf demo.db demo.db-wal demo.db-shm demo-letters demo-mail demo-print-queue
 	COMPLAINTS_LETTERS_DIR=demo-letters COMPLAINTS_LETTER_FORMATS=$(RUN_LETTER_FORMATS) \
+	  COMPLAINTS_DEMO_MAIL_DIR=demo-mail COMPLAINTS_PRINT_DIR=demo-print-queue \
 	  $(BIN)/complaints up --demo --duration $(RUN_SECONDS) --db sqlite:///demo.db
 
 # The offline path: replay the bundled sample file by event time and print the backlog.
@@ -46,4 +49,4 @@ test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) demo.db* sample.db* demo-letters
+	rm -rf $(VENV) demo.db* sample.db* demo-letters demo-mail demo-print-queue

@@ -131,7 +131,11 @@ def _human_complaint(d: dict[str, Any]) -> str:
         head,
         "History\n" + table(d["history"], ["at", "type", "from", "to", "event_id"]),
         "Deadlines\n" + table(d["deadlines"], ["kind", "cycle", "due_at", "fired_at", "outcome"]),
-        "Letters\n" + table(d["letters"], ["letter_id", "kind", "issued_at"]),
+        "Letters\n" + table(d["letters"], ["letter_id", "kind", "issued_at", "delivery"]),
+        "Deliveries\n" + table(
+            [{"letter_id": x["letter_id"], **a} for x in d["letters"]
+             for a in x.get("dispatches", [])],
+            ["letter_id", "attempt", "channel", "at", "outcome", "receipt"]),
     ])
 
 
@@ -155,7 +159,8 @@ def _human_backlog(d: dict[str, Any]) -> str:
               d["due_within_5_working_days"][k]} for k, n in d["overdue"].items()]
     return (f"Backlog as of {d['as_of']}\n\n" + table(states, ["state", "complaints"]) + "\n\n"
             + table(kinds, ["deadline", "overdue", "due within 5 working days"])
-            + f"\n\nLate referrals with the Ombudsman: {d.get('late_referrals', 0)}")
+            + f"\n\nLate referrals with the Ombudsman: {d.get('late_referrals', 0)}"
+            + f"\nLetters not yet delivered: {d.get('undelivered_letters', 0)}")
 
 
 @main.command()

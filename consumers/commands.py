@@ -49,8 +49,9 @@ def _install_stop_signals(stop: threading.Event) -> None:
 @click.option("--topic-prefix", default=None, envvar="COMPLAINTS_TOPIC_PREFIX",
               help="Topic name prefix [env COMPLAINTS_TOPIC_PREFIX].")
 @click.option("--only", "only", multiple=True,
-              type=click.Choice(["consumer", "timer", "relay", "letters", "aggregator"]),
-              help="Run only this component (repeatable) [default: all five].")
+              type=click.Choice(["consumer", "timer", "relay", "letters", "delivery",
+                                 "aggregator"]),
+              help="Run only this component (repeatable) [default: all six].")
 @click.option("--demo", is_flag=True, help="Also run a simulated contact centre.")
 @click.option("--demo-rate", default=2.0, show_default=True, type=click.FloatRange(min=0.01),
               help="New demo complaints per second.")
@@ -66,7 +67,9 @@ def up(db: str | None, config: str | None, bootstrap_servers: str | None,
        topic_prefix: str | None, only: tuple[str, ...], demo: bool, demo_rate: float,
        duration: float | None, init: bool, migrate: bool, fmt: str) -> None:
     """Run the service: workflow consumer, timer service, outbox relay, letter service (each
-    issued letter as files in COMPLAINTS_LETTERS_DIR), and the aggregator with the ops API
+    issued letter as files in COMPLAINTS_LETTERS_DIR), delivery (each letter emailed through
+    COMPLAINTS_SMTP_URL or put in the print queue, COMPLAINTS_PRINT_DIR; with --demo, email
+    goes to a local SMTP sink writing demo-mail/), and the aggregator with the ops API
     and dashboard (http://127.0.0.1:8080/ unless COMPLAINTS_WEB_HOST/_PORT).
 
     With no KAFKA_BOOTSTRAP_SERVERS an embedded Kafka-compatible broker is started on

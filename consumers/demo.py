@@ -193,6 +193,8 @@ def complaint_script(rng: random.Random, cid: str,
             "account_id": f"ACC-{n:07d}", "name": f"Demo Customer {n}",
             "address": [f"{rng.randint(1, 200)} High Street", "Exeter"], "postcode": "EX1 1AA",
             "preferred_contact": rng.choice(["letter", "email", "phone"])}}
+    if receipt["customer"]["preferred_contact"] == "email":  # (v2) emailed: to the demo sink
+        receipt["customer"]["email"] = f"demo.customer.{n}@example.org"
     if category == "B22":
         receipt["other_explanation"] = "Not covered by the listed types"
     first_contact = rng.random() < 0.5

@@ -86,6 +86,10 @@ class LetterStats:
     files: int = 0  # files written
 
 
+class NotALetter(Exception):
+    """(v2) A `letter.dispatched` message on the topic: nothing to render, nothing counted."""
+
+
 class LetterFailed(Exception):
     """This message cannot become files. The text is logged: ids and error types only."""
 
@@ -189,7 +193,8 @@ class LetterService:
 
     # -- one message ---------------------------------------------------------------------------
     def handle(self, record: Record) -> str:
-        """Write the letter's missing files; returns "rendered", "skipped" or "failed"."""
+        """Write the letter's missing files; returns "rendered", "skipped" or "failed" (or
+        "ignored" for a delivery message)."""
         letter_id: str | None = None
         try:
             letter_id, wanted = self._parse(record)
@@ -199,6 +204,8 @@ class LetterService:
                 self.stats.skipped += 1
                 return "skipped"
             files = self._render(letter_id, missing)
+        except NotALetter:
+            return "ignored"
         except LetterFailed as exc:
             self.stats.failed += 1
             log.error("letter %s (%s %d/%d) not written: %s", letter_id or "-", record.topic,
@@ -219,6 +226,8 @@ class LetterService:
             message = None
         if not isinstance(message, dict):
             raise LetterFailed("the message is not a JSON object")
+        if message.get("type") == "letter.dispatched":  # (v2) a delivery, not a new letter
+            raise NotALetter
         letter_id = message.get("letter_id")
         if not isinstance(letter_id, str) or not LETTER_ID.fullmatch(letter_id):
             raise LetterFailed("the message has no valid letter_id")

@@ -28,6 +28,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 
 from consumers.broker import EmbeddedBroker
+from consumers.delivery import DeliveryService
 from consumers.demo import ContactCentre
 from consumers.letter_service import LetterService
 from consumers.outbox_relay import OutboxRelay
@@ -36,15 +37,18 @@ from consumers.timer_service import TimerService
 from consumers.workflow_consumer import WorkflowConsumer, _short
 from workflow import queries
 from workflow.bootstrap import App
+from workflow.delivery import placeholder_pause
 from workflow.schema import Deadline, OutboxMessage, Rejection
 
 log = logging.getLogger(__name__)
 
-COMPONENTS: Final = ("consumer", "timer", "relay", "letters", "aggregator")
+COMPONENTS: Final = ("consumer", "timer", "relay", "letters", "delivery", "aggregator")
 # Stopped in this order: input first, then the relay so that it publishes the final batch, and
 # the aggregator last so that it can still count that batch. The letter service stops after
-# the relay; what it has not rendered by then stays uncommitted, for its next start.
-STOP_ORDER: Final = ("demo", "consumer", "timer", "relay", "letters", "aggregator")
+# the relay; what it has not rendered by then stays uncommitted, for its next start. Delivery
+# stops before the relay (its letter.dispatched events are outbox rows the relay drains);
+# what it has not delivered waits in the database for its next start.
+STOP_ORDER: Final = ("demo", "consumer", "timer", "delivery", "relay", "letters", "aggregator")
 STATUS_EVERY_S: Final = 15.0
 HEALTH_EVERY_S: Final = 5.0
 _TOPIC_ALREADY_EXISTS: Final = 36
@@ -77,6 +81,8 @@ def configure_logging(level: str) -> None:
     # WeasyPrint logs each step of every PDF at INFO; fontTools (font subsetting) likewise.
     for name in ("weasyprint", "fontTools"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # aiosmtpd (the demo's mail sink) logs each envelope's addresses at INFO: personal data.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def create_topics(bootstrap: dict[str, Any], settings: Settings, *,
@@ -137,6 +143,7 @@ class Runtime:
         self._threads: dict[str, threading.Thread] = {}
         self._stops: dict[str, threading.Event] = {}
         self._broker: EmbeddedBroker | None = None
+        self._mail_sink: Any = None  # consumers.mail_sink.MailSink, with --demo
 
     def build(self) -> None:
         factories: dict[str, Callable[[], Component]] = {
@@ -144,12 +151,28 @@ class Runtime:
             "timer": lambda: TimerService(self.app, self.settings),
             "relay": lambda: OutboxRelay(self.app, self.settings),
             "letters": lambda: LetterService(self.app, self.settings),
+            "delivery": self._delivery_service,
             "aggregator": self._ops_service,
         }
         for name in self.options.only:
             self.components[name] = factories[name]()
         if self.options.demo:
             self.components["demo"] = ContactCentre(self.settings, rate=self.options.demo_rate)
+
+    def _delivery_service(self) -> Component:
+        """(v2) Outside the demo: COMPLAINTS_SMTP_URL. The demo never emails a real server:
+        its customers' letters go to a local SMTP sink that keeps them in a folder."""
+        if not self.options.demo:
+            return DeliveryService(self.app, self.settings)
+        from consumers.mail_sink import MailSink
+        from consumers.settings import env
+
+        self._mail_sink = MailSink(env("COMPLAINTS_DEMO_MAIL_DIR") or "demo-mail")
+        smtp = self._mail_sink.start()
+        log.warning("demo: email letters go to a local SMTP sink at %s:%d, kept as .eml files "
+                    "in %s/ (nothing is sent on)", smtp.host, smtp.port,
+                    self._mail_sink.directory)
+        return DeliveryService(self.app, self.settings, smtp=smtp, demo=True)
 
     def _ops_service(self) -> Component:
         from reporting.aggregator import AggregatorConfig, OpsService  # deferred: faust
@@ -159,8 +182,10 @@ class Runtime:
         # Tansu reports a wrong high watermark for multi-record batches (see the module doc
         # of reporting.aggregator): one record per changelog batch on the embedded broker.
         config = AggregatorConfig(single_record_batches=self._broker is not None)
+        paused = placeholder_pause(self.app.procedure.placeholders, self.options.demo)
         return OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
-                          config=config, announce_token=self.options.ops_token_generated)
+                          config=config, announce_token=self.options.ops_token_generated,
+                          delivery_paused=paused)
 
     def run(self) -> dict[str, Any]:
         """Run until the stop event (signal) or `duration`; returns the exit summary."""
@@ -186,6 +211,9 @@ class Runtime:
                     log.error("%s did not stop within 30 s", name)
             return self.summary(time.monotonic() - started)
         finally:
+            if self._mail_sink is not None:
+                self._mail_sink.stop()
+                self._mail_sink = None
             if self._broker is not None:
                 self._broker.stop()
                 self._broker = None
@@ -274,7 +302,7 @@ def record_summary(app: App, now: datetime | None = None) -> dict[str, Any]:
             "by_state": {k: v for k, v in backlog["by_state"].items() if v},
             "overdue": {k: v for k, v in backlog["overdue"].items() if v},
             "outbox_unpublished": unpublished, "deadlines_due_unfired": due,
-            "rejections": rejections}
+            "rejections": rejections, "undelivered_letters": backlog["undelivered_letters"]}
 
 
 def consumer_lag(settings: Settings) -> dict[str, int] | None:
@@ -317,7 +345,8 @@ def human_summary(document: dict[str, Any]) -> str:
                   f"  overdue deadlines: {overdue}",
                   f"  deadlines due, not yet fired: {record['deadlines_due_unfired']}",
                   f"  outbox rows not yet published: {record['outbox_unpublished']}",
-                  f"  rejections stored: {record['rejections']}"]
+                  f"  rejections stored: {record['rejections']}",
+                  f"  letters not yet delivered: {record.get('undelivered_letters', 0)}"]
     if document.get("consumer_lag") is not None:
         lag = ", ".join(f"{k} {v}" for k, v in document["consumer_lag"].items())
         lines.append(f"  consumer lag: {lag}")

@@ -97,6 +97,24 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
                                         "pdf, html, txt (PDF is the slow one).", "pdf,html,txt"),
     EnvVar("COMPLAINTS_OPS_URL", "Where `complaints reconcile` asks the aggregator [default: "
                                  "http://COMPLAINTS_WEB_HOST:COMPLAINTS_WEB_PORT]."),
+    # (v2) Delivery (consumers/delivery.py)
+    EnvVar("COMPLAINTS_SMTP_URL", "Mail server for email letters: smtp://host[:port] "
+                                  "(STARTTLS, port 587) or smtps://host[:port] (TLS, 465); no "
+                                  "credentials in it. Unset: email letters wait, then go by "
+                                  "post after email_give_up_hours."),
+    EnvVar("COMPLAINTS_SMTP_STARTTLS", "required: refuse a smtp:// server that does not offer "
+                                       "STARTTLS; off: plain SMTP (a trusted local relay "
+                                       "only).", "required"),
+    EnvVar("COMPLAINTS_SMTP_USERNAME", "SMTP user name (AUTH after STARTTLS)."),
+    EnvVar("COMPLAINTS_SMTP_PASSWORD", "SMTP password.", secret=True),
+    EnvVar("COMPLAINTS_SMTP_FROM", "From address of email letters [default: the procedure's "
+                                   "supplier email]."),
+    EnvVar("COMPLAINTS_PRINT_DIR", "Print queue: one folder per print run with the posted "
+                                   "letters' PDFs and a manifest (relative: to the working "
+                                   "directory).", "print-queue"),
+    EnvVar("COMPLAINTS_DEMO_MAIL_DIR", "With `up --demo`: the folder where the demo's local "
+                                       "SMTP sink keeps each email letter as an .eml file.",
+           "demo-mail"),
 )
 ENV_NAMES: Final = frozenset(v.name for v in ENVIRONMENT)
 

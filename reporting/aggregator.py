@@ -234,7 +234,8 @@ async def run_async(settings: Settings, procedure: Procedure, stop: threading.Ev
     """
     config = config or AggregatorConfig()
     rules = Rules(procedure.calendar, procedure.eight_weeks_days)
-    state = state or OpsState(procedure.calendar, Aggregator(rules, store={}))
+    state = state or OpsState(procedure.calendar, Aggregator(rules, store={}),
+                              delivery_paused=procedure.placeholders)
     state.aggregator.ready = False
     runner = await serve(create_app(state, token), host, port)
     state.web_port = bound_port(runner)
@@ -320,7 +321,8 @@ class OpsService:
 
     def __init__(self, settings: Settings, procedure: Procedure, *, token: str,
                  host: str | None = None, port: int | None = None,
-                 config: AggregatorConfig | None = None, announce_token: bool = False) -> None:
+                 config: AggregatorConfig | None = None, announce_token: bool = False,
+                 delivery_paused: tuple[str, ...] | None = None) -> None:
         self.settings = settings
         self.procedure = procedure
         self.token = token
@@ -329,7 +331,10 @@ class OpsService:
         self.config = config or AggregatorConfig()
         self._announce = announce_token
         rules = Rules(procedure.calendar, procedure.eight_weeks_days)
-        self.state = OpsState(procedure.calendar, Aggregator(rules, store={}))
+        # (v2) Placeholders stop delivery, except in the demo (the runtime says which).
+        paused = procedure.placeholders if delivery_paused is None else delivery_paused
+        self.state = OpsState(procedure.calendar, Aggregator(rules, store={}),
+                              delivery_paused=paused)
 
     @property
     def stats(self) -> AggregatorStats:

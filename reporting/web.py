@@ -11,6 +11,8 @@ Endpoints (JSON unless said):
 - `GET /returns/current[?month=YYYY-MM][&quarter=YYYY-Qn]`: the return items that can be counted
   from the output topics, for the current month and quarter (Europe/London) by default.
 - `GET /metrics`: Prometheus text format.
+- `GET /delivery` (v2): whether placeholder details pause delivery (which keys, the message)
+  and the letters not yet delivered.
 - `GET /` (open): the dashboard page; it holds no data and fetches the endpoints above with the
   token (see reporting/static/dashboard.js for how the token is kept).
 
@@ -40,6 +42,7 @@ from reporting.ops.records import micros, periods_of
 from reporting.ops.view import NOT_STREAMED, Aggregator
 from reporting.periods import BadPeriod, parse_month, parse_quarter
 from workflow.calendar import WorkingCalendar
+from workflow.delivery import pause_message
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
 STATIC_FILES: Final = {
@@ -111,6 +114,8 @@ class OpsState:
     started_at: float = field(default_factory=time.time)
     error: str | None = None  # the last failure, type and first line only
     web_port: int | None = None  # the port bound (port 0 asks for a free one)
+    # (v2) The procedure's placeholder tables that hold delivery back (none in the demo).
+    delivery_paused: tuple[str, ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -163,10 +168,15 @@ class ViewCollector(Collector):
                                      "Wall-clock time the last event was applied")
             last.add_metric([], stats.last_applied_at)
             yield last
+        yield from delivery_metrics(state)
         if not state.ready:
             return
         now = datetime.now(UTC)
         backlog = state.aggregator.view.backlog(now, state.calendar)
+        undelivered = GaugeMetricFamily("complaints_letters_undelivered",
+                                        "Letters issued and not yet delivered (email or post)")
+        undelivered.add_metric([], backlog["undelivered_letters"])
+        yield undelivered
         by_state = GaugeMetricFamily("complaints_backlog", "Complaints by state",
                                      labels=["state"])
         for name, value in backlog["by_state"].items():
@@ -196,6 +206,30 @@ class ViewCollector(Collector):
         for name, value in monthly["receipts_by_channel"].items():
             receipts.add_metric([name], value)
         yield receipts
+
+
+def delivery_metrics(state: OpsState) -> Iterable[Metric]:
+    """(v2) Whether placeholder details hold delivery back, and which (RULES s.6)."""
+    paused = GaugeMetricFamily("complaints_delivery_paused",
+                               "1 while placeholder details in the procedure stop delivery")
+    paused.add_metric([], 1.0 if state.delivery_paused else 0.0)
+    yield paused
+    keys = GaugeMetricFamily("complaints_delivery_placeholder",
+                             "Procedure tables marked placeholder = true that stop delivery",
+                             labels=["key"])
+    for key in state.delivery_paused:
+        keys.add_metric([key], 1.0)
+    yield keys
+
+
+def delivery_document(state: OpsState) -> dict[str, Any]:
+    """`GET /delivery`: the placeholder pause and the letters waiting."""
+    paused = state.delivery_paused
+    undelivered = (state.aggregator.view.backlog(datetime.now(UTC), state.calendar)
+                   ["undelivered_letters"] if state.ready else None)
+    return {"paused": bool(paused), "placeholders": list(paused),
+            "message": pause_message(paused) if paused else None,
+            "undelivered_letters": undelivered}
 
 
 def periods_of_now(now: datetime) -> tuple[str, str]:
@@ -308,6 +342,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
         }
         return web.json_response(document, headers=COMMON_HEADERS)
 
+    async def delivery(request: web.Request) -> web.Response:
+        return web.json_response(delivery_document(state), headers=COMMON_HEADERS)
+
     async def metrics(request: web.Request) -> web.Response:
         body = generate_latest(registry)
         return web.Response(body=body, headers={**COMMON_HEADERS,
@@ -323,6 +360,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/backlog", guarded(backlog))
     app.router.add_get("/returns/current", guarded(returns))
     app.router.add_get("/metrics", guarded(metrics))
+    app.router.add_get("/delivery", guarded(delivery))
     return app
 
 

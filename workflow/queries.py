@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 from workflow.calendar import WorkingCalendar
 from workflow.handlers import DEADLINE_KINDS
 from workflow.lifecycle import STATES
-from workflow.schema import Complaint, Deadline, HistoryEntry, Letter, Rejection
+from workflow.schema import (
+    Complaint,
+    Deadline,
+    Delivery,
+    Dispatch,
+    HistoryEntry,
+    Letter,
+    Rejection,
+)
 
 
 def iso(instant: datetime | None) -> str | None:
@@ -34,7 +42,8 @@ def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None
     letters = session.scalars(
         select(Letter).where(Letter.complaint_id == complaint_id)
         .order_by(Letter.issued_at, Letter.letter_id)
-    )
+    ).all()
+    deliveries, dispatches = letter_dispatches(session, [x.letter_id for x in letters])
     return {
         "complaint_id": complaint.complaint_id,
         "reference": complaint.reference,
@@ -60,10 +69,31 @@ def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None
             for d in deadlines
         ],
         "letters": [
-            {"letter_id": x.letter_id, "kind": x.kind, "issued_at": iso(x.issued_at)}
+            {"letter_id": x.letter_id, "kind": x.kind, "issued_at": iso(x.issued_at),
+             # (v2) additive: where its delivery stands, and every attempt (RULES s.6)
+             "delivery": deliveries.get(x.letter_id),
+             "dispatches": dispatches.get(x.letter_id, [])}
             for x in letters
         ],
     }
+
+
+def letter_dispatches(session: Session, letter_ids: list[str]) -> tuple[
+        dict[str, str], dict[str, list[dict[str, Any]]]]:
+    """(v2) Per letter: its delivery status (pending | dispatched; none for a letter issued
+    before deliveries were recorded) and its attempts, oldest first."""
+    if not letter_ids:
+        return {}, {}
+    status = dict(session.execute(
+        select(Delivery.letter_id, Delivery.status)
+        .where(Delivery.letter_id.in_(letter_ids))).all())
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for d in session.scalars(select(Dispatch).where(Dispatch.letter_id.in_(letter_ids))
+                             .order_by(Dispatch.letter_id, Dispatch.attempt)):
+        attempts.setdefault(d.letter_id, []).append(
+            {"attempt": d.attempt, "channel": d.channel, "address": d.address,
+             "at": iso(d.attempted_at), "outcome": d.outcome, "receipt": d.receipt})
+    return status, attempts
 
 
 def default_as_of(session: Session, wall_clock: datetime) -> datetime:
@@ -122,6 +152,14 @@ def late_referrals(session: Session) -> int:
         select(func.count()).select_from(Complaint)
         .where(and_(Complaint.late_referral.is_(True), Complaint.state == "ombudsman"))
     ) or 0
+        # (v2) additive: letters issued and not yet delivered, as the record stands now
+        "undelivered_letters": undelivered_letters(session),
+    }
+
+
+def undelivered_letters(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Delivery)
+                          .where(Delivery.status == "pending")) or 0
 
 
 def letters(session: Session, complaint_id: str | None = None,

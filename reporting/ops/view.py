@@ -142,6 +142,7 @@ class LiveView:
             "overdue": overdue,
             "due_within_5_working_days": due_soon,
             "late_referrals": self.counts.get(("late_referral",), 0),
+            "undelivered_letters": self.counts.get(("undelivered",), 0),
         }
 
     def backlog_json(self, as_of: datetime, calendar: WorkingCalendar) -> bytes:

@@ -1,4 +1,4 @@
-// Ops dashboard: polls /backlog and /returns/current with the bearer token and draws inline SVG
+// Ops dashboard: polls /backlog, /returns/current and /delivery with the bearer token and draws inline SVG
 // bar charts. No libraries, nothing from other origins (the page's CSP forbids both).
 //
 // The token: `complaints up` prints a link ending in #token=..., the fragment never leaves the
@@ -50,6 +50,7 @@
   };
   const BACKLOG_URL = "/backlog" + pick(["as_of"]);
   const RETURNS_URL = "/returns/current" + pick(["month", "quarter", "as_of"]);
+  const DELIVERY_URL = "/delivery";
 
   function token() {
     const match = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
@@ -96,6 +97,15 @@
   }
 
   function sum(values) { return values.reduce((a, b) => a + b, 0); }
+
+  function renderDelivery(backlog, delivery) {
+    // (v2) Letters waiting for delivery, and the placeholder pause with the keys it names.
+    const waiting = backlog.undelivered_letters || 0;
+    $("tile-undelivered").textContent = waiting;
+    $("tile-undelivered").classList.toggle("alert", waiting > 0 && delivery.paused);
+    $("delivery-paused").hidden = !delivery.paused;
+    $("delivery-paused").textContent = delivery.paused ? delivery.message : "";
+  }
 
   function render(backlog, returns) {
     const month = returns.month;
@@ -153,12 +163,14 @@
     const secret = sessionStorage.getItem(TOKEN_KEY);
     if (!secret) return showLogin();
     try {
-      const [backlog, returns] = await Promise.all([
-        getJson(BACKLOG_URL, secret), getJson(RETURNS_URL, secret)]);
+      const [backlog, returns, delivery] = await Promise.all([
+        getJson(BACKLOG_URL, secret), getJson(RETURNS_URL, secret),
+        getJson(DELIVERY_URL, secret)]);
       $("login").hidden = true;
       $("figures").hidden = false;
       $("forget").hidden = false;
       render(backlog, returns);
+      renderDelivery(backlog, delivery);
       setStatus("live", "pill-ok");
       $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (error) {

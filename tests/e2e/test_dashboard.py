@@ -77,7 +77,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     aggregator = Aggregator(Rules(scenario.app.procedure.calendar))
     for topic, _, payload in scenario.messages[:-HELD_BACK]:
         aggregator.handle(topic, json.dumps(payload))  # type: ignore[arg-type]
-    state = OpsState(scenario.app.procedure.calendar, aggregator, status="running")
+    state = OpsState(scenario.app.procedure.calendar, aggregator, status="running",
+                     delivery_paused=("complaints_manager",))  # (v2) the bundled placeholder
     loop = asyncio.new_event_loop()
     started = threading.Event()
     ports: list[int] = []
@@ -147,6 +148,12 @@ def test_dashboard_renders_refreshes_and_guards_its_token(server: Server, tmp_pa
                 "#chart-types rect.bar", "bars => bars.map(b => Number(b.getAttribute('width')))")
             assert max(widths) > 100 and widths.count(0) < len(widths)
             assert page.text_content("#tile-received") == str(month["items"]["A1"])
+            # (v2) Letters waiting, and the placeholder pause naming its keys.
+            assert backlog["undelivered_letters"] > 0
+            assert page.text_content("#tile-undelivered") == str(backlog["undelivered_letters"])
+            banner = page.text_content("#delivery-paused") or ""
+            assert page.is_visible("#delivery-paused")
+            assert "delivery paused" in banner and "[complaints_manager]" in banner
 
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)

@@ -27,6 +27,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
     env["COMPLAINTS_HEALTH_FILE"] = str(tmp_path / "alive")
     env["COMPLAINTS_WEB_PORT"] = "0"  # any free port: 8080 may be taken on a shared machine
     env["COMPLAINTS_LETTERS_DIR"] = str(tmp_path / "letters")  # not the working directory
+    env["COMPLAINTS_PRINT_DIR"] = str(tmp_path / "print")
+    env["COMPLAINTS_DEMO_MAIL_DIR"] = str(tmp_path / "mail")
     return env
 
 
@@ -38,7 +40,8 @@ def test_up_demo_runs_the_whole_flow_and_stops_after_its_duration(tmp_path: Path
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     parts = summary["components"]
-    assert set(parts) == {"consumer", "timer", "relay", "letters", "aggregator", "demo"}
+    assert set(parts) == {"consumer", "timer", "relay", "letters", "delivery", "aggregator",
+                          "demo"}
     assert parts["demo"]["published"] > 50
     assert parts["consumer"]["applied"] > 50
     # The demo's backlog of old complaints has deadlines due at once: fired, letters out.
@@ -51,6 +54,14 @@ def test_up_demo_runs_the_whole_flow_and_stops_after_its_duration(tmp_path: Path
     written = sorted((tmp_path / "letters").iterdir())
     assert len(written) == parts["letters"]["files"] == 3 * parts["letters"]["rendered"]
     assert {p.suffix for p in written} == {".pdf", ".html", ".txt"}
+    # (v2) Delivered despite the bundled procedure's placeholders (the demo says so): email
+    # customers' letters as .eml files from the local SMTP sink, the rest in print runs.
+    delivery = parts["delivery"]
+    assert delivery["paused"] == 0 and delivery["emailed"] > 0 and delivery["posted"] > 0
+    assert len(list((tmp_path / "mail").glob("*.eml"))) == delivery["emailed"]
+    printed = list((tmp_path / "print").glob("run-*/L-*.pdf"))
+    assert len(printed) == delivery["posted"]
+    assert "demo: delivering although the procedure marks [complaints_manager]" in result.stderr
     assert summary["record"]["outbox_unpublished"] == 0, "the relay stops last and drains"
     assert sum(summary["record"]["by_state"].values()) > 20
     assert (tmp_path / "alive").exists()
