@@ -85,7 +85,7 @@ def _produce(spec: ReturnSpec, period: Period, *, db: str | None, config: str | 
         write_csv(result, csv_path)
         click.echo(f"wrote {csv_path}", err=True)
     if xlsx_path is not None:
-        write_xlsx(result, xlsx_path, supplier)
+        write_xlsx(result, xlsx_path, supplier, app.procedure.licence_number)
         click.echo(f"wrote {xlsx_path}", err=True)
     emit(fmt, to_json(result), lambda _: to_text(result))
     for check in result.failed_checks:

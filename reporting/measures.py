@@ -19,8 +19,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Text,
     and_,
     case,
+    cast,
     func,
     literal,
     or_,
@@ -30,11 +32,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
 from reporting.periods import Window
-from workflow.codes import OTHER_CATEGORY
+from workflow.codes import CATEGORIES, OTHER_CATEGORY
 from workflow.handlers import CONTACT_PARTIES
 from workflow.schema import (
     AccountsSnapshotRow,
     CategoryChange,
+    Complaint,
     Contact,
     Letter,
     Receipt,
@@ -47,6 +50,7 @@ category_changes = CategoryChange.__table__
 contacts = Contact.__table__
 letters = Letter.__table__
 snapshots = AccountsSnapshotRow.__table__
+complaints = Complaint.__table__
 
 MICROSECONDS_PER_DAY: Final = 86_400 * 1_000_000
 # Contacts rows that are contacts in Ofgem's sense (5.5): every contact.received, and logged
@@ -363,3 +367,54 @@ def accounts(conn: Connection, window: Window) -> Accounts:
     if row is None:
         return Accounts(None, None, None)
     return Accounts(int(row[0]), int(row[1]), row[2].isoformat())
+
+
+# --------------------------------------------------------------------------- (v2) annexes
+@dataclass(frozen=True)
+class Explanation:
+    explanation: str
+    count: int
+
+
+def b22_explanations(conn: Connection, window: Window) -> list[Explanation]:
+    """The monthly return's `b22_explanations` (RULES.md s.7 (v2)): each distinct explanation
+    of the receipts counted in B22 (reopens included), as it stands at the as-of instant.
+
+    The database groups by the stored text; the trimming ("exact text, trimmed") is Python's
+    `str.strip()`, done here so every backend trims the same characters, then equal trimmed
+    texts are merged. Ordered most frequent first, then by code point (Python's `str` order).
+    A B22 receipt without an explanation (the "B22 explained" check fails for it) is listed
+    under the empty text, so the counts still add up to B22.
+    """
+    receipt = _receipts_with_category(window)
+    rows = conn.execute(
+        select(receipt.c.other_explanation, func.count())
+        .where(receipt.c.category == OTHER_CATEGORY)
+        .group_by(receipt.c.other_explanation)
+    ).all()
+    merged: dict[str, int] = {}
+    for text, n in rows:
+        key = (text or "").strip()
+        merged[key] = merged.get(key, 0) + int(n)
+    ordered = sorted(merged.items(), key=lambda pair: (-pair[1], pair[0]))
+    return [Explanation(text, n) for text, n in ordered]
+
+
+def subsidiary_types(conn: Connection, window: Window) -> dict[str, int]:
+    """The monthly return's `subsidiary_types` (RULES.md s.7 (v2), Ofgem 4.9): for every code
+    B5-B22, the first receipts in the window (not reopens) whose complaint listed it among its
+    `subsidiary_categories`.
+
+    The list is a JSON array of codes written by the application ('["B5", "B12"]' on both
+    backends: JSON text on SQLite, JSONB's text form on PostgreSQL), so a code is matched with
+    its quotes, which keeps "B1" from matching "B12". One pass, one count per code.
+    """
+    listed = cast(complaints.c.subsidiary_categories, Text)
+    codes = list(CATEGORIES)
+    row = conn.execute(
+        select(*(func.count(case((listed.like(f'%"{code}"%'), 1))) for code in codes))
+        .select_from(receipts.join(complaints,
+                                   complaints.c.complaint_id == receipts.c.complaint_id))
+        .where(in_window(receipts.c.received_at, window), receipts.c.is_reopen.is_(False))
+    ).one()
+    return {code: int(n) for code, n in zip(codes, row, strict=True)}

@@ -23,6 +23,7 @@ class Report:
     checks: list[CheckResult]
     notes: list[str] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)
+    annexes: dict[str, Any] = field(default_factory=dict)  # (v2) name -> JSON value
 
     @property
     def failed_checks(self) -> list[CheckResult]:
@@ -57,8 +58,9 @@ def run_report(app: App, spec: ReturnSpec, period: Period, as_of: datetime) -> R
             values = context.values()
             checks = context.run_checks()
             notes = _notes(context)
+            annexes = {annex.name: annex.compute(context) for annex in spec.annexes}
     return Report(spec, period, as_of, values, checks, notes,
-                  statements(app.procedure) if spec.shape == "annual" else [])
+                  statements(app.procedure) if spec.shape == "annual" else [], annexes)
 
 
 def _notes(context: Context) -> list[str]:
@@ -76,7 +78,7 @@ def to_json(report: Report) -> dict[str, Any]:
     shape = report.spec.shape
     if shape == "return":
         return {"period": report.period.label, "items": items,
-                "checks": [check.as_json() for check in report.checks]}
+                "checks": [check.as_json() for check in report.checks], **report.annexes}
     if shape == "figures":
         return {"period": report.period.label, **items}
     return {"period_start": report.period.first.isoformat(),
@@ -107,6 +109,10 @@ def to_text(report: Report) -> str:
         lines += ["", "Checks"]
         lines += [f"  [{'ok' if c.ok else 'FAILED'}] {c.name}: {c.detail}"
                   for c in report.checks]
+    for annex in report.spec.annexes:
+        lines += ["", annex.title]
+        rows = annex.rows(report.annexes[annex.name])
+        lines += [f"  {'  '.join(str(cell) for cell in row)}" for row in rows] or ["  (none)"]
     if report.statements:
         lines += ["", *report.statements]
     return "\n".join(lines)

@@ -16,6 +16,9 @@ from workflow.calendar import Region, WorkingCalendar
 
 BUNDLED = ("kilowatt-connect", "lastmile")
 DEFAULT_PROCEDURE = "kilowatt-connect"
+# (v2) The supplier's licence number, shown on the returns' workbooks. The seeds give none, so
+# the bundled procedures carry this placeholder until a deployment sets the real one.
+PLACEHOLDER_LICENCE_NUMBER = "PLACEHOLDER-LICENCE-NUMBER"
 
 
 class ContactDetails(BaseModel):
@@ -40,6 +43,7 @@ class Procedure(BaseModel):
     eight_weeks_days: int = Field(default=56, ge=1)
     remedy_days: int = Field(default=28, ge=1)
     referral_window_months: int = Field(default=12, ge=1)
+    licence_number: str = Field(default=PLACEHOLDER_LICENCE_NUMBER, min_length=1)
     supplier: ContactDetails
     ombudsman: ContactDetails
     citizens_advice: ContactDetails
@@ -47,6 +51,10 @@ class Procedure(BaseModel):
     @cached_property
     def calendar(self) -> WorkingCalendar:
         return WorkingCalendar(self.region)
+
+    @property
+    def licence_number_is_placeholder(self) -> bool:
+        return self.licence_number == PLACEHOLDER_LICENCE_NUMBER
 
     def durations(self) -> dict[str, int | None]:
         """The timescales a letter may quote."""
