@@ -284,6 +284,7 @@ def _source_queries(sub: Submission, period: Period) -> dict[str, Select[Any]]:
         _since(sub, a.c.id, a.c.occurred_at, "accounts_snapshots"),
         a.c.as_of >= period.first, a.c.as_of <= period.last)
     if sub.kind == "monthly":
+        registered = r.alias("registered")
         in_month = and_(r.c.received_at >= start, r.c.received_at < end)
         return {
             "receipt": select(r.c.complaint_id, r.c.received_at, literal("receipt")).where(
@@ -296,7 +297,11 @@ def _source_queries(sub: Submission, period: Period) -> dict[str, Select[Any]]:
             "recategorisation": select(c.c.complaint_id, c.c.effective_at,
                                        literal("recategorisation"))
             .select_from(r.join(c, c.c.complaint_id == r.c.complaint_id))
-            .where(in_month, _since(sub, c.c.id, c.c.effective_at, "category_changes")),
+            .where(in_month, _since(sub, c.c.id, c.c.effective_at, "category_changes"),
+                   # Not the category a complaint was registered with: that is a receipt.
+                   ~select(registered.c.id).where(
+                       registered.c.event_id == c.c.event_id).exists())
+            .distinct(),
             "accounts_snapshot": accounts,
         }
     return {
