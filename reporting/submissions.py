@@ -454,7 +454,8 @@ def obligations(app: App, *, now: datetime, as_of: datetime | None = None,
     first = first or first_receipt_month(app)
     if first is None:
         return []
-    grouped = _latest_by_period(list_submissions(app))
+    # As things stood at as-of: a submission made after it had not been made then.
+    grouped = _latest_by_period(s for s in list_submissions(app) if s.submitted_at <= as_of)
     entries: list[dict[str, Any]] = []
 
     def entry(kind: str, period: Period, due: date, made: list[Submission]) -> dict[str, Any]:
