@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -51,6 +53,7 @@ from reporting.periods import Period, month, parse_month, parse_quarter, quarter
 from reporting.report import Report, default_as_of, run_report, to_json
 from workflow.bootstrap import App
 from workflow.calendar import local_date, start_of_date
+from workflow.clock import Clock, SystemClock
 from workflow.schema import HistoryEntry, SubmissionRow
 
 SPECS: Final[dict[str, ReturnSpec]] = {"monthly": MONTHLY, "quarterly": QUARTERLY,
@@ -494,3 +497,35 @@ def dashboard_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
             "overdue": [e for e in entries if e["status"] == "overdue"],
             "resubmission_needed": [e for e in entries if e["status"] == "resubmission_needed"],
             "counts": counts}
+
+
+class ObligationsSource:
+    """The obligations calendar for the ops server (dashboard panel, Prometheus gauges),
+    from the database, each answer kept for `ttl` seconds: `due` reads the record (and may
+    recompute a moved return), which the dashboard's 5-second refresh must not repeat."""
+
+    def __init__(self, app: App, ttl: float = 30.0, clock: Clock | None = None) -> None:
+        self.app = app
+        self.ttl = ttl
+        self.clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._cache: dict[str | None, tuple[float, dict[str, Any]]] = {}
+        self.latest: dict[str, Any] | None = None  # the last answer "as of now", for gauges
+
+    def summary(self, as_of: datetime | None = None) -> dict[str, Any]:
+        """`dashboard_summary` of the obligations at `as_of` (default now), with them all.
+        Blocking: call it from a worker thread in the server's loop."""
+        key = None if as_of is None else as_of.isoformat()
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and time.monotonic() - cached[0] < self.ttl:
+                return cached[1]
+            now = self.clock.now()
+            when = as_of or default_as_of(self.app, now)
+            entries = obligations(self.app, now=now, as_of=when)
+            answer = {"as_of": when.isoformat(), **dashboard_summary(entries),
+                      "obligations": entries}
+            self._cache[key] = (time.monotonic(), answer)
+            if as_of is None:
+                self.latest = answer
+            return answer
