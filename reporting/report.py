@@ -50,17 +50,29 @@ def run_report(app: App, spec: ReturnSpec, period: Period, as_of: datetime) -> R
     All queries run in one read transaction, so a report taken while events are being applied
     still adds up (REPEATABLE READ on PostgreSQL; a SQLite read transaction is a snapshot).
     """
+    return run_reports(app, [(spec, period)], as_of)[0]
+
+
+def run_reports(app: App, wanted: list[tuple[ReturnSpec, Period]],
+                as_of: datetime) -> list[Report]:
+    """(v2) Several returns in one read transaction, sharing their measures: a quarter's
+    return, its publication figures and its months' returns run each query once."""
+    shared: dict[Any, Any] = {}
+    reports: list[Report] = []
     with app.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
-            context = Context(conn, spec, period, as_of, app.procedure)
-            values = context.values()
-            checks = context.run_checks()
-            notes = _notes(context)
-            annexes = {annex.name: annex.compute(context) for annex in spec.annexes}
-    return Report(spec, period, as_of, values, checks, notes,
-                  statements(app.procedure) if spec.shape == "annual" else [], annexes)
+            for spec, period in wanted:
+                context = Context(conn, spec, period, as_of, app.procedure, shared)
+                values = context.values()
+                checks = context.run_checks()
+                notes = _notes(context)
+                annexes = {annex.name: annex.compute(context) for annex in spec.annexes}
+                reports.append(Report(
+                    spec, period, as_of, values, checks, notes,
+                    statements(app.procedure) if spec.shape == "annual" else [], annexes))
+    return reports
 
 
 def _notes(context: Context) -> list[str]:
