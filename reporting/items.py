@@ -102,7 +102,7 @@ MONTHLY: Final = ReturnSpec(
     annexes=(
         Annex("b22_explanations", "B22 explanations", ("Explanation", "Count"),
               lambda c: [{"explanation": e.explanation, "count": e.count}
-                         for e in c.measure(m.b22_explanations)],
+                         for e in c.measure(m.receipts_by_category).b22_explanations],
               lambda value: [(e["explanation"], e["count"]) for e in value]),
         Annex("subsidiary_types", "Subsidiary types", ("Item", "Description", "Count"),
               lambda c: c.measure(m.subsidiary_types),

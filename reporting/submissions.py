@@ -40,7 +40,8 @@ from sqlalchemy.exc import IntegrityError
 from reporting import measures as m
 from reporting.export import SubmissionMark, csv_bytes, xlsx_bytes
 from reporting.items import MONTHLY, PUBLICATION, QUARTERLY
-from reporting.model import Kind, ReturnSpec
+from reporting.model import Context, Kind, ReturnSpec
+from reporting.numbers import as_json_number
 from reporting.obligations import (
     KIND_ORDER,
     has_ended,
@@ -50,7 +51,7 @@ from reporting.obligations import (
     status,
 )
 from reporting.periods import Period, month, parse_month, parse_quarter, quarter
-from reporting.report import Report, default_as_of, run_report, run_reports, to_json
+from reporting.report import Report, default_as_of, run_report, to_json
 from workflow.bootstrap import App
 from workflow.calendar import local_date, start_of_date
 from workflow.clock import Clock, SystemClock
@@ -323,12 +324,11 @@ def _source_queries(sub: Submission, period: Period) -> dict[str, Select[Any]]:
     }
 
 
-def record_changed_since(conn: Connection, sub: Submission, period: Period) -> bool:
-    """Whether anything was recorded since the submission that could move its return."""
-    for query in _source_queries(sub, period).values():
-        if conn.execute(query.limit(1)).first() is not None:
-            return True
-    return False
+def changed_sources(conn: Connection, sub: Submission, period: Period) -> set[str]:
+    """The kinds of change (receipt, resolution, ...) recorded since the submission that could
+    move its return: empty when nothing could."""
+    return {source for source, query in _source_queries(sub, period).items()
+            if conn.execute(query.limit(1)).first() is not None}
 
 
 def _reasons(conn: Connection, sub: Submission, period: Period) -> dict[str, list[dict[str, Any]]]:
@@ -358,21 +358,27 @@ ORDER: Final[dict[str, tuple[Any, ...]]] = {
 
 
 def _sources_of(spec: ReturnSpec, code: str) -> tuple[str, ...]:
-    """Which kinds of change can move an item, read from the item table: the accounts items
-    move with snapshots, rates with receipts and snapshots, the rest by section."""
+    """Which kinds of change can move an item (or annex), read from the item table: accounts
+    items move with snapshots, rates with their count and the snapshots, the rest by section
+    (RULES.md s.7: which records each item counts)."""
+    if code == "b22_explanations":
+        return ("receipt", "recategorisation")
+    if code == "subsidiary_types":
+        return ("receipt",)
+    if spec.name == "publication":  # B6 or C11 (and its shares), per E20 for the rates
+        counted = ("receipt",) if "received" in code else ("resolution",)
+        return (*counted, "accounts_snapshot") if "_per_" in code else counted
+    kind = spec.item(code).kind
+    if kind == Kind.ACCOUNTS:
+        return ("accounts_snapshot",)
+    if kind == Kind.RATE:  # monthly C27/C28 (A1 over C26), quarterly E21/E22 (B6 over E20)
+        return ("receipt", "accounts_snapshot")
     if spec.name == "monthly":
         by_section = {"A": ("receipt", "resolution") if code in ("A2", "A3") else ("receipt",),
                       "B": ("receipt", "recategorisation")}
     else:
         by_section = {"A": ("receipt", "contact"), "B": ("receipt",), "C": ("resolution",),
                       "D": ("letter",)}
-    kind = spec.item(code).kind if code in {i.code for i in spec.items} else None
-    if kind == Kind.ACCOUNTS:
-        return ("accounts_snapshot",)
-    if kind == Kind.RATE:
-        return ("receipt", "resolution", "accounts_snapshot")
-    if spec.name == "publication":
-        return ("receipt", "resolution", "accounts_snapshot")
     return by_section.get(code[0], ())
 
 
@@ -416,9 +422,7 @@ def diff(app: App, submission_id: str, *, now: datetime,
         with app.engine.connect() as conn:
             reasons = _reasons(conn, sub, period)
         for code, entry in changed.items():
-            sources = (("receipt", "recategorisation") if code == "b22_explanations"
-                       else ("receipt",) if code == "subsidiary_types"
-                       else _sources_of(spec, code))
+            sources = _sources_of(spec, code)
             listed = [r for source in sources for r in reasons.get(source, [])
                       [:REASONS_PER_SOURCE]]
             entry["reasons"] = listed
@@ -447,18 +451,35 @@ def _quarter_of(day: date) -> Period:
 
 
 def moved(app: App, subs: list[Submission], as_of: datetime) -> set[str]:
-    """The ids of the submissions a computation at `as_of` no longer matches. Only those with
-    something recorded since them that could move them are recomputed, all in one read
-    transaction sharing their queries."""
+    """The ids of the submissions a computation at `as_of` no longer matches.
+
+    Only the items that what was recorded since could move are recomputed (an item whose
+    records gained no row is as submitted: the tables are append-only), for all the
+    submissions in one read transaction sharing their queries.
+    """
     with app.engine.connect() as conn:
-        suspects = [s for s in subs
-                    if record_changed_since(conn, s, parse_period(s.kind, s.period))]
+        suspects = [(s, changes) for s in subs
+                    if (changes := changed_sources(conn, s, parse_period(s.kind, s.period)))]
     if not suspects:
         return set()
-    reports = run_reports(app, [(SPECS[s.kind], parse_period(s.kind, s.period))
-                                for s in suspects], as_of)
-    return {s.id for s, report in zip(suspects, reports, strict=True)
-            if compare(SPECS[s.kind], s.document, to_json(report))}
+    found: set[str] = set()
+    shared: dict[Any, Any] = {}
+    with app.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            for sub, changes in suspects:
+                spec = SPECS[sub.kind]
+                context = Context(conn, spec, parse_period(sub.kind, sub.period), as_of,
+                                  app.procedure, shared)
+                submitted = _figures(sub.document)
+                affected = [i.code for i in spec.items
+                            if changes & set(_sources_of(spec, i.code))]
+                annexes = [a for a in spec.annexes if changes & set(_sources_of(spec, a.name))]
+                if any(submitted.get(code) != as_json_number(context[code]) for code in affected) \
+                        or any(sub.document.get(a.name) != a.compute(context) for a in annexes):
+                    found.add(sub.id)
+    return found
 
 
 def obligations(app: App, *, now: datetime, as_of: datetime | None = None,

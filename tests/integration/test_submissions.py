@@ -33,6 +33,7 @@ from reporting.periods import parse_month, parse_quarter
 from reporting.report import run_report
 from reporting.submissions import (
     SubmissionRefused,
+    changed_sources,
     diff,
     get,
     list_submissions,
@@ -226,8 +227,15 @@ def test_due_lists_every_obligation_with_its_status(submitted_january: App,
         ("quarterly", "2026-Q1", "2026-04-28", "due"),
         ("publication", "2026-Q1", "2026-05-05", "due"),
     ]
+    # What `due` recomputes: only a submission whose period gained a row since it.
+    with app.engine.connect() as conn:
+        assert changed_sources(conn, get(app, "2026-01-S1"), JANUARY) == {"receipt"}  # S4
+        assert changed_sources(conn, get(app, "2026-02-S1"), FEBRUARY) == set()
     submit(app, MONTHLY, JANUARY, now=at("2026-04-02T10:00:00+00:00"), by="Priya Shah")
     ingest(app, tmp_path, "stage3", STAGE_3)
+    with app.engine.connect() as conn:
+        assert changed_sources(conn, get(app, "2026-01-S2"), JANUARY) == {"recategorisation"}
+        assert changed_sources(conn, get(app, "2026-02-S1"), FEBRUARY) == set()
     # Q1 submitted Mon 20 Apr: its publication is due 27 Apr.
     submit(app, QUARTERLY, Q1, now=at("2026-04-20T10:00:00+00:00"), by="Priya Shah")
     entries = obligations(app, now=at("2026-05-01T00:00:00+00:00"),
