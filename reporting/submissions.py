@@ -324,6 +324,27 @@ def _source_queries(sub: Submission, period: Period) -> dict[str, Select[Any]]:
     }
 
 
+def certainly_moved(conn: Connection, sub: Submission, period: Period, as_of: datetime) -> bool:
+    """A row recorded since the submission that a count of its return must include now: a
+    receipt in the period (monthly A1, quarterly B6), and for a quarter a counted resolution
+    (C11) or a contact (A1) in it. Counts only grow with rows (the tables are append-only),
+    so such a row moves the return without recomputing it."""
+    start, end = _window(period)
+    r, s, k = m.receipts, m.resolutions, m.contacts
+    queries = [select(r.c.id).where(_since(sub, r.c.id, r.c.received_at, "receipts"),
+                                    r.c.received_at >= start, r.c.received_at < end,
+                                    r.c.received_at <= as_of)]
+    if sub.kind != "monthly":
+        queries.append(select(s.c.id).where(
+            _since(sub, s.c.id, s.c.resolved_at, "resolutions"), s.c.counted.is_(True),
+            s.c.resolved_at >= start, s.c.resolved_at < end, s.c.resolved_at <= as_of))
+    if sub.kind == "quarterly":
+        queries.append(select(k.c.id).where(
+            _since(sub, k.c.id, k.c.occurred_at, "contacts"), k.c.occurred_at >= start,
+            k.c.occurred_at < end, k.c.occurred_at <= as_of))
+    return any(conn.execute(query.limit(1)).first() is not None for query in queries)
+
+
 def changed_sources(conn: Connection, sub: Submission, period: Period) -> set[str]:
     """The kinds of change (receipt, resolution, ...) recorded since the submission that could
     move its return: empty when nothing could."""
@@ -453,16 +474,25 @@ def _quarter_of(day: date) -> Period:
 def moved(app: App, subs: list[Submission], as_of: datetime) -> set[str]:
     """The ids of the submissions a computation at `as_of` no longer matches.
 
-    Only the items that what was recorded since could move are recomputed (an item whose
+    A new row that a count must include moves a return for certain (no computation). Else
+    only the items that what was recorded since could move are recomputed (an item whose
     records gained no row is as submitted: the tables are append-only), for all the
     submissions in one read transaction sharing their queries.
     """
-    with app.engine.connect() as conn:
-        suspects = [(s, changes) for s in subs
-                    if (changes := changed_sources(conn, s, parse_period(s.kind, s.period)))]
-    if not suspects:
-        return set()
     found: set[str] = set()
+    suspects: list[tuple[Submission, set[str]]] = []
+    with app.engine.connect() as conn:
+        for sub in subs:
+            period = parse_period(sub.kind, sub.period)
+            changes = changed_sources(conn, sub, period)
+            if not changes:
+                continue
+            if certainly_moved(conn, sub, period, as_of):
+                found.add(sub.id)
+            else:
+                suspects.append((sub, changes))
+    if not suspects:
+        return found
     shared: dict[Any, Any] = {}
     with app.engine.connect() as conn:
         if conn.dialect.name == "postgresql":

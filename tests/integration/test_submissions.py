@@ -262,3 +262,13 @@ def test_due_lists_every_obligation_with_its_status(submitted_january: App,
     assert [(e["status"], e["submitted_at"], e["url"]) for e in published] == [
         ("submitted", "2026-05-02T09:00:00+00:00", "https://example.org/complaints/2026-q1")]
     assert get(app, "2026-Q1-P1") == publication
+    # S3 "recategorised" to the type it had (B11): a row since February's submission, so it
+    # is recomputed, but nothing moved: still submitted.
+    ingest(app, tmp_path, "stage4", [simple("complaint.recategorised", "s3c", "S3",
+                                            "2026-05-02T12:00:00+00:00", category="B11")])
+    with app.engine.connect() as conn:
+        assert changed_sources(conn, get(app, "2026-02-S1"), FEBRUARY) == {"recategorisation"}
+    february = [e for e in obligations(app, now=at("2026-05-03T00:00:00+00:00"),
+                                       as_of=at("2026-05-03T00:00:00+00:00"), first=JANUARY)
+                if e["period"] == "2026-02"]
+    assert [e["status"] for e in february] == ["submitted"]
