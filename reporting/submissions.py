@@ -307,10 +307,17 @@ def _source_queries(sub: Submission, period: Period) -> dict[str, Select[Any]]:
                        registered.c.event_id == c.c.event_id).exists()),
             "accounts_snapshot": accounts,
         }
+    sharing = r.alias("sharing")
     return {
-        # Earlier receipts too: one sharing a contact id moves the contact's period.
+        # Earlier receipts too when they share a contact id with one in the quarter: the
+        # contact then counts in the earlier period.
         "receipt": select(r.c.complaint_id, r.c.received_at, literal("receipt")).where(
-            _since(sub, r.c.id, r.c.received_at, "receipts"), r.c.received_at < end),
+            _since(sub, r.c.id, r.c.received_at, "receipts"), r.c.received_at < end,
+            or_(r.c.received_at >= start, and_(
+                r.c.contact_id.is_not(None),
+                select(sharing.c.id).where(
+                    sharing.c.contact_id == r.c.contact_id, sharing.c.received_at >= start,
+                    sharing.c.received_at < end).exists()))),
         "contact": select(k.c.event_id, k.c.occurred_at, literal("contact")).where(
             _since(sub, k.c.id, k.c.occurred_at, "contacts"),
             k.c.occurred_at >= start, k.c.occurred_at < end),

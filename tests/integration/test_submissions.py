@@ -272,3 +272,27 @@ def test_due_lists_every_obligation_with_its_status(submitted_january: App,
                                        as_of=at("2026-05-03T00:00:00+00:00"), first=JANUARY)
                 if e["period"] == "2026-02"]
     assert [e["status"] for e in february] == ["submitted"]
+
+
+def test_an_earlier_receipt_sharing_a_contact_moves_the_quarter(app: App, tmp_path: Path) -> None:
+    # L2 by telephone on 2 Apr in contact "call-x": Q2's only contact (A1 = A2 = 1). Recorded
+    # after Q2's submission, L1 by email on 31 Mar in the same contact: the contact is now
+    # Q1's (its earliest receipt), so Q2 has no contact left, though its B6 stays 1.
+    ingest(app, tmp_path, "q2", [
+        received("l2", "L2", "2026-04-02T10:00:00+01:00", contact_id="call-x"),
+        snapshot("snap-jun", "2026-07-01T09:00:00+01:00", "2026-06-30", 1_000, 500)])
+    q2 = parse_quarter("2026-Q2")
+    _, sub = submit(app, QUARTERLY, q2, now=at("2026-07-02T10:00:00+00:00"), by="Priya Shah")
+    assert (sub.document["items"]["A1"], sub.document["items"]["A2"]) == (1, 1)
+    ingest(app, tmp_path, "late", [
+        received("l1", "L1", "2026-03-31T20:00:00+01:00", channel="email", contact_id="call-x")])
+    with app.engine.connect() as conn:
+        assert changed_sources(conn, sub, q2) == {"receipt"}
+    moved = diff(app, sub.id, now=at("2026-07-03T00:00:00+00:00"))
+    assert moved is not None
+    assert {code: (e["submitted"], e["now"]) for code, e in moved["changed"].items()} == {
+        "A1": (1, 0), "A2": (1, 0)}
+    status_q2 = [e["status"] for e in obligations(app, now=at("2026-07-03T00:00:00+00:00"),
+                                                  as_of=at("2026-07-03T00:00:00+00:00"))
+                 if e["kind"] == "quarterly" and e["period"] == "2026-Q2"]
+    assert status_q2 == ["resubmission_needed"]
