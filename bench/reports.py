@@ -15,7 +15,8 @@ ratio. PostgreSQL runs in a schema of its own in the `test` database, dropped af
 (v2) Then it submits every 2026 return (12 monthly, 4 quarterly) and publishes Q1-Q3 as on
 5 Jan 2027, and times `submissions diff 2026-Q2-S1` and `submissions due` beside `count(*)`:
 first with nothing recorded since (due recomputes nothing), then after a late reopen dated
-12 May 2026 is recorded (due recomputes May and Q2 only; diff names the complaint).
+12 May 2026 is recorded (due finds May, Q2 and Q2's publication moved, by the new row alone;
+diff recomputes the quarter and names the complaint).
 """
 
 from __future__ import annotations
@@ -412,7 +413,7 @@ def measure_submissions(name: str, app: App, repeat: int) -> dict[str, float]:
           f"{result['diff_moved']:.3f} s (after a late event); submissions due "
           f"{result['due']:.3f} s (nothing recorded since: nothing recomputed), "
           f"{result['due_moved']:.3f} s (after the late event: May, Q2 and Q2's publication "
-          f"recomputed) (medians of {repeat})")
+          f"found moved) (medians of {repeat})")
     return result
 
 
