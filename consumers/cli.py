@@ -221,8 +221,9 @@ def letters_render(letter_id: str, target: Path, db: str | None, config: str | N
 from consumers.commands import publish, up  # noqa: E402
 from reporting.commands import report  # noqa: E402
 from reporting.reconcile import reconcile  # noqa: E402
+from reporting.submission_commands import submissions_group  # noqa: E402
 
-for _command in (report, up, publish, reconcile):
+for _command in (report, up, publish, reconcile, submissions_group):
     main.add_command(_command)
 
 

@@ -183,9 +183,14 @@ class Runtime:
         # of reporting.aggregator): one record per changelog batch on the embedded broker.
         config = AggregatorConfig(single_record_batches=self._broker is not None)
         paused = placeholder_pause(self.app.procedure.placeholders, self.options.demo)
-        return OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
-                          config=config, announce_token=self.options.ops_token_generated,
-                          delivery_paused=paused)
+        service = OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
+                             config=config, announce_token=self.options.ops_token_generated,
+                             delivery_paused=paused)
+        # (v2) The dashboard's and /metrics' submissions calendar reads this database.
+        from reporting.submissions import ObligationsSource
+
+        service.state.obligations = ObligationsSource(self.app)
+        return service
 
     def run(self) -> dict[str, Any]:
         """Run until the stop event (signal) or `duration`; returns the exit summary."""

@@ -85,7 +85,7 @@ def _produce(spec: ReturnSpec, period: Period, *, db: str | None, config: str | 
         write_csv(result, csv_path)
         click.echo(f"wrote {csv_path}", err=True)
     if xlsx_path is not None:
-        write_xlsx(result, xlsx_path, supplier)
+        write_xlsx(result, xlsx_path, supplier, app.procedure.licence_number)
         click.echo(f"wrote {xlsx_path}", err=True)
     emit(fmt, to_json(result), lambda _: to_text(result))
     for check in result.failed_checks:
@@ -93,20 +93,51 @@ def _produce(spec: ReturnSpec, period: Period, *, db: str | None, config: str | 
     return result, supplier
 
 
+def submit_options(func: F) -> F:
+    """(v2) `--submit [--by NAME] [--force --reason TEXT]` (CONTRACT.md)."""
+    func = click.option("--reason", default=None,
+                        help="With --force: why the return is submitted although a check "
+                             "fails (stored with it).")(func)
+    func = click.option("--force", is_flag=True, default=False,
+                        help="Submit even though a consistency check fails (needs --reason).")(func)
+    func = click.option("--by", "by", default=None,
+                        help="Who submits it [default: the operating-system user].")(func)
+    func = click.option("--submit", is_flag=True, default=False,
+                        help="Freeze the return as submitted to Ofgem (once the period has "
+                             "ended; refused when a check fails unless --force).")(func)
+    return func
+
+
+def _submit_or_produce(spec: ReturnSpec, period: Period, *, submit: bool, by: str | None,
+                       force: bool, reason: str | None, **options: Any) -> None:
+    if not submit:
+        if by is not None or force or reason is not None:
+            raise click.UsageError("--by, --force and --reason go with --submit")
+        _produce(spec, period, **options)
+        return
+    if reason is not None and not force:
+        raise click.UsageError("--reason goes with --force")
+    from reporting.submission_commands import submit_return
+
+    submit_return(spec, period, by=by, force=force, reason=reason, **options)
+
+
 @report.command()
 @click.argument("period")
 @report_options
+@submit_options
 def monthly(period: str, **options: Any) -> None:
     """The monthly return (A1-A4, B5-B23, C24-C28) for PERIOD = YYYY-MM."""
-    _produce(MONTHLY, _period(parse_month, period), **options)
+    _submit_or_produce(MONTHLY, _period(parse_month, period), **options)
 
 
 @report.command()
 @click.argument("period")
 @report_options
+@submit_options
 def quarterly(period: str, **options: Any) -> None:
     """The quarterly return (A1-A5, B6-B10, C11-C15, D16-D17, E18-E22) for YYYY-Qn."""
-    _produce(QUARTERLY, _period(parse_quarter, period), **options)
+    _submit_or_produce(QUARTERLY, _period(parse_quarter, period), **options)
 
 
 @report.command()

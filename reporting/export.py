@@ -4,6 +4,8 @@ HTML or PDF. Every layout walks the same item table (`reporting.items`)."""
 from __future__ import annotations
 
 import csv
+import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -19,7 +21,7 @@ from reporting.report import Report, period_caption
 CSV_COLUMNS: Final = ("period", "code", "description", "value")
 # The workbook's header row; tests and reviewers find items by the code in column A.
 SHEET_COLUMNS: Final = ("Item", "Description", "Value", "Computed")
-HEADER_ROW: Final = 7
+HEADER_ROW: Final = 10
 COMPUTED_FILL: Final = PatternFill("solid", fgColor="D9D9D9")  # grey, like template formulas
 OK_FILL: Final = PatternFill("solid", fgColor="C6EFCE")
 FAILED_FILL: Final = PatternFill("solid", fgColor="FFC7CE")
@@ -27,38 +29,85 @@ BOLD: Final = Font(bold=True)
 TEMPLATES: Final = Path(__file__).parent / "templates"
 
 
-def write_csv(report: Report, path: Path) -> None:
-    """One row per item: period, code, description, value (empty when null)."""
+NOT_SUBMITTED: Final = "not submitted (a computation of the return, not a submission)"
+
+
+@dataclass(frozen=True)
+class SubmissionMark:
+    """(v2) What a submitted return's workbook names in its title rows."""
+
+    id: str
+    sha256: str
+
+
+def csv_bytes(report: Report) -> bytes:
+    """One row per item: period, code, description, value (empty when null); UTF-8, CRLF
+    line ends (the csv module's). Ofgem's template columns exactly: the annexes are not in
+    the CSV (they are in the JSON and the workbook)."""
     caption = period_caption(report)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        for item in report.spec.items:
-            writer.writerow([caption, item.code, item.description,
-                             as_text(report.values[item.code])])
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for item in report.spec.items:
+        writer.writerow([caption, item.code, item.description,
+                         as_text(report.values[item.code])])
+    return buffer.getvalue().encode("utf-8")
 
 
-def write_xlsx(report: Report, path: Path, supplier: str) -> None:
+def write_csv(report: Report, path: Path) -> None:
+    path.write_bytes(csv_bytes(report))
+
+
+def xlsx_bytes(report: Report, supplier: str, licence_number: str | None = None,
+               submission: SubmissionMark | None = None) -> bytes:
+    """The workbook as bytes. openpyxl stamps each save with the time (zip entries, document
+    properties), so a submitted workbook is stored as these bytes, never made again."""
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
     sheet.title = report.spec.name.capitalize()
-    _write_items(sheet, report, supplier)
+    _write_items(sheet, report, supplier, licence_number, submission)
     if report.checks:
         _write_checks(workbook.create_sheet("Checks"), report)
+    for annex in report.spec.annexes:
+        _write_annex(workbook.create_sheet(annex.title), annex.columns,
+                     annex.rows(report.annexes[annex.name]))
     if report.statements:
         statements = workbook.create_sheet("Statements")
         for row, text in enumerate(report.statements, start=1):
             statements.cell(row, 1, text).alignment = Alignment(wrap_text=True)
         statements.column_dimensions["A"].width = 120
-    workbook.save(path)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
 
 
-def _write_items(sheet: Worksheet, report: Report, supplier: str) -> None:
+def write_xlsx(report: Report, path: Path, supplier: str, licence_number: str | None = None,
+               submission: SubmissionMark | None = None) -> None:
+    path.write_bytes(xlsx_bytes(report, supplier, licence_number, submission))
+
+
+def _write_annex(sheet: Worksheet, columns: tuple[str, ...],
+                 rows: list[tuple[object, ...]]) -> None:
+    for column, heading in enumerate(columns, start=1):
+        sheet.cell(1, column, heading).font = BOLD
+    for row, values in enumerate(rows, start=2):
+        for column, value in enumerate(values, start=1):
+            sheet.cell(row, column, value)
+    widths = (80, 12) if len(columns) == 2 else (12, 80, 12)
+    for letter, width in zip("ABC", widths, strict=False):
+        sheet.column_dimensions[letter].width = width
+
+
+def _write_items(sheet: Worksheet, report: Report, supplier: str, licence_number: str | None,
+                 submission: SubmissionMark | None) -> None:
     sheet.cell(1, 1, report.spec.title).font = Font(bold=True, size=14)
     for row, (label, value) in enumerate(
-        [("Supplier", supplier), ("Period", period_caption(report)),
-         ("As of", report.as_of.isoformat()), ("Notes", "; ".join(report.notes))], start=2):
+        [("Supplier", supplier), ("Licence number", licence_number or ""),
+         ("Period", period_caption(report)), ("As of", report.as_of.isoformat()),
+         ("Submission", submission.id if submission else NOT_SUBMITTED),
+         ("SHA-256", submission.sha256 if submission else ""),
+         ("Notes", "; ".join(report.notes))], start=2):
         sheet.cell(row, 1, label).font = BOLD
         sheet.cell(row, 2, value)
     for column, heading in enumerate(SHEET_COLUMNS, start=1):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Final
 
 from reporting import measures as m
-from reporting.model import Check, Context, Item, Kind, ReturnSpec
+from reporting.model import Annex, Check, Context, Item, Kind, ReturnSpec
 from reporting.numbers import Exact, add, ratio
 from workflow.codes import CATEGORIES, CHANNELS
 
@@ -97,6 +97,16 @@ MONTHLY: Final = ReturnSpec(
         )),
         Check("B23 = A1", lambda c: _b23_check(c)),
         Check("B22 explained", lambda c: _b22_check(c)),
+        Check("accounts at period end", lambda c: _accounts_at_period_end(c)),
+    ),
+    annexes=(
+        Annex("b22_explanations", "B22 explanations", ("Explanation", "Count"),
+              lambda c: [{"explanation": e.explanation, "count": e.count}
+                         for e in c.measure(m.receipts_by_category).b22_explanations],
+              lambda value: [(e["explanation"], e["count"]) for e in value]),
+        Annex("subsidiary_types", "Subsidiary types", ("Item", "Description", "Count"),
+              lambda c: c.measure(m.subsidiary_types),
+              lambda value: [(code, CATEGORIES[code], n) for code, n in value.items()]),
     ),
 )
 
@@ -115,6 +125,19 @@ def _b22_check(c: Context) -> tuple[bool, str]:
         return True, f"all {c['B22']} B22 complaint(s) have an explanation"
     return False, (f"{counts.other_unexplained} of {c['B22']} B22 complaint(s) have no "
                    f"explanation: {', '.join(counts.unexplained_examples)}")
+
+
+def _accounts_at_period_end(c: Context) -> tuple[bool, str]:
+    """(v2) The accounts items are "at the end of the month/quarter": ok only when the
+    snapshot they come from is dated the period's last day (RULES.md s.7)."""
+    snapshot = c.measure(m.accounts).as_of
+    last = c.window.last.isoformat()
+    if snapshot is None:
+        return False, f"no accounts snapshot dated in the period: missing (needs one dated {last})"
+    if snapshot == last:
+        return True, f"accounts from the snapshot dated {snapshot}, the period's last day"
+    return False, (f"accounts from the snapshot dated {snapshot}, not the period's last day "
+                   f"({last})")
 
 
 # --------------------------------------------------------------------------- quarterly
@@ -202,6 +225,7 @@ QUARTERLY: Final = ReturnSpec(
         )),
         Check("C12 <= C13", lambda c: (
             c.count("C12") <= c.count("C13"), f"C12 {c['C12']}; C13 {c['C13']}")),
+        Check("accounts at period end", lambda c: _accounts_at_period_end(c)),
     ),
 )
 

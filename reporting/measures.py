@@ -10,6 +10,7 @@ instants at or before the report's as-of instant, so a return can be re-run as i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -19,8 +20,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Text,
     and_,
     case,
+    cast,
     func,
     literal,
     or_,
@@ -30,11 +33,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
 from reporting.periods import Window
-from workflow.codes import OTHER_CATEGORY
+from workflow.codes import CATEGORIES, OTHER_CATEGORY
 from workflow.handlers import CONTACT_PARTIES
 from workflow.schema import (
     AccountsSnapshotRow,
     CategoryChange,
+    Complaint,
     Contact,
     Letter,
     Receipt,
@@ -47,6 +51,7 @@ category_changes = CategoryChange.__table__
 contacts = Contact.__table__
 letters = Letter.__table__
 snapshots = AccountsSnapshotRow.__table__
+complaints = Complaint.__table__
 
 MICROSECONDS_PER_DAY: Final = 86_400 * 1_000_000
 # Contacts rows that are contacts in Ofgem's sense (5.5): every contact.received, and logged
@@ -167,11 +172,19 @@ def _receipts_with_category(window: Window) -> Any:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    explanation: str
+    count: int
+
+
+@dataclass(frozen=True)
 class CategoryCounts:
     by_category: dict[str, int]
     uncategorised: int  # receipts whose complaint had no category at the as-of instant
     other_unexplained: int  # B22 receipts without an explanation at the as-of instant
     unexplained_examples: tuple[str, ...]
+    # (v2) The monthly return's `b22_explanations`, from the same pass.
+    b22_explanations: tuple[Explanation, ...] = ()
 
 
 def _blank(column: Any) -> ColumnElement[bool]:
@@ -179,24 +192,46 @@ def _blank(column: Any) -> ColumnElement[bool]:
 
 
 def receipts_by_category(conn: Connection, window: Window) -> CategoryCounts:
-    """Monthly B5-B22: receipts by the complaint's category as of the as-of instant."""
+    """Monthly B5-B22: receipts by the complaint's category as of the as-of instant; and, in
+    the same pass, the B22 receipts by explanation.
+
+    (v2) `b22_explanations` (RULES.md s.7): each distinct explanation of the receipts counted
+    in B22 (reopens included), as it stands at the as-of instant. The database groups by the
+    stored text; the trimming ("exact text, trimmed") is Python's `str.strip()`, so every
+    backend trims the same characters, then equal trimmed texts are merged. Most frequent
+    first, then by code point (Python's `str` order). A B22 receipt without an explanation
+    (the "B22 explained" check fails for it) is listed under the empty text, so the counts
+    still add up to B22.
+    """
     receipt = _receipts_with_category(window)
-    unexplained = and_(receipt.c.category == OTHER_CATEGORY,
-                       _blank(receipt.c.other_explanation))
+    is_other = receipt.c.category == OTHER_CATEGORY
+    unexplained = and_(is_other, _blank(receipt.c.other_explanation))
+    explanation = case((is_other, receipt.c.other_explanation)).label("explanation")
     rows = conn.execute(
-        select(receipt.c.category, func.count(), func.count(case((unexplained, 1))))
-        .group_by(receipt.c.category)
+        select(receipt.c.category, explanation, func.count(), func.count(case((unexplained, 1))))
+        .group_by(receipt.c.category, explanation)
     ).all()
-    by_category = {str(c): int(n) for c, n, _ in rows if c is not None}
-    uncategorised = sum(int(n) for c, n, _ in rows if c is None)
-    other_unexplained = sum(int(u) for _, _, u in rows)
+    by_category: dict[str, int] = {}
+    merged: dict[str, int] = {}
+    uncategorised = other_unexplained = 0
+    for category, text, n, unexplained_n in rows:
+        if category is None:
+            uncategorised += int(n)
+            continue
+        by_category[str(category)] = by_category.get(str(category), 0) + int(n)
+        other_unexplained += int(unexplained_n)
+        if category == OTHER_CATEGORY:
+            key = (text or "").strip()
+            merged[key] = merged.get(key, 0) + int(n)
     examples: tuple[str, ...] = ()
     if other_unexplained:
         examples = tuple(conn.scalars(
             select(receipt.c.complaint_id).where(unexplained)
             .distinct().order_by(receipt.c.complaint_id).limit(10)
         ))
-    return CategoryCounts(by_category, uncategorised, other_unexplained, examples)
+    ordered = sorted(merged.items(), key=lambda pair: (-pair[1], pair[0]))
+    return CategoryCounts(by_category, uncategorised, other_unexplained, examples,
+                          tuple(Explanation(text, n) for text, n in ordered))
 
 
 def receipts_by_channel(conn: Connection, window: Window) -> dict[str, int]:
@@ -363,3 +398,29 @@ def accounts(conn: Connection, window: Window) -> Accounts:
     if row is None:
         return Accounts(None, None, None)
     return Accounts(int(row[0]), int(row[1]), row[2].isoformat())
+
+
+# --------------------------------------------------------------------------- (v2) annexes
+def subsidiary_types(conn: Connection, window: Window) -> dict[str, int]:
+    """The monthly return's `subsidiary_types` (RULES.md s.7 (v2), Ofgem 4.9): for every code
+    B5-B22, the first receipts in the window (not reopens) whose complaint listed it among its
+    `subsidiary_categories`.
+
+    The database counts the window's first receipts by their complaint's list as stored (a
+    JSON array of codes: JSON text on SQLite, JSONB on PostgreSQL, grouped by its text); the
+    few distinct lists are read here and each code counted once per receipt that lists it.
+    """
+    listed = cast(complaints.c.subsidiary_categories, Text)
+    rows = conn.execute(
+        select(listed, func.count())
+        .select_from(receipts.join(complaints,
+                                   complaints.c.complaint_id == receipts.c.complaint_id))
+        .where(in_window(receipts.c.received_at, window), receipts.c.is_reopen.is_(False))
+        .group_by(listed)
+    ).all()
+    counts = dict.fromkeys(CATEGORIES, 0)
+    for text, n in rows:
+        for code in set(json.loads(text) if text else []):
+            if code in counts:
+                counts[code] += int(n)
+    return counts

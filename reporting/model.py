@@ -72,6 +72,19 @@ class Check:
     evaluate: Callable[[Context], tuple[bool, str]]
 
 
+@dataclass(frozen=True)
+class Annex:
+    """(v2) A part of a return beside its items (RULES.md s.7: the monthly return's
+    `b22_explanations` and `subsidiary_types`): a JSON value under `name` in the document,
+    and a sheet of the workbook titled `title` with one row per entry of `rows(value)`."""
+
+    name: str
+    title: str
+    columns: tuple[str, ...]
+    compute: Callable[[Context], Any]
+    rows: Callable[[Any], list[tuple[Any, ...]]]
+
+
 Shape = Literal["return", "figures", "annual"]
 
 
@@ -83,6 +96,7 @@ class ReturnSpec:
     checks: tuple[Check, ...] = ()
     sections: Mapping[str, str] = field(default_factory=dict)  # code letter -> heading
     shape: Shape = "return"
+    annexes: tuple[Annex, ...] = ()
 
     def __post_init__(self) -> None:
         codes = [item.code for item in self.items]

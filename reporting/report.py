@@ -23,6 +23,7 @@ class Report:
     checks: list[CheckResult]
     notes: list[str] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)
+    annexes: dict[str, Any] = field(default_factory=dict)  # (v2) name -> JSON value
 
     @property
     def failed_checks(self) -> list[CheckResult]:
@@ -49,16 +50,29 @@ def run_report(app: App, spec: ReturnSpec, period: Period, as_of: datetime) -> R
     All queries run in one read transaction, so a report taken while events are being applied
     still adds up (REPEATABLE READ on PostgreSQL; a SQLite read transaction is a snapshot).
     """
+    return run_reports(app, [(spec, period)], as_of)[0]
+
+
+def run_reports(app: App, wanted: list[tuple[ReturnSpec, Period]],
+                as_of: datetime) -> list[Report]:
+    """(v2) Several returns in one read transaction, sharing their measures: a quarter's
+    return, its publication figures and its months' returns run each query once."""
+    shared: dict[Any, Any] = {}
+    reports: list[Report] = []
     with app.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
-            context = Context(conn, spec, period, as_of, app.procedure)
-            values = context.values()
-            checks = context.run_checks()
-            notes = _notes(context)
-    return Report(spec, period, as_of, values, checks, notes,
-                  statements(app.procedure) if spec.shape == "annual" else [])
+            for spec, period in wanted:
+                context = Context(conn, spec, period, as_of, app.procedure, shared)
+                values = context.values()
+                checks = context.run_checks()
+                notes = _notes(context)
+                annexes = {annex.name: annex.compute(context) for annex in spec.annexes}
+                reports.append(Report(
+                    spec, period, as_of, values, checks, notes,
+                    statements(app.procedure) if spec.shape == "annual" else [], annexes))
+    return reports
 
 
 def _notes(context: Context) -> list[str]:
@@ -76,7 +90,7 @@ def to_json(report: Report) -> dict[str, Any]:
     shape = report.spec.shape
     if shape == "return":
         return {"period": report.period.label, "items": items,
-                "checks": [check.as_json() for check in report.checks]}
+                "checks": [check.as_json() for check in report.checks], **report.annexes}
     if shape == "figures":
         return {"period": report.period.label, **items}
     return {"period_start": report.period.first.isoformat(),
@@ -107,6 +121,10 @@ def to_text(report: Report) -> str:
         lines += ["", "Checks"]
         lines += [f"  [{'ok' if c.ok else 'FAILED'}] {c.name}: {c.detail}"
                   for c in report.checks]
+    for annex in report.spec.annexes:
+        lines += ["", annex.title]
+        rows = annex.rows(report.annexes[annex.name])
+        lines += [f"  {'  '.join(str(cell) for cell in row)}" for row in rows] or ["  (none)"]
     if report.statements:
         lines += ["", *report.statements]
     return "\n".join(lines)

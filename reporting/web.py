@@ -13,6 +13,8 @@ Endpoints (JSON unless said):
 - `GET /metrics`: Prometheus text format.
 - `GET /delivery` (v2): whether placeholder details pause delivery (which keys, the message)
   and the letters not yet delivered.
+- (v2) `GET /submissions/due[?as_of=INSTANT]`: the Ofgem obligations calendar from the database
+  (`complaints submissions due`): next due, overdue, resubmission needed, and every obligation.
 - `GET /` (open): the dashboard page; it holds no data and fetches the endpoints above with the
   token (see reporting/static/dashboard.js for how the token is kept).
 
@@ -22,8 +24,10 @@ The token is compared by digest in constant time; a missing or wrong one gets 40
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import time
@@ -41,7 +45,8 @@ from prometheus_client.registry import Collector
 from reporting.ops.records import micros, periods_of
 from reporting.ops.view import NOT_STREAMED, Aggregator
 from reporting.periods import BadPeriod, parse_month, parse_quarter
-from workflow.calendar import WorkingCalendar
+from reporting.submissions import ObligationsSource
+from workflow.calendar import WorkingCalendar, end_of_date
 from workflow.delivery import pause_message
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
@@ -58,6 +63,7 @@ PAGE_POLICY: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; 
                       "img-src 'self'; connect-src 'self'; base-uri 'none'; "
                       "form-action 'self'; frame-ancestors 'none'")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -116,6 +122,8 @@ class OpsState:
     web_port: int | None = None  # the port bound (port 0 asks for a free one)
     # (v2) The procedure's placeholder tables that hold delivery back (none in the demo).
     delivery_paused: tuple[str, ...] = ()
+    # (v2) The submissions calendar, from the database; None where the server has none.
+    obligations: ObligationsSource | None = None
 
     @property
     def ready(self) -> bool:
@@ -169,6 +177,7 @@ class ViewCollector(Collector):
             last.add_metric([], stats.last_applied_at)
             yield last
         yield from delivery_metrics(state)
+        yield from obligation_gauges(state)  # from the database: whether or not the view is ready
         if not state.ready:
             return
         now = datetime.now(UTC)
@@ -230,6 +239,34 @@ def delivery_document(state: OpsState) -> dict[str, Any]:
     return {"paused": bool(paused), "placeholders": list(paused),
             "message": pause_message(paused) if paused else None,
             "undelivered_letters": undelivered}
+def obligation_gauges(state: OpsState) -> Iterable[Metric]:
+    """(v2) The submissions calendar as gauges, from the last answer computed (the metrics
+    handler refreshes it in a worker thread first; a scrape never blocks the loop on SQL)."""
+    summary = state.obligations.latest if state.obligations is not None else None
+    if summary is None:
+        return
+    by_status = GaugeMetricFamily("complaints_submissions_obligations",
+                                  "Ofgem returns and publications by status",
+                                  labels=["status"])
+    for name, value in summary["counts"].items():
+        by_status.add_metric([name], value)
+    yield by_status
+    overdue = GaugeMetricFamily("complaints_submissions_overdue",
+                                "Returns and publications past their due date, not submitted")
+    overdue.add_metric([], len(summary["overdue"]))
+    yield overdue
+    moved = GaugeMetricFamily("complaints_submissions_resubmission_needed",
+                              "Submitted returns that a computation now no longer matches")
+    moved.add_metric([], len(summary["resubmission_needed"]))
+    yield moved
+    upcoming = summary["next_due"]
+    if upcoming is not None:
+        due = GaugeMetricFamily("complaints_submission_next_due_timestamp_seconds",
+                                "End of the due date of the next return or publication due",
+                                labels=["kind", "period"])
+        day = datetime.fromisoformat(upcoming["due"]).date()
+        due.add_metric([upcoming["kind"], upcoming["period"]], end_of_date(day).timestamp())
+        yield due
 
 
 def periods_of_now(now: datetime) -> tuple[str, str]:
@@ -344,8 +381,23 @@ def create_app(state: OpsState, token: str) -> web.Application:
 
     async def delivery(request: web.Request) -> web.Response:
         return web.json_response(delivery_document(state), headers=COMMON_HEADERS)
+    async def submissions_due(request: web.Request) -> web.Response:
+        try:
+            as_of = (_instant_param(request, "as_of") if "as_of" in request.query else None)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        source = state.obligations
+        if source is None:
+            return _error(503, "no database here: the submissions calendar is not available")
+        summary = await asyncio.get_running_loop().run_in_executor(None, source.summary, as_of)
+        return web.json_response(summary, headers=COMMON_HEADERS)
 
     async def metrics(request: web.Request) -> web.Response:
+        if state.obligations is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, state.obligations.summary)
+            except Exception as exc:  # noqa: BLE001 - the other gauges are still served
+                log.warning("submissions calendar unavailable: %s", type(exc).__name__)
         body = generate_latest(registry)
         return web.Response(body=body, headers={**COMMON_HEADERS,
                                                 "Content-Type": CONTENT_TYPE_LATEST})
@@ -361,6 +413,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/returns/current", guarded(returns))
     app.router.add_get("/metrics", guarded(metrics))
     app.router.add_get("/delivery", guarded(delivery))
+    app.router.add_get("/submissions/due", guarded(submissions_due))
     return app
 
 

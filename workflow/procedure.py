@@ -16,6 +16,9 @@ from workflow.calendar import Region, WorkingCalendar
 
 BUNDLED = ("kilowatt-connect", "lastmile")
 DEFAULT_PROCEDURE = "kilowatt-connect"
+# (v2) The supplier's licence number, shown on the returns' workbooks. The seeds give none, so
+# the bundled procedures carry this placeholder until a deployment sets the real one.
+PLACEHOLDER_LICENCE_NUMBER = "PLACEHOLDER-LICENCE-NUMBER"
 
 
 class ContactDetails(BaseModel):
@@ -73,6 +76,7 @@ class Procedure(BaseModel):
     progress_update_interval_days: int | None = Field(default=None, ge=1)
     retention_years: int = Field(default=6, ge=1)
     email_give_up_hours: int = Field(default=24, ge=1)
+    licence_number: str = Field(default=PLACEHOLDER_LICENCE_NUMBER, min_length=1)
     supplier: ContactDetails
     ombudsman: ContactDetails
     complaints_manager: ComplaintsManager
@@ -110,6 +114,9 @@ class Procedure(BaseModel):
         the procedure's region (RULES s.6)."""
         region = customer_region or self.region
         return self.advice_scotland if region == "SCT" else self.advice_england_and_wales
+    @property
+    def licence_number_is_placeholder(self) -> bool:
+        return self.licence_number == PLACEHOLDER_LICENCE_NUMBER
 
     def durations(self) -> dict[str, int | None]:
         """The timescales a letter may quote."""

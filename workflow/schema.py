@@ -379,3 +379,32 @@ class Dispatch(Base):
 
     __table_args__ = (Index("uq_dispatches_letter_attempt", "letter_id", "attempt",
                             unique=True),)
+class SubmissionRow(Base):
+    """(v2) A return as submitted to Ofgem, or a quarter's figures as published (RULES.md
+    s.7 "Submissions"): kept for good, never updated or deleted (the migration adds triggers
+    that refuse both). `document` is the canonical JSON whose SHA-256 is `sha256`; `csv` and
+    `xlsx` are the bytes exactly as submitted. `watermarks` are the highest row ids of the
+    record's return tables when it was made, so a later check reads only what came since."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # e.g. 2026-01-S1
+    kind: Mapped[str] = mapped_column(String(16))  # monthly | quarterly | publication
+    period: Mapped[str] = mapped_column(String(16))
+    sequence: Mapped[int] = mapped_column(Integer)  # 1 for the first of this kind and period
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    submitted_by: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)
+    csv: Mapped[bytes] = mapped_column(LargeBinary)
+    xlsx: Mapped[bytes] = mapped_column(LargeBinary)
+    forced: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)  # publication: where it was published
+    watermarks: Mapped[dict[str, Any]] = mapped_column(Json)
+
+    __table_args__ = (
+        Index("ux_submissions_kind_period_sequence", "kind", "period", "sequence",
+              unique=True),
+    )

@@ -51,6 +51,7 @@
   const BACKLOG_URL = "/backlog" + pick(["as_of"]);
   const RETURNS_URL = "/returns/current" + pick(["month", "quarter", "as_of"]);
   const DELIVERY_URL = "/delivery";
+  const SUBMISSIONS_URL = "/submissions/due" + pick(["as_of"]);
 
   function token() {
     const match = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
@@ -135,6 +136,53 @@
       ? `${Math.round((100 * month.items.A2) / month.items.A1)} %` : "–";
   }
 
+  // (v2) Ofgem submissions panel: from /submissions/due (the database's calendar). Its own
+  // request, so a server without a database still shows every other figure.
+  const KIND_LABELS = { monthly: "Monthly return", quarterly: "Quarterly return",
+    publication: "Website publication" };
+  const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  function day(iso) {  // "2026-04-28" -> "Tue 28 Apr 2026", whatever the browser's locale
+    const [y, m, d] = iso.split("-").map(Number);
+    const weekday = new Date(Date.UTC(y, m - 1, d)).getUTCDay();
+    return `${DAYS[weekday]} ${d} ${MONTHS[m - 1]} ${y}`;
+  }
+  function obligation(e) { return `${KIND_LABELS[e.kind] || e.kind} ${e.period}`; }
+
+  function renderSubmissions(s) {
+    $("sub-status").textContent = `as of ${s.as_of}: ${s.counts.submitted} submitted, `
+      + `${s.counts.due} due, ${s.counts.overdue} overdue, `
+      + `${s.counts.resubmission_needed} needing resubmission`;
+    $("sub-next").textContent = s.next_due
+      ? `${obligation(s.next_due)} due ${day(s.next_due.due)}` : "nothing due";
+    $("sub-overdue").textContent = s.overdue.length;
+    $("sub-overdue").classList.toggle("alert", s.overdue.length > 0);
+    $("sub-resubmit").textContent = s.resubmission_needed.length;
+    $("sub-resubmit").classList.toggle("alert", s.resubmission_needed.length > 0);
+    const items = [
+      ...s.overdue.map((e) => ["overdue", `Overdue: ${obligation(e)} (due ${day(e.due)})`]),
+      ...s.resubmission_needed.map((e) => ["resubmit",
+        `Resubmission needed: ${obligation(e)} (submitted as ${e.submission_id})`]),
+    ];
+    $("sub-list").replaceChildren(...items.map(([cls, text]) => {
+      const li = document.createElement("li");
+      li.className = cls;
+      li.textContent = text;
+      return li;
+    }));
+  }
+
+  async function refreshSubmissions(secret) {
+    try {
+      renderSubmissions(await getJson(SUBMISSIONS_URL, secret));
+    } catch (error) {
+      if (error.status === 401) throw error;
+      $("sub-status").textContent = error.status === 503
+        ? "The submissions calendar is not available here (no database)."
+        : "The submissions calendar could not be read.";
+    }
+  }
+
   function setStatus(text, cls) {
     const pill = $("status");
     pill.textContent = text;
@@ -171,6 +219,7 @@
       $("forget").hidden = false;
       render(backlog, returns);
       renderDelivery(backlog, delivery);
+      await refreshSubmissions(secret);
       setStatus("live", "pill-ok");
       $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (error) {

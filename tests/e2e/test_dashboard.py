@@ -18,17 +18,27 @@ import json
 import os
 import shutil
 import threading
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from consumers.file_ingest import ingest_file
+from reporting.items import MONTHLY
 from reporting.ops.records import Rules
 from reporting.ops.view import Aggregator
+from reporting.submissions import ObligationsSource, submit
 from reporting.web import OpsState, bound_port, create_app, serve
+from tests.builders import write_jsonl
 from tests.integration.test_aggregator_model import build_scenario
+from tests.integration.test_submissions import JANUARY, STAGE_1, STAGE_2
+from workflow.bootstrap import App, bootstrap
+from workflow.clock import EventClock
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -79,6 +89,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         aggregator.handle(topic, json.dumps(payload))  # type: ignore[arg-type]
     state = OpsState(scenario.app.procedure.calendar, aggregator, status="running",
                      delivery_paused=("complaints_manager",))  # (v2) the bundled placeholder
+    record = _submissions_record(tmp_path_factory.mktemp("submissions"))
+    # "Now" for the gauges is the page's as-of instant (time injected).
+    state.obligations = ObligationsSource(record, clock=EventClock(datetime.fromisoformat(AS_OF)))
     loop = asyncio.new_event_loop()
     started = threading.Event()
     ports: list[int] = []
@@ -98,6 +111,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     scenario.app.engine.dispose()
+    record.engine.dispose()
+
+
+def _submissions_record(directory: Path) -> App:
+    """(v2) A record for the submissions panel (tests/integration/test_submissions.py's
+    stages): January submitted on 20 Feb, then S4's late January receipt recorded; February
+    never submitted. As of the page's 20 Apr: January needs resubmitting, February is overdue
+    (due Mon 30 Mar), March's return is next, due Tue 28 Apr (with Q1's, then its
+    publication on 5 May)."""
+    record = bootstrap(f"sqlite:///{directory / 'submissions.db'}", "kilowatt-connect")
+    ingest_file(record, write_jsonl(directory / "stage1.jsonl", STAGE_1))
+    submit(record, MONTHLY, JANUARY, now=datetime.fromisoformat("2026-02-20T10:00:00+00:00"),
+           by="Priya Shah")
+    ingest_file(record, write_jsonl(directory / "stage2.jsonl", STAGE_2))
+    return record
 
 
 def _bars(page: Any, chart: str) -> dict[str, list[int]]:
@@ -111,7 +139,6 @@ def test_dashboard_renders_refreshes_and_guards_its_token(server: Server, tmp_pa
     sync_playwright = _require_browser()
     view = server.state.aggregator.view
     calendar = server.state.calendar
-    from datetime import datetime
 
     as_of = datetime.fromisoformat(AS_OF)
     with sync_playwright() as driver:
@@ -154,6 +181,42 @@ def test_dashboard_renders_refreshes_and_guards_its_token(server: Server, tmp_pa
             banner = page.text_content("#delivery-paused") or ""
             assert page.is_visible("#delivery-paused")
             assert "delivery paused" in banner and "[complaints_manager]" in banner
+
+            # (v2) The Ofgem submissions panel, as a person reads it.
+            page.wait_for_selector("#sub-list li")
+            assert page.text_content("#sub-next") == "Monthly return 2026-03 due Tue 28 Apr 2026"
+            assert page.text_content("#sub-overdue") == "1"
+            assert page.text_content("#sub-resubmit") == "1"
+            assert "alert" in (page.get_attribute("#sub-overdue", "class") or "")
+            assert page.eval_on_selector_all("#sub-list li", "items => items.map(i => "
+                                             "i.textContent)") == [
+                "Overdue: Monthly return 2026-02 (due Mon 30 Mar 2026)",
+                "Resubmission needed: Monthly return 2026-01 (submitted as 2026-01-S1)"]
+            assert page.text_content("#sub-status") == (
+                f"as of {as_of.isoformat()}: 0 submitted, 3 due, 1 overdue, "
+                "1 needing resubmission")
+            assert page.is_visible("#submissions")
+            # The same calendar as Prometheus gauges; the next due is 28 Apr, which ends at
+            # 22:59:59.999999 UTC (BST).
+            request = urllib.request.Request(f"{server.url}/metrics",
+                                             headers={"Authorization": f"Bearer {TOKEN}"})
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                metrics = response.read().decode()
+            samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                       for family in text_string_to_metric_families(metrics)
+                       for s in family.samples if "submission" in s.name}
+            next_due = datetime.fromisoformat("2026-04-28T22:59:59.999999+00:00").timestamp()
+            assert samples == {
+                ("complaints_submissions_obligations", (("status", "submitted"),)): 0,
+                ("complaints_submissions_obligations", (("status", "due"),)): 3,
+                ("complaints_submissions_obligations", (("status", "overdue"),)): 1,
+                ("complaints_submissions_obligations",
+                 (("status", "resubmission_needed"),)): 1,
+                ("complaints_submissions_overdue", ()): 1,
+                ("complaints_submissions_resubmission_needed", ()): 1,
+                ("complaints_submission_next_due_timestamp_seconds",
+                 (("kind", "monthly"), ("period", "2026-03"))): pytest.approx(next_due),
+            }
 
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)

@@ -43,7 +43,8 @@ def run(db_url: str, *args: str) -> Any:
 
 def test_monthly_and_quarterly_json(loaded: str) -> None:
     january = run(loaded, "monthly", "2026-01")
-    assert set(january) == {"period", "items", "checks"}
+    assert set(january) == {"period", "items", "checks", "b22_explanations",
+                            "subsidiary_types"}
     assert (january["items"]["A1"], january["items"]["C28"]) == (8, 1.11)
     quarter = run(loaded, "quarterly", "2026-Q1")
     assert quarter["period"] == "2026-Q1"

@@ -79,7 +79,7 @@ def test_quarterly_workbook(scenario: App, tmp_path: Path) -> None:
     assert sheet.title == "Quarterly"
     assert sheet["A1"].value == "Ofgem quarterly complaints return"
     assert sheet["B2"].value == "Kilowatt Connect"
-    assert sheet["B3"].value == "2026-Q1"
+    assert sheet["B4"].value == "2026-Q1"
     assert tuple(c.value for c in sheet[HEADER_ROW][:4]) == SHEET_COLUMNS
     rows = rows_by_code(path)
     # Every item once, in the table's order, with its section headings between them.
@@ -96,7 +96,8 @@ def test_quarterly_workbook(scenario: App, tmp_path: Path) -> None:
     assert rows["D16"][2].value == 1 and rows["D17"][2].value == 1
     checks = workbook["Checks"]
     assert [(r[0].value, r[1].value) for r in checks.iter_rows(min_row=2)] == [
-        ("B6 = sum of monthly A1", True), ("C11 = C13 + C14", True), ("C12 <= C13", True)]
+        ("B6 = sum of monthly A1", True), ("C11 = C13 + C14", True), ("C12 <= C13", True),
+        ("accounts at period end", True)]
 
 
 def test_monthly_workbook_null_accounts(scenario: App, tmp_path: Path) -> None:
@@ -109,7 +110,8 @@ def test_monthly_workbook_null_accounts(scenario: App, tmp_path: Path) -> None:
     assert rows["B23"][3].value == "calculated"
     assert rows["C24"][2].value is None and rows["C27"][2].value is None
     sheet = load_workbook(path).worksheets[0]
-    assert "no accounts snapshot" in str(sheet["B5"].value)
+    assert sheet["A8"].value == "Notes"
+    assert "no accounts snapshot" in str(sheet["B8"].value)
 
 
 def test_annual_html_and_pdf(scenario: App, tmp_path: Path) -> None:

@@ -168,6 +168,11 @@ def all_ok(document: dict[str, Any]) -> bool:
     return all(check["ok"] for check in document["checks"])
 
 
+def failed(document: dict[str, Any]) -> dict[str, str]:
+    """The checks that failed, by name, with their detail."""
+    return {check["name"]: check["detail"] for check in document["checks"] if not check["ok"]}
+
+
 ZERO_CATEGORIES = {f"B{n}": 0 for n in range(5, 23)}
 
 
@@ -193,8 +198,8 @@ def test_monthly_january(scenario: App) -> None:
         "C28": 1.11,  # 8 x 10,000 / 72,200 = 1.10803: the headline below 100,000 accounts
     }
     assert [c["name"] for c in document["checks"]] == ["A1 = A2 + A3", "B23 = A1",
-                                                       "B22 explained"]
-    assert all_ok(document)
+                                                       "B22 explained", "accounts at period end"]
+    assert all_ok(document)  # the 31 Jan snapshot: the month's last day
 
 
 def test_monthly_january_as_it_stood_before_the_correction(scenario: App) -> None:
@@ -225,7 +230,9 @@ def test_monthly_february_without_a_snapshot(scenario: App) -> None:
         **ZERO_CATEGORIES, "B5": 1, "B13": 1, "B23": 2,
         "C24": None, "C25": None, "C26": None, "C27": None, "C28": None,
     }
-    assert all_ok(document)
+    # (v2) No snapshot dated in February: the accounts at period end are missing.
+    assert failed(document) == {"accounts at period end": "no accounts snapshot dated in the "
+                                "period: missing (needs one dated 2026-02-28)"}
 
 
 def test_monthly_march_bst_deadline(scenario: App) -> None:
@@ -275,8 +282,8 @@ def test_quarterly_q1(scenario: App) -> None:
         "E22": 1.05,  # 11 x 10,000 / 105,000 = 1.0476
     }
     assert [c["name"] for c in document["checks"]] == [
-        "B6 = sum of monthly A1", "C11 = C13 + C14", "C12 <= C13"]
-    assert all_ok(document)
+        "B6 = sum of monthly A1", "C11 = C13 + C14", "C12 <= C13", "accounts at period end"]
+    assert all_ok(document)  # the 31 Mar snapshot
     assert "8 (2026-01) + 2 (2026-02) + 1 (2026-03) = 11" in document["checks"][0]["detail"]
 
 
@@ -293,7 +300,9 @@ def test_quarterly_q2_eight_week_letter_from_tick(scenario: App) -> None:
         "E21": 1.9,  # 200,000 / 105,150 = 1.902
         "E22": 0.19,  # 20,000 / 105,150 = 0.1902
     }
-    assert all_ok(document)
+    # (v2) E18/E19 come from the 1 Apr snapshot, not one dated 30 Jun.
+    assert failed(document) == {"accounts at period end": "accounts from the snapshot dated "
+                                "2026-04-01, not the period's last day (2026-06-30)"}
     # Before the letter's instant it was not yet issued.
     assert quarterly(scenario, "2026-Q2", as_of="2026-05-26T23:00:00+00:00")["items"]["D16"] == 0
 
@@ -311,7 +320,7 @@ def test_quarter_with_no_complaints(app: App) -> None:
     assert set(items) == {item.code for item in QUARTERLY.items}
     assert items["C11"] == 0 and items["C15"] is None
     assert items["C12_pct"] is None and items["E20"] is None and items["E21"] is None
-    assert all_ok(document)
+    assert list(failed(document)) == ["accounts at period end"]
 
 
 def test_publication_q1(scenario: App) -> None:
@@ -357,7 +366,8 @@ def test_b22_without_explanation_fails_its_check(scenario: App) -> None:
     assert "1 of 2" in check["detail"] and "C2" in check["detail"]
     # As of before that change C2 was B11 and every B22 was explained.
     earlier = monthly(scenario, "2026-01", as_of="2026-01-19T00:00:00+00:00")
-    assert all_ok(earlier) and earlier["items"]["B11"] == 1
+    # (Before 2 Feb no January snapshot had been sent: only that check fails.)
+    assert list(failed(earlier)) == ["accounts at period end"] and earlier["items"]["B11"] == 1
 
 
 def test_contacts_shared_by_complaints(app: App, tmp_path: Path) -> None:
