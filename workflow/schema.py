@@ -301,3 +301,48 @@ class OutboxMessage(Base):
             sqlite_where=text("published_at IS NULL"),
         ),
     )
+
+
+# --- erasure of personal data and who read it (RULES s.3's one exception; migration 0009) ---
+# Finding an account's complaints (erasure, and nothing else) by the account id inside the
+# customer JSON, without reading every complaint.
+Index("ix_complaints_account_id", Complaint.customer["account_id"].as_string())
+
+
+class Erasure(Base):
+    """One erasure of an account's personal data: who, when, which complaints, and why when a
+    legal hold was overridden. Never the data erased: the account is named by its pseudonym."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by: Mapped[str] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(16))  # erase | retention
+    pseudonym: Mapped[str] = mapped_column(String(64))  # what the account id became
+    complaint_ids: Mapped[list[str]] = mapped_column(Json)
+    forced: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)  # --force --reason
+    held: Mapped[dict[str, str]] = mapped_column(Json)  # complaint id -> the hold overridden
+
+
+class ErasedComplaint(Base):
+    """Marks a complaint whose personal data is erased (its case file and letters say so)."""
+
+    __tablename__ = "erased_complaints"
+
+    complaint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erasure_id: Mapped[int] = mapped_column(Id, ForeignKey("erasures.id"), index=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PersonalDataRead(Base):
+    """A read of one complaint's personal data on the ops API (case file, timeline)."""
+
+    __tablename__ = "personal_data_reads"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reader: Mapped[str] = mapped_column(String(64))  # the token's identity, never the token
+    complaint_id: Mapped[str] = mapped_column(String(64), index=True)
+    what: Mapped[str] = mapped_column(String(32))  # casefile | timeline
