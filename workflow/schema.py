@@ -303,6 +303,40 @@ class OutboxMessage(Base):
     )
 
 
+class RawEvent(Base):
+    """Every applied event's raw bytes, in one global order (`complaints export-events`).
+
+    One row per event applied (never for a duplicate or a rejection), written in the same
+    transaction that applies it, through the unit of work's bulk append path: complaint events
+    and also `contact.received` and `accounts.snapshot`, which have no `complaint_id`.
+
+    - `seq`: the global applied order (autoincrement; a later transaction gets higher values).
+    - `event_id`, `type`, `complaint_id` (null for contacts and snapshots), `occurred_at`: copied
+      from the validated event, so an export can be filtered and ordered without decoding.
+    - `source`, `position`: where it came from (a file path and "line n", or a topic and
+      "partition/offset"), as a rejection records it.
+    - `raw`: the message's bytes exactly as received (the first 1 MiB, the message limit). It
+      holds personal data (names, addresses, summaries): erasure (`complaints erase`) must
+      blank it with the rest of a complaint's personal data.
+    - `applied_at`: the processing clock when it was applied (event time offline).
+
+    Events applied before this table existed (migration 0008) have no row here; their history
+    rows say what was applied, without the bytes.
+    """
+
+    __tablename__ = "raw_events"
+
+    seq: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(64))
+    complaint_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(Text)
+    position: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # --- erasure of personal data and who read it (RULES s.3's one exception; migration 0009) ---
 # Finding an account's complaints (erasure, and nothing else) by the account id inside the
 # customer JSON, without reading every complaint.

@@ -6,7 +6,7 @@ when a legal hold was overridden; `erased_complaints`: which complaints are eras
 account id inside `complaints.customer` finds an account's complaints.
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0008 (0004 on its own; re-chained by the lead on merge)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from alembic import op
 from workflow.schema import Id, Json, UTCDateTime
 
 revision = "0009"
-down_revision = "0004"
+down_revision = "0008"  # 0004 before the merge of raw_events; the lead re-chains
 branch_labels = None
 depends_on = None
 
