@@ -91,12 +91,16 @@ def casefile(complaint_id: str, target: Path, db: str | None, config: str | None
 @click.option("--letters-dir", default=None, envvar="COMPLAINTS_LETTERS_DIR",
               help="The letter store to erase files in [env COMPLAINTS_LETTERS_DIR; "
                    "default letters-out].")
+@click.option("--print-dir", default=None, envvar="COMPLAINTS_PRINT_DIR",
+              help="The print queue to erase files in [env COMPLAINTS_PRINT_DIR; "
+                   "default print-queue].")
 @_options
 def erase(account_id: str, force: bool, reason: str | None, by: str | None,
-          letters_dir: str | None, db: str | None, config: str | None, fmt: str) -> None:
+          letters_dir: str | None, print_dir: str | None, db: str | None, config: str | None,
+          fmt: str) -> None:
     """Erase the personal data of every complaint of an account; every return stays the
     same. Refused (exit 1) when a complaint is under legal hold, unless --force --reason."""
-    from consumers.erasure import erase_account, operator_name
+    from consumers.erasure import erase_account, operator_name, print_queue_dir
     from consumers.erasure import letters_dir as store
 
     if force and not (reason and reason.strip()):
@@ -108,7 +112,8 @@ def erase(account_id: str, force: bool, reason: str | None, by: str | None,
         outcome = erase_account(app, account_id, now=datetime.now(UTC),
                                 by=by or operator_name(), force=force,
                                 reason=reason.strip() if reason else None,
-                                letters=store(letters_dir))
+                                letters=store(letters_dir),
+                                print_queue=print_queue_dir(print_dir))
     finally:
         app.engine.dispose()
     erased = len(outcome.erased)
@@ -134,19 +139,22 @@ def erase(account_id: str, force: bool, reason: str | None, by: str | None,
               help="Who applies it [env COMPLAINTS_OPERATOR, else the login name].")
 @click.option("--letters-dir", default=None, envvar="COMPLAINTS_LETTERS_DIR",
               help="The letter store [env COMPLAINTS_LETTERS_DIR; default letters-out].")
+@click.option("--print-dir", default=None, envvar="COMPLAINTS_PRINT_DIR",
+              help="The print queue [env COMPLAINTS_PRINT_DIR; default print-queue].")
 @_options
 def retention(apply: bool, as_of: str | None, by: str | None, letters_dir: str | None,
-              db: str | None, config: str | None, fmt: str) -> None:
+              print_dir: str | None, db: str | None, config: str | None, fmt: str) -> None:
     """Complaints resolved or closed more than retention_years ago and not under legal hold;
     --apply erases them as `erase` does."""
     from consumers.erasure import letters_dir as store
-    from consumers.erasure import operator_name, run_retention
+    from consumers.erasure import operator_name, print_queue_dir, run_retention
 
     when = _instant(as_of, "--as-of") if as_of else datetime.now(UTC)
     app = _app(db, config)
     try:
         due, erased = run_retention(app, when, apply=apply, by=by or operator_name(),
-                                    letters=store(letters_dir))
+                                    letters=store(letters_dir),
+                                print_queue=print_queue_dir(print_dir))
     finally:
         app.engine.dispose()
     if apply:

@@ -69,7 +69,7 @@ class EraseOutcome:
 
 def erase_account(app: App, account_id: str, *, now: datetime, by: str, force: bool = False,
                   reason: str | None = None, letters: Path | None = None,
-                  compact: bool = True) -> EraseOutcome:
+                  print_queue: Path | None = None, compact: bool = True) -> EraseOutcome:
     """Erase every complaint of the account, or refuse (nothing changed) when any is under
     legal hold and `force` is not given."""
     with app.sessions() as session:
@@ -82,12 +82,13 @@ def erase_account(app: App, account_id: str, *, now: datetime, by: str, force: b
             # run again once the holds end finishes the job.
             free = [c for c in complaints if c.complaint_id not in held]
             outcome = _erase(app, session, free, now=now, by=by, trigger="erase", held={},
-                             reason=None, letters=letters, extra_accounts=[])
+                             reason=None, letters=letters, extra_accounts=[],
+                             print_queue=print_queue)
             outcome.held = held
         else:
             outcome = _erase(app, session, complaints, now=now, by=by, trigger="erase",
                              held=held, reason=reason, letters=letters,
-                             extra_accounts=[account_id])
+                             extra_accounts=[account_id], print_queue=print_queue)
             outcome.overridden = held
     if compact and outcome.erased:
         compact_database(app.engine)
@@ -96,7 +97,7 @@ def erase_account(app: App, account_id: str, *, now: datetime, by: str, force: b
 
 def erase_complaints(app: App, complaint_ids: list[str], *, now: datetime, by: str,
                      trigger: str, letters: Path | None = None,
-                     compact: bool = True) -> EraseOutcome:
+                     print_queue: Path | None = None, compact: bool = True) -> EraseOutcome:
     """Erase these complaints (retention: those due and not held), one erasure per account."""
     total = EraseOutcome()
     with app.sessions() as session:
@@ -109,7 +110,8 @@ def erase_complaints(app: App, complaint_ids: list[str], *, now: datetime, by: s
             by_account.setdefault(account, []).append(complaint)
         for group in by_account.values():
             outcome = _erase(app, session, group, now=now, by=by, trigger=trigger, held={},
-                             reason=None, letters=letters, extra_accounts=[])
+                             reason=None, letters=letters, extra_accounts=[],
+                             print_queue=print_queue)
             total.erased += outcome.erased
             total.letter_files += outcome.letter_files
     if compact and total.erased:
@@ -119,13 +121,15 @@ def erase_complaints(app: App, complaint_ids: list[str], *, now: datetime, by: s
 
 def _erase(app: App, session: Session, complaints: list[Complaint], *, now: datetime, by: str,
            trigger: str, held: Mapping[str, str], reason: str | None, letters: Path | None,
-           extra_accounts: list[str]) -> EraseOutcome:
+           extra_accounts: list[str], print_queue: Path | None = None) -> EraseOutcome:
     if not complaints:
         return EraseOutcome()
-    record, contexts = erasure.erase(session, complaints, now=now, by=by, trigger=trigger,
-                                     held=held, reason=reason,
-                                     extra_account_ids=extra_accounts)
-    files = rewrite_letter_files(letters, contexts) if letters is not None else 0
+    work = erasure.erase(session, complaints, now=now, by=by, trigger=trigger, held=held,
+                         reason=reason, extra_account_ids=extra_accounts)
+    record = work.record
+    files = rewrite_letter_files(letters, work.contexts) if letters is not None else 0
+    if print_queue is not None:
+        files += rewrite_print_queue(print_queue, work.contexts, work.scrubber)
     session.commit()
     log.info("erasure %s: %d complaint(s), %d letter file(s)", record.id, len(complaints), files)
     return EraseOutcome(erased=[c.complaint_id for c in complaints], erasure_id=record.id,
@@ -149,6 +153,40 @@ def rewrite_letter_files(directory: Path, contexts: Mapping[str, Mapping[str, An
             write_atomically(path, render(context, fmt))  # type: ignore[arg-type]
             written += 1
     return written
+
+
+def rewrite_print_queue(directory: Path, contexts: Mapping[str, Mapping[str, Any]],
+                        scrubber: erasure.Scrubber) -> int:
+    """The print queue's runs (consumers/delivery.py): each erased letter's PDF as for the
+    letter store, and every manifest quoting an erased value rewritten without it. A run
+    already collected by the printer is the printer's to destroy (README, "Erasure")."""
+    from consumers.letter_service import write_atomically
+    from letters.render import render
+
+    if not directory.is_dir():
+        return 0
+    written = 0
+    for run in sorted(p for p in directory.iterdir() if p.is_dir()):
+        for letter_id, context in contexts.items():
+            path = run / f"{letter_id}.pdf"
+            if path.exists():
+                _overwrite_with_zeros(path)
+                write_atomically(path, render(context, "pdf"))
+                written += 1
+        for manifest in (run / "manifest.json", run / "manifest.csv"):
+            if not manifest.exists():
+                continue
+            before = manifest.read_text("utf-8")
+            after = scrubber.text(before)
+            if after != before:
+                _overwrite_with_zeros(manifest)
+                write_atomically(manifest, after.encode("utf-8"))
+                written += 1
+    return written
+
+
+def print_queue_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    return Path(explicit or os.environ.get("COMPLAINTS_PRINT_DIR") or "print-queue")
 
 
 def _overwrite_with_zeros(path: Path) -> None:
@@ -200,7 +238,7 @@ def compact_database(engine: Engine, tables: list[str] | None = None) -> None:
 
 
 def run_retention(app: App, as_of: datetime, *, apply: bool, by: str,
-                  letters: Path | None = None,
+                  letters: Path | None = None, print_queue: Path | None = None,
                   now: datetime | None = None) -> tuple[list[erasure.RetentionDue], int]:
     """What retention makes due at `as_of` and, with `apply`, how many were erased."""
     with app.sessions() as session:
@@ -208,5 +246,6 @@ def run_retention(app: App, as_of: datetime, *, apply: bool, by: str,
     if not apply or not due:
         return due, 0
     outcome = erase_complaints(app, [d.complaint_id for d in due], now=now or as_of, by=by,
-                               trigger="retention", letters=letters)
+                               trigger="retention", letters=letters,
+                               print_queue=print_queue)
     return due, len(outcome.erased)

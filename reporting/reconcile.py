@@ -135,6 +135,9 @@ def compare(app: App, client: AggregatorClient, as_of: datetime,
     for section in ("by_state", "overdue", "due_within_5_working_days"):
         for key, value in record[section].items():
             result.check(f"backlog.{section}.{key}", live_backlog[section].get(key), value)
+    # (v2) letters not yet delivered: the outbox carries each dispatch to the aggregator
+    result.check("backlog.undelivered_letters", live_backlog.get("undelivered_letters"),
+                 record["undelivered_letters"])
     for month in months:
         report = run_report(app, MONTHLY, parse_month(month), WHOLE_RECORD)
         for code in MONTHLY_ITEMS:

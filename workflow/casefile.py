@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session
 
 from workflow.codes import CATEGORIES, ORAL_CHANNELS
 from workflow.procedure import Procedure
-from workflow.schema import Complaint, Deadline, ErasedComplaint, HistoryEntry, Letter
+from workflow.schema import (
+    Complaint,
+    Deadline,
+    Dispatch,
+    ErasedComplaint,
+    HistoryEntry,
+    Letter,
+)
 
 LONDON: Final = ZoneInfo("Europe/London")
 MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
@@ -236,5 +243,14 @@ def casefile_record(session: Session, complaint_id: str, procedure: Procedure,
 
 
 def letter_dispatches(session: Session, letter_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """How each letter went out, where the delivery feature records it (empty otherwise)."""
-    return {}
+    """How each letter went out: every delivery attempt (channel, address used, instant,
+    outcome, the mail server's reply or the print file), oldest first."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if not letter_ids:
+        return found
+    for d in session.scalars(select(Dispatch).where(Dispatch.letter_id.in_(letter_ids))
+                             .order_by(Dispatch.letter_id, Dispatch.attempt)):
+        found.setdefault(d.letter_id, []).append({
+            "channel": d.channel, "address": d.address, "at_uk": uk_time(d.attempted_at),
+            "outcome": d.outcome, "receipt": d.receipt})
+    return found

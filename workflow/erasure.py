@@ -53,6 +53,7 @@ from workflow.lifecycle import OPEN_STATES
 from workflow.procedure import Procedure
 from workflow.schema import (
     Complaint,
+    Dispatch,
     ErasedComplaint,
     Erasure,
     HistoryEntry,
@@ -233,6 +234,7 @@ class ExtraTable:
     json_columns: tuple[str, ...] = ()
     text_columns: tuple[str, ...] = ()
     bytes_columns: tuple[str, ...] = ()
+    replaced_columns: tuple[str, ...] = ()  # personal data whole: becomes `[erased]`
 
 
 # Tables of other features: the raw bytes of every applied event (`export-events`), ...
@@ -240,6 +242,10 @@ class ExtraTable:
 # an export of an erased record replays to the same returns.
 EXTRA_TABLES: list[ExtraTable] = [
     ExtraTable(RawEvent.__table__, "complaint_id", bytes_columns=("raw",)),  # type: ignore[arg-type]
+    # ... and each delivery attempt of a letter: the address used and the mail server's reply
+    # (which can quote the recipient).
+    ExtraTable(Dispatch.__table__, "complaint_id", text_columns=("receipt",),  # type: ignore[arg-type]
+               replaced_columns=("address",)),
 ]
 
 
@@ -305,13 +311,13 @@ def holds(session: Session, complaints: Iterable[Complaint], now: datetime,
 # --------------------------------------------------------------------------- erasing
 def erase(session: Session, complaints: list[Complaint], *, now: datetime, by: str,
           trigger: str, held: Mapping[str, str] | None = None, reason: str | None = None,
-          extra_account_ids: Iterable[str] = ()) -> tuple[Erasure, dict[str, dict[str, Any]]]:
+          extra_account_ids: Iterable[str] = ()) -> ErasureWork:
     """Erase the personal data of `complaints` in the session's transaction (not committed).
 
     `held`: the holds overridden (with `--force`), recorded with `reason`.
     `extra_account_ids`: accounts whose rejected receipts (no complaint made) are erased too.
-    Returns the erasure record and the letters' erased contexts by letter id (for the letter
-    files, which the caller rewrites).
+    Returns the erasure record, the letters' erased contexts by letter id and the scrubber
+    (for the letter and print files, which the caller rewrites).
     """
     ids = [c.complaint_id for c in complaints]
     accounts = {c.customer.get("account_id") for c in complaints
@@ -375,7 +381,14 @@ def erase(session: Session, complaints: list[Complaint], *, now: datetime, by: s
         session.add(ErasedComplaint(complaint_id=complaint_id, erasure_id=record.id,
                                     erased_at=now))
     session.flush()
-    return record, erased_contexts
+    return ErasureWork(record, erased_contexts, scrubber)
+
+
+@dataclass(frozen=True)
+class ErasureWork:
+    record: Erasure
+    contexts: dict[str, dict[str, Any]]  # letter id -> its erased context
+    scrubber: Scrubber
 
 
 def _update_json(session: Session, table: Any, key: str, column: str,
@@ -419,13 +432,17 @@ def _erase_extra(session: Session, extra: ExtraTable, ids: list[str],
     table = extra.table
     key = next(iter(table.primary_key.columns)).name
     columns = [table.c[key], *(table.c[c] for c in (*extra.json_columns, *extra.text_columns,
-                                                    *extra.bytes_columns))]
+                                                    *extra.bytes_columns,
+                                                    *extra.replaced_columns))]
     rows = list(session.execute(select(*columns).where(table.c[extra.complaint_column]
                                                        .in_(ids))))
     for row in rows:
         mapping = row._mapping
         for name in extra.json_columns:
             scrubber.learn_document(mapping[name])
+        for name in extra.replaced_columns:
+            if isinstance(mapping[name], str):
+                scrubber.learn_text(mapping[name])
         for name in extra.bytes_columns:
             if mapping[name] is not None:
                 with contextlib.suppress(ValueError):
@@ -441,6 +458,9 @@ def _erase_extra(session: Session, extra: ExtraTable, ids: list[str],
         for name in extra.bytes_columns:
             if mapping[name] is not None:
                 values[name] = scrubber.raw(bytes(mapping[name]))
+        for name in extra.replaced_columns:
+            if mapping[name] is not None:
+                values[name] = ERASED
         if values:
             session.execute(update(table).where(table.c[key] == mapping[key]).values(values))
 

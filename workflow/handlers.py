@@ -15,6 +15,7 @@ from statemachine.exceptions import TransitionNotAllowed
 from workflow import events as ev
 from workflow.calendar import elapsed_days, local_date, referral_window_end, remedy_deadline
 from workflow.clock import Clock
+from workflow.delivery import new_delivery
 from workflow.letter_context import (
     DEFAULT_POSITION,
     SIGNPOSTING_KINDS,
@@ -32,6 +33,7 @@ from workflow.schema import (
     Complaint,
     Contact,
     Deadline,
+    Delivery,
     HistoryEntry,
     Letter,
     OutboxMessage,
@@ -463,6 +465,8 @@ class Workflow:
             window_end = referral_window_end(issued_at, self.procedure.referral_window_months)
             specifics = {**specifics, "referral_deadline": local_date(window_end).isoformat()}
         context = build_context(complaint, self.procedure, kind, letter_id, issued_at, specifics)
+        delivery = new_delivery(letter_id, complaint.complaint_id, context["customer"],
+                                self.clock.now())
         self.uow.append(Letter,
             letter_id=letter_id, dedupe_key=key, complaint_id=complaint.complaint_id, kind=kind,
             cycle=complaint.cycle, issued_at=issued_at, cause=cause, context=context,
@@ -472,9 +476,11 @@ class Workflow:
             payload={"event_id": letter_id, "letter_id": letter_id,
                      "complaint_id": complaint.complaint_id, "kind": kind,
                      "issued_at": issued_at.isoformat(), "reference": complaint.reference,
-                     "cycle": complaint.cycle, "formats": ["html", "txt", "pdf"]},
+                     "cycle": complaint.cycle, "formats": ["html", "txt", "pdf"],
+                     "delivery": delivery["channel"]},
             created_at=self.clock.now(),
         )
+        self.uow.append(Delivery, **delivery)
         if kind in SIGNPOSTING_KINDS:
             complaint.signposting_letter_id = letter_id
             complaint.signposting_letter_at = issued_at

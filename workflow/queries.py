@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 from workflow.calendar import WorkingCalendar
 from workflow.handlers import DEADLINE_KINDS
 from workflow.lifecycle import STATES
-from workflow.schema import Complaint, Deadline, HistoryEntry, Letter, Rejection
+from workflow.schema import (
+    Complaint,
+    Deadline,
+    Delivery,
+    Dispatch,
+    HistoryEntry,
+    Letter,
+    Rejection,
+)
 
 
 def iso(instant: datetime | None) -> str | None:
@@ -35,6 +43,7 @@ def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None
         select(Letter).where(Letter.complaint_id == complaint_id)
         .order_by(Letter.issued_at, Letter.letter_id)
     )
+    deliveries, dispatches = letter_dispatches(session, complaint_id)
     return {
         "complaint_id": complaint.complaint_id,
         "reference": complaint.reference,
@@ -56,10 +65,29 @@ def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None
             for d in deadlines
         ],
         "letters": [
-            {"letter_id": x.letter_id, "kind": x.kind, "issued_at": iso(x.issued_at)}
+            {"letter_id": x.letter_id, "kind": x.kind, "issued_at": iso(x.issued_at),
+             # (v2) additive: where its delivery stands, and every attempt (RULES s.6)
+             "delivery": deliveries.get(x.letter_id),
+             "dispatches": dispatches.get(x.letter_id, [])}
             for x in letters
         ],
     }
+
+
+def letter_dispatches(session: Session, complaint_id: str) -> tuple[
+        dict[str, str], dict[str, list[dict[str, Any]]]]:
+    """(v2) Per letter of the complaint: its delivery status (pending | dispatched; none for
+    a letter issued before deliveries were recorded) and its attempts, oldest first."""
+    status = dict(session.execute(
+        select(Delivery.letter_id, Delivery.status)
+        .where(Delivery.complaint_id == complaint_id)).all())
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for d in session.scalars(select(Dispatch).where(Dispatch.complaint_id == complaint_id)
+                             .order_by(Dispatch.letter_id, Dispatch.attempt)):
+        attempts.setdefault(d.letter_id, []).append(
+            {"attempt": d.attempt, "channel": d.channel, "address": d.address,
+             "at": iso(d.attempted_at), "outcome": d.outcome, "receipt": d.receipt})
+    return status, attempts
 
 
 def default_as_of(session: Session, wall_clock: datetime) -> datetime:
@@ -108,7 +136,14 @@ def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dic
         "by_state": by_state,
         "overdue": overdue,
         "due_within_5_working_days": due_soon,
+        # (v2) additive: letters issued and not yet delivered, as the record stands now
+        "undelivered_letters": undelivered_letters(session),
     }
+
+
+def undelivered_letters(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Delivery)
+                          .where(Delivery.status == "pending")) or 0
 
 
 def letters(session: Session, complaint_id: str | None = None,

@@ -380,3 +380,60 @@ class PersonalDataRead(Base):
     reader: Mapped[str] = mapped_column(String(64))  # the token's identity, never the token
     complaint_id: Mapped[str] = mapped_column(String(64), index=True)
     what: Mapped[str] = mapped_column(String(32))  # casefile | timeline
+
+
+class Delivery(Base):
+    """(v2) Where each issued letter stands on its way to the customer (RULES.md s.6).
+
+    Inserted with the letter, in the same transaction (so no letter is ever without one);
+    afterwards only the delivery service changes it. `next_attempt_at` is also the claim: a
+    worker moves it forward before sending, so a second worker (or the same one restarted
+    after a crash) finds the letter due again only after that lease has passed.
+    """
+
+    __tablename__ = "deliveries"
+
+    letter_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    complaint_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | dispatched
+    channel: Mapped[str] = mapped_column(String(8))  # the channel of the next attempt
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # on every channel
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row, this channel
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    email_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first email attempt
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # A round finds what is due among the undelivered, not among every letter ever sent.
+        Index(
+            "ix_deliveries_pending_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+
+class Dispatch(Base):
+    """(v2) Every delivery attempt of a letter, kept for the record (`letter.dispatched`).
+
+    `outcome`: dispatched (the mail server accepted it, or the PDF is in the print queue),
+    deferred (a temporary refusal or a fault: retried), refused (a permanent SMTP refusal:
+    sent by post instead) or gave_up (email still undelivered after `email_give_up_hours`).
+    """
+
+    __tablename__ = "dispatches"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    letter_id: Mapped[str] = mapped_column(String(32), index=True)
+    complaint_id: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per letter
+    channel: Mapped[str] = mapped_column(String(8))  # email | post
+    address: Mapped[str] = mapped_column(Text)  # the email address, or the postal address
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    receipt: Mapped[str] = mapped_column(Text)  # the mail server's reply, or the print file
+
+    __table_args__ = (Index("uq_dispatches_letter_attempt", "letter_id", "attempt",
+                            unique=True),)

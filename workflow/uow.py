@@ -29,7 +29,8 @@ from workflow.schema import Base, Complaint, Deadline, Letter, ProcessedEvent
 
 # Rows that are only ever inserted; everything else goes through the ORM.
 APPEND_ONLY = ("history", "outbox", "letters", "receipts", "category_changes", "resolutions",
-               "contacts", "accounts_snapshots", "rejections", "processed_events", "raw_events")
+               "contacts", "accounts_snapshots", "rejections", "processed_events", "raw_events",
+               "deliveries")  # deliveries: inserted here, changed by the delivery service only
 
 
 # Complaints kept between transactions (strongly referenced, most recently used last).

@@ -19,6 +19,7 @@ from consumers.contract import ASYNCAPI_PATH, SCHEMAS_DIR
 from consumers.contract.models import (
     LIFECYCLE_MESSAGES,
     DeadlineDue,
+    LetterDispatched,
     LetterIssued,
     MessageRejected,
 )
@@ -101,7 +102,9 @@ def _messages() -> dict[Logical, dict[str, dict[str, Any]]]:
                                m.__name__, _summary(m), "complaint_id")
                       for m in LIFECYCLE_MESSAGES},
         "letters": {"letter.issued": _message("letter.issued", "LetterIssued",
-                                              _summary(LetterIssued), "complaint_id")},
+                                              _summary(LetterIssued), "complaint_id"),
+                    "letter.dispatched": _message("letter.dispatched", "LetterDispatched",
+                                                  _summary(LetterDispatched), "complaint_id")},
         "rejected": {"message.rejected": _message(
             "message.rejected", "MessageRejected", _summary(MessageRejected),
             TOPICS["rejected"].key)},
@@ -112,7 +115,7 @@ def _messages() -> dict[Logical, dict[str, dict[str, Any]]]:
 
 def _components(messages: dict[Logical, dict[str, dict[str, Any]]]) -> dict[str, Any]:
     models: list[type[BaseModel]] = [*EVENT_TYPES.values(), *LIFECYCLE_MESSAGES, LetterIssued,
-                                     DeadlineDue, MessageRejected]
+                                     LetterDispatched, DeadlineDue, MessageRejected]
     schemas = _schemas(models)
     schemas["OutputHeaders"] = {
         "type": "object",

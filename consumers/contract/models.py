@@ -93,6 +93,24 @@ class LetterIssued(_Out):
     reference: str
     cycle: int
     formats: list[str]
+    delivery: Literal["email", "post"] | None = Field(
+        default=None, description="(v2) How it will be delivered first: email (the customer "
+                                  "prefers email and gave an address) or post.")
+
+
+class LetterDispatched(_Out):
+    """(v2) A letter was delivered: accepted by the mail server, or put in the print queue.
+    Once per letter; an email refused for good is then posted, and only that is published."""
+
+    event_id: str = Field(description="<letter_id>:dispatched")
+    type: Literal["letter.dispatched"]
+    letter_id: str
+    complaint_id: str
+    channel: Literal["email", "post"]
+    address: str = Field(description="The email address, or the postal address on one line.")
+    dispatched_at: datetime
+    receipt: str = Field(description="The mail server's reply to the message, or the print "
+                                     "file (<print run>/<letter_id>.pdf in the print queue).")
 
 
 class DeadlineDue(_Out):

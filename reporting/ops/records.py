@@ -67,7 +67,7 @@ def new_record() -> Record:
         "remedy_overdue": False,
         "receipts": [],  # {"id", "at", "channel", "reopen", "cycle", "d1", "by_d1"}
         "resolutions": [],  # {"at", "counted", "c12", "c13", "elapsed"}
-        "letters": [],  # {"kind", "at"}
+        "letters": [],  # {"kind", "at"[, "id", "undelivered" (v2)]}
         "pending": {},  # deadline_key -> [kind, due]
         "seen": [],  # digests of the applied event ids
     }
@@ -132,9 +132,17 @@ def apply(record: Record | None, source: Source, payload: Mapping[str, Any],
     if record is not None and digest in record["seen"]:
         return None
     updated = copy.deepcopy(record) if record is not None else new_record()
-    if source == "letters":
-        updated["letters"].append({"kind": _text(payload, "kind"),
-                                   "at": _instant(payload, "issued_at")})
+    if source == "letters" and payload.get("type") == "letter.dispatched":
+        # (v2) The letter is delivered: no longer counted as waiting (never a letter again).
+        letter_id = _text(payload, "letter_id")
+        for letter in updated["letters"]:
+            if letter.get("id") == letter_id:
+                letter["undelivered"] = False
+    elif source == "letters":
+        letter = {"kind": _text(payload, "kind"), "at": _instant(payload, "issued_at")}
+        if payload.get("delivery") is not None:  # (v2) a letter the delivery service sends
+            letter.update(id=_text(payload, "letter_id"), undelivered=True)
+        updated["letters"].append(letter)
     else:
         _lifecycle(updated, complaint_id, payload, rules)
     updated["seen"].append(digest)
@@ -303,6 +311,8 @@ def contributions(record: Record | None) -> Contributions:
         if resolution["elapsed"] is not None:
             points[RESOLUTION_TIME, quarter, resolution["elapsed"]] += 1
     for letter in record["letters"]:
+        if letter.get("undelivered"):
+            counts["undelivered",] += 1
         month, quarter = periods_of(letter["at"])
         counts["m", month, "letter", letter["kind"]] += 1
         counts["q", quarter, "letter", letter["kind"]] += 1

@@ -141,6 +141,7 @@ class LiveView:
             "by_state": {state: self.counts.get(("state", state), 0) for state in STATES},
             "overdue": overdue,
             "due_within_5_working_days": due_soon,
+            "undelivered_letters": self.counts.get(("undelivered",), 0),
         }
 
     def backlog_json(self, as_of: datetime, calendar: WorkingCalendar) -> bytes:

@@ -30,6 +30,7 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 
 from consumers.cli import main
+from consumers.delivery import PostItem, PrintQueue
 from consumers.erasure import erase_account
 from consumers.file_ingest import ingest_file, tick
 from letters.render import render
@@ -40,7 +41,7 @@ from tests.builders import CUSTOMER, received, resolved, simple, write_jsonl
 from workflow import queries
 from workflow.bootstrap import App
 from workflow.casefile import casefile_record
-from workflow.schema import ErasedComplaint, Erasure, Letter
+from workflow.schema import Dispatch, ErasedComplaint, Erasure, Letter
 
 ERASED_CUSTOMER = {
     "account_id": "ACC-ER-90210", "name": "Marianne Dashwood",
@@ -116,7 +117,7 @@ def database_bytes(app: App) -> bytes:
 
 def letter_store(directory: Path) -> str:
     texts = []
-    for path in sorted(directory.iterdir()):
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         if path.suffix == ".pdf":
             texts.extend(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(
                 path.read_bytes())).pages)
@@ -142,6 +143,23 @@ def loaded(app: App, tmp_path: Path) -> tuple[App, Path]:
         for letter in session.scalars(select(Letter)):
             for fmt in ("html", "txt", "pdf") if letter.complaint_id == "C-E1" else ("txt",):
                 (letters / f"{letter.letter_id}.{fmt}").write_bytes(render(letter.context, fmt))
+        # Delivery (consumers/delivery.py): an email attempt of C-E1's first letter, and the
+        # same letter put in a print run (PDF and manifests with the postal address).
+        first = session.scalars(select(Letter).where(Letter.complaint_id == "C-E1")
+                                .order_by(Letter.issued_at)).first()
+        assert first is not None
+        session.add(Dispatch(letter_id=first.letter_id, complaint_id="C-E1", attempt=1,
+                             channel="email", address="marianne.dashwood@example.org",
+                             attempted_at=datetime(2026, 1, 7, tzinfo=UTC), outcome="refused",
+                             receipt="550 5.1.1 <marianne.dashwood@example.org> unknown"))
+        session.add(Dispatch(letter_id=first.letter_id, complaint_id="C-E1", attempt=2,
+                             channel="post", attempted_at=datetime(2026, 1, 7, 1, tzinfo=UTC),
+                             address="Marianne Dashwood, 12 Barton Cottage Lane, Honiton",
+                             outcome="dispatched", receipt="run-1/x.pdf"))
+        session.commit()
+        PrintQueue(tmp_path / "print").write_run(
+            [PostItem(first.letter_id, "C-E1", first.context, render(first.context, "pdf"))],
+            datetime(2026, 1, 7, 1, tzinfo=UTC))
     return app, letters
 
 
@@ -154,15 +172,23 @@ def test_erasure_keeps_every_return_and_leaves_nothing_to_read_back(
     for value in (*SECRETS, *KEPT):
         assert value.encode() in stored, value
     assert "Marianne Dashwood" in letter_store(letters)
+    prints = letters.parent / "print"
+    assert "Marianne Dashwood" in letter_store(prints)
+    with app.sessions() as session:
+        record = casefile_record(session, "C-E1", app.procedure, NOW)
+        assert record is not None
+        assert [d["channel"] for d in record["letters"][0]["dispatches"]] == ["email", "post"]
 
-    held = erase_account(app, "ACC-ER-90210", now=NOW, by="dpo@example", letters=letters)
+    held = erase_account(app, "ACC-ER-90210", now=NOW, by="dpo@example", letters=letters,
+                         print_queue=prints)
     assert held.erased == ["C-E3"]
     assert set(held.held) == {"C-E1", "C-E2"}
     assert "Ombudsman" in held.held["C-E1"] and "duplicate record of C-E1" in held.held["C-E2"]
     assert returns(app) == before
 
     forced = erase_account(app, "ACC-ER-90210", now=NOW, by="dpo@example", force=True,
-                           reason="Ombudsman closed its case EO-ER-1", letters=letters)
+                           reason="Ombudsman closed its case EO-ER-1", letters=letters,
+                           print_queue=prints)
     assert sorted(forced.erased) == ["C-E1", "C-E2"]
     assert returns(app) == before
 
@@ -171,7 +197,7 @@ def test_erasure_keeps_every_return_and_leaves_nothing_to_read_back(
         assert value.encode() not in stored, value
     for value in KEPT:
         assert value.encode() in stored, value  # the other customer's record is intact
-    store = letter_store(letters)
+    store = letter_store(letters) + letter_store(prints)
     page = shown(app)
     for value in SECRETS:
         assert value not in store and value not in page, value

@@ -6,7 +6,7 @@ when a legal hold was overridden; `erased_complaints`: which complaints are eras
 account id inside `complaints.customer` finds an account's complaints.
 
 Revision ID: 0009
-Revises: 0008 (0004 on its own; re-chained by the lead on merge)
+Revises: 0006, 0008 (0004 on its own; re-chained by the lead on merge)
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from alembic import op
 from workflow.schema import Id, Json, UTCDateTime
 
 revision = "0009"
-down_revision = "0008"  # 0004 before the merge of raw_events; the lead re-chains
+# 0004 on its own; here after both branches merged in (raw_events 0008, deliveries 0006),
+# as their merge point. The lead re-chains on merge.
+down_revision = ("0006", "0008")
 branch_labels = None
 depends_on = None
 
