@@ -31,6 +31,7 @@ from consumers.broker import EmbeddedBroker
 from consumers.demo import ContactCentre
 from consumers.letter_service import LetterService
 from consumers.outbox_relay import OutboxRelay
+from consumers.retention import RetentionService
 from consumers.settings import TOPICS, Settings
 from consumers.timer_service import TimerService
 from consumers.workflow_consumer import WorkflowConsumer, _short
@@ -40,11 +41,12 @@ from workflow.schema import Deadline, OutboxMessage, Rejection
 
 log = logging.getLogger(__name__)
 
-COMPONENTS: Final = ("consumer", "timer", "relay", "letters", "aggregator")
+COMPONENTS: Final = ("consumer", "timer", "relay", "letters", "aggregator", "retention")
 # Stopped in this order: input first, then the relay so that it publishes the final batch, and
 # the aggregator last so that it can still count that batch. The letter service stops after
 # the relay; what it has not rendered by then stays uncommitted, for its next start.
-STOP_ORDER: Final = ("demo", "consumer", "timer", "relay", "letters", "aggregator")
+STOP_ORDER: Final = ("demo", "consumer", "timer", "relay", "letters", "aggregator",
+                     "retention")
 STATUS_EVERY_S: Final = 15.0
 HEALTH_EVERY_S: Final = 5.0
 _TOPIC_ALREADY_EXISTS: Final = 36
@@ -145,9 +147,14 @@ class Runtime:
             "relay": lambda: OutboxRelay(self.app, self.settings),
             "letters": lambda: LetterService(self.app, self.settings),
             "aggregator": self._ops_service,
+            # The daily retention run (erasure of complaints past retention_years).
+            "retention": lambda: RetentionService(self.app, letters_dir=self.settings.letters_dir),
         }
         for name in self.options.only:
             self.components[name] = factories[name]()
+        retention, ops = self.components.get("retention"), self.components.get("aggregator")
+        if retention is not None and ops is not None:
+            ops.state.retention = retention.stats  # type: ignore[attr-defined]  # /metrics
         if self.options.demo:
             self.components["demo"] = ContactCentre(self.settings, rate=self.options.demo_rate)
 
@@ -160,7 +167,8 @@ class Runtime:
         # of reporting.aggregator): one record per changelog batch on the embedded broker.
         config = AggregatorConfig(single_record_batches=self._broker is not None)
         return OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
-                          config=config, announce_token=self.options.ops_token_generated)
+                          config=config, announce_token=self.options.ops_token_generated,
+                          record=self.app)
 
     def run(self) -> dict[str, Any]:
         """Run until the stop event (signal) or `duration`; returns the exit summary."""

@@ -320,7 +320,8 @@ class OpsService:
 
     def __init__(self, settings: Settings, procedure: Procedure, *, token: str,
                  host: str | None = None, port: int | None = None,
-                 config: AggregatorConfig | None = None, announce_token: bool = False) -> None:
+                 config: AggregatorConfig | None = None, announce_token: bool = False,
+                 record: Any = None, retention: Any = None) -> None:
         self.settings = settings
         self.procedure = procedure
         self.token = token
@@ -330,6 +331,8 @@ class OpsService:
         self._announce = announce_token
         rules = Rules(procedure.calendar, procedure.eight_weeks_days)
         self.state = OpsState(procedure.calendar, Aggregator(rules, store={}))
+        self.state.record = record  # the database, for the case file endpoint
+        self.state.retention = retention  # the daily retention run's figures, for /metrics
 
     @property
     def stats(self) -> AggregatorStats:

@@ -11,6 +11,9 @@ Endpoints (JSON unless said):
 - `GET /returns/current[?month=YYYY-MM][&quarter=YYYY-Qn]`: the return items that can be counted
   from the output topics, for the current month and quarter (Europe/London) by default.
 - `GET /metrics`: Prometheus text format.
+- `GET /complaints/{id}/casefile[?format=pdf|zip]`: the complaint's case file for the Energy
+  Ombudsman, from the database (rendered off the event loop); every such read of personal data
+  is recorded (`personal_data_reads`: the token's fingerprint, when, which complaint).
 - `GET /` (open): the dashboard page; it holds no data and fetches the endpoints above with the
   token (see reporting/static/dashboard.js for how the token is kept).
 
@@ -20,6 +23,7 @@ The token is compared by digest in constant time; a missing or wrong one gets 40
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -55,6 +59,7 @@ PAGE_POLICY: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; 
                       "img-src 'self'; connect-src 'self'; base-uri 'none'; "
                       "form-action 'self'; frame-ancestors 'none'")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CASEFILE_TYPES: Final = {"pdf": "application/pdf", "zip": "application/zip"}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -111,6 +116,10 @@ class OpsState:
     started_at: float = field(default_factory=time.time)
     error: str | None = None  # the last failure, type and first line only
     web_port: int | None = None  # the port bound (port 0 asks for a free one)
+    # The record (a workflow.bootstrap.App), for the endpoints that read the database: the
+    # case file. None where the server runs without one (python -m reporting.aggregator).
+    record: Any = None
+    retention: Any = None  # consumers.retention.RetentionStats, when `complaints up` runs it
 
     @property
     def ready(self) -> bool:
@@ -163,6 +172,7 @@ class ViewCollector(Collector):
                                      "Wall-clock time the last event was applied")
             last.add_metric([], stats.last_applied_at)
             yield last
+        yield from _retention_metrics(state.retention)
         if not state.ready:
             return
         now = datetime.now(UTC)
@@ -191,6 +201,28 @@ class ViewCollector(Collector):
         for name, value in monthly["receipts_by_channel"].items():
             receipts.add_metric([name], value)
         yield receipts
+
+
+def _retention_metrics(stats: Any) -> Iterable[Metric]:
+    """The daily retention run of `complaints up` (consumers/retention.py), when it runs."""
+    if stats is None:
+        return
+    for name, help_text, value in (
+            ("complaints_retention_runs", "Retention runs completed", stats.runs),
+            ("complaints_retention_erased", "Complaints erased by retention", stats.erased),
+            ("complaints_retention_failures", "Retention runs that failed", stats.failures)):
+        counter = CounterMetricFamily(name, help_text)
+        counter.add_metric([], value)
+        yield counter
+    due = GaugeMetricFamily("complaints_retention_due",
+                            "Complaints past retention_years at the last run")
+    due.add_metric([], stats.due)
+    yield due
+    if stats.last_run_at is not None:
+        last = GaugeMetricFamily("complaints_retention_last_run_timestamp_seconds",
+                                 "Wall-clock time of the last retention run")
+        last.add_metric([], stats.last_run_at)
+        yield last
 
 
 def periods_of_now(now: datetime) -> tuple[str, str]:
@@ -303,6 +335,36 @@ def create_app(state: OpsState, token: str) -> web.Application:
         }
         return web.json_response(document, headers=COMMON_HEADERS)
 
+    async def casefile(request: web.Request) -> web.Response:
+        """One complaint's case file (PDF, or ZIP with its letters): personal data, so each
+        read is recorded (who, when, which complaint) before it is sent."""
+        from reporting.casefile import casefile_bytes, record_read, token_identity
+
+        if state.record is None:
+            return _error(503, "the case file needs the database (run under complaints up)")
+        fmt = request.query.get("format", "pdf")
+        if fmt not in ("pdf", "zip"):
+            return _error(400, "format must be pdf or zip")
+        complaint_id = request.match_info["complaint_id"]
+        reader = token_identity(request.headers["Authorization"].partition(" ")[2].strip())
+
+        def build() -> bytes | None:
+            now = datetime.now(UTC)
+            data = casefile_bytes(state.record, complaint_id, fmt, now)  # type: ignore[arg-type]
+            if data is not None:
+                record_read(state.record, reader=reader, complaint_id=complaint_id,
+                            what=f"casefile.{fmt}", at=now)
+            return data
+
+        # Rendering takes a second or more: off the event loop, which serves the live view.
+        data = await asyncio.get_running_loop().run_in_executor(None, build)
+        if data is None:
+            return _error(404, "unknown complaint")
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in complaint_id)
+        return web.Response(body=data, content_type=CASEFILE_TYPES[fmt], headers={
+            **COMMON_HEADERS,
+            "Content-Disposition": f'attachment; filename="casefile-{safe}.{fmt}"'})
+
     async def metrics(request: web.Request) -> web.Response:
         body = generate_latest(registry)
         return web.Response(body=body, headers={**COMMON_HEADERS,
@@ -318,6 +380,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/backlog", guarded(backlog))
     app.router.add_get("/returns/current", guarded(returns))
     app.router.add_get("/metrics", guarded(metrics))
+    app.router.add_get("/complaints/{complaint_id}/casefile", guarded(casefile))
     return app
 
 

@@ -117,3 +117,51 @@ def test_casefile_command_writes_a_zip_with_every_letter(tmp_path: Path) -> None
     bad = CliRunner().invoke(main, ["casefile", "C-CF", "--to", str(tmp_path / "x.doc"),
                                     "--db", f"sqlite:///{tmp_path / 'cf.db'}"])
     assert bad.exit_code == 2
+
+
+def test_ops_api_serves_the_case_file_with_the_token_and_records_each_read(
+        tmp_path: Path) -> None:
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+    from sqlalchemy import select
+
+    from reporting.casefile import token_identity
+    from reporting.ops.records import Rules
+    from reporting.ops.view import Aggregator
+    from reporting.web import OpsState, create_app
+    from workflow.schema import PersonalDataRead
+
+    app = _load(tmp_path)
+    state = OpsState(app.procedure.calendar, Aggregator(Rules(app.procedure.calendar)),
+                     status="running", record=app)
+    token = "casefile-test-token"
+
+    async def go() -> list[tuple[int, bytes, str]]:
+        async with TestClient(TestServer(create_app(state, token))) as client:
+            results = []
+            for path, headers in (
+                    ("/complaints/C-CF/casefile", {}),
+                    ("/complaints/C-CF/casefile", {"Authorization": "Bearer wrong"}),
+                    ("/complaints/C-CF/casefile", {"Authorization": f"Bearer {token}"}),
+                    ("/complaints/C-CF/casefile?format=zip",
+                     {"Authorization": f"Bearer {token}"}),
+                    ("/complaints/C-NONE/casefile", {"Authorization": f"Bearer {token}"})):
+                response = await client.get(path, headers=headers)
+                results.append((response.status, await response.read(),
+                                response.headers.get("Content-Type", "")))
+            return results
+
+    results = asyncio.run(go())
+    assert [r[0] for r in results] == [401, 401, 200, 200, 404]
+    assert results[2][1].startswith(b"%PDF") and results[2][2] == "application/pdf"
+    assert results[3][1].startswith(b"PK") and results[3][2] == "application/zip"
+    assert "Grace Hopper" in _pdf_text(results[2][1])
+    with app.sessions() as session:
+        reads = list(session.scalars(select(PersonalDataRead).order_by(PersonalDataRead.id)))
+    # Two reads of personal data (the refused and the unknown ones read nothing).
+    assert [(r.complaint_id, r.what) for r in reads] == [("C-CF", "casefile.pdf"),
+                                                         ("C-CF", "casefile.zip")]
+    assert all(r.reader == token_identity(token) for r in reads)
+    assert token not in reads[0].reader and reads[0].reader.startswith("token:sha256:")
+    app.engine.dispose()
