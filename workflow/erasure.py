@@ -45,7 +45,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Table, and_, bindparam, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from workflow.calendar import end_of_date, local_date, referral_window_end
@@ -230,11 +230,12 @@ class ExtraTable:
     of some complaints and which JSON/text/bytes columns to scrub."""
 
     table: Table
-    complaint_column: str
+    complaint_column: str  # or, with `by_letter`, the letter id column
     json_columns: tuple[str, ...] = ()
     text_columns: tuple[str, ...] = ()
     bytes_columns: tuple[str, ...] = ()
     replaced_columns: tuple[str, ...] = ()  # personal data whole: becomes `[erased]`
+    by_letter: bool = False  # rows found by the complaints' letter ids (an indexed column)
 
 
 # Tables of other features: the raw bytes of every applied event (`export-events`), ...
@@ -244,8 +245,8 @@ EXTRA_TABLES: list[ExtraTable] = [
     ExtraTable(RawEvent.__table__, "complaint_id", bytes_columns=("raw",)),  # type: ignore[arg-type]
     # ... and each delivery attempt of a letter: the address used and the mail server's reply
     # (which can quote the recipient).
-    ExtraTable(Dispatch.__table__, "complaint_id", text_columns=("receipt",),  # type: ignore[arg-type]
-               replaced_columns=("address",)),
+    ExtraTable(Dispatch.__table__, "letter_id", text_columns=("receipt",),  # type: ignore[arg-type]
+               replaced_columns=("address",), by_letter=True),
 ]
 
 
@@ -332,9 +333,9 @@ def erase(session: Session, complaints: list[Complaint], *, now: datetime, by: s
         select(Letter.letter_id, Letter.context).where(Letter.complaint_id.in_(ids))))
     for complaint in complaints:
         scrubber.learn_customer(complaint.customer)
-        for text in (complaint.summary, complaint.senior_manager_position,
-                     complaint.remedy_summary):
-            scrubber.learn_text(text)
+        for free_text in (complaint.summary, complaint.senior_manager_position,
+                          complaint.remedy_summary):
+            scrubber.learn_text(free_text)
     for _, detail in history:
         scrubber.learn_document(detail)
     for _, context in letters:
@@ -361,16 +362,15 @@ def erase(session: Session, complaints: list[Complaint], *, now: datetime, by: s
                  [(row_id, scrubber.document(detail)) for row_id, detail in history])
     erased_contexts = {letter_id: scrubber.document(context) for letter_id, context in letters}
     _update_json(session, Letter.__table__, "letter_id", "context", list(erased_contexts.items()))
-    outbox = list(session.execute(
-        select(OutboxMessage.id, OutboxMessage.payload).where(OutboxMessage.key.in_(ids))))
     _update_json(session, OutboxMessage.__table__, "id", "payload",
-                 [(row_id, scrubber.document(payload)) for row_id, payload in outbox])
+                 _outbox_rows(session, ids, accounts, scrubber))
     for row_id, _document, raw in rejections:
         reason_text = session.scalar(select(Rejection.reason).where(Rejection.id == row_id))
         session.execute(update(Rejection).where(Rejection.id == row_id).values(
             raw=scrubber.raw(raw), reason=scrubber.text(reason_text or "")))
+    letter_ids = [letter_id for letter_id, _ in letters]
     for extra in EXTRA_TABLES:
-        _erase_extra(session, extra, ids, scrubber)
+        _erase_extra(session, extra, letter_ids if extra.by_letter else ids, scrubber)
 
     record = Erasure(erased_at=now, by=by, trigger=trigger,
                      pseudonym=", ".join(sorted(scrubber.pseudonyms.values())) or ERASED,
@@ -398,6 +398,43 @@ def _update_json(session: Session, table: Any, key: str, column: str,
     statement = (update(table).where(table.c[key] == bindparam("_key"))
                  .values({column: bindparam("_value")}))
     session.execute(statement, [{"_key": k, "_value": v} for k, v in rows])
+
+
+def _outbox_rows(session: Session, ids: list[str], accounts: set[Any],
+                 scrubber: Scrubber) -> list[tuple[int, Any]]:
+    """Outbox rows (published or not) quoting the complaints, rewritten: letters' messages
+    and deliveries (`letter.dispatched` names the address), and rejected messages, which
+    carry the raw message as text. Lifecycle messages carry codes, ids and instants only, so
+    they are not read (the partial index `ix_outbox_personal_key` leaves them out)."""
+    personal = text("outbox.topic <> 'lifecycle'")
+    rows: list[tuple[int, Any]] = [
+        (row_id, payload) for row_id, payload in session.execute(
+            select(OutboxMessage.id, OutboxMessage.payload)
+            .where(personal, OutboxMessage.key.in_(ids)))]
+    # A rejected receipt for a complaint never made is keyed by that complaint's id: found by
+    # the account in its raw text. Rejections are few beside the record.
+    seen = {row_id for row_id, _ in rows}
+    needles = [str(a) for a in accounts]
+    if needles:
+        for row_id, payload in session.execute(
+                select(OutboxMessage.id, OutboxMessage.payload)
+                .where(personal, OutboxMessage.topic == "rejected")):
+            raw = (payload or {}).get("raw") or {}
+            if row_id not in seen and any(n in str(raw.get("data") or "") for n in needles):
+                rows.append((row_id, payload))
+    rewritten = []
+    for row_id, payload in rows:
+        if isinstance(payload, dict) and payload.get("type") == "message.rejected":
+            raw = dict(payload.get("raw") or {})
+            if raw.get("encoding") == "utf-8" and isinstance(raw.get("data"), str):
+                raw["data"] = scrubber.raw(raw["data"].encode("utf-8")).decode("utf-8")
+            elif raw.get("encoding") == "base64":
+                raw["data"] = None  # bytes that are not text: nothing of them can stay
+            rewritten.append((row_id, {**payload, "raw": raw,
+                                       "reason": scrubber.text(str(payload.get("reason", "")))}))
+        else:
+            rewritten.append((row_id, scrubber.document(payload)))
+    return rewritten
 
 
 def _rejections_quoting(session: Session, complaint_ids: set[str],

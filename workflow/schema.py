@@ -341,6 +341,10 @@ class RawEvent(Base):
 # Finding an account's complaints (erasure, and nothing else) by the account id inside the
 # customer JSON, without reading every complaint.
 Index("ix_complaints_account_id", Complaint.customer["account_id"].as_string())
+# The outbox rows that can quote personal data (letters, deliveries, rejected messages), by
+# complaint; lifecycle messages (codes and instants, most of the outbox) are left out.
+Index("ix_outbox_personal_key", OutboxMessage.key,
+      postgresql_where=text("topic <> 'lifecycle'"), sqlite_where=text("topic <> 'lifecycle'"))
 
 
 class Erasure(Base):

@@ -41,7 +41,7 @@ from tests.builders import CUSTOMER, received, resolved, simple, write_jsonl
 from workflow import queries
 from workflow.bootstrap import App
 from workflow.casefile import casefile_record
-from workflow.schema import Dispatch, ErasedComplaint, Erasure, Letter
+from workflow.schema import Dispatch, ErasedComplaint, Erasure, Letter, OutboxMessage
 
 ERASED_CUSTOMER = {
     "account_id": "ACC-ER-90210", "name": "Marianne Dashwood",
@@ -156,6 +156,16 @@ def loaded(app: App, tmp_path: Path) -> tuple[App, Path]:
                              channel="post", attempted_at=datetime(2026, 1, 7, 1, tzinfo=UTC),
                              address="Marianne Dashwood, 12 Barton Cottage Lane, Honiton",
                              outcome="dispatched", receipt="run-1/x.pdf"))
+        # The Kafka consumer's copy of a rejected receipt for the topic complaints.rejected,
+        # and the delivery's letter.dispatched message (it names the address).
+        session.add(OutboxMessage(event_id="rej-1", topic="rejected", key="C-E4", payload={
+            "event_id": "rej-1", "type": "message.rejected", "reason": "category B99",
+            "raw": {"encoding": "utf-8", "data": json.dumps(EVENTS[7])}},
+            created_at=datetime(2026, 1, 8, tzinfo=UTC)))
+        session.add(OutboxMessage(event_id="disp-1", topic="letters", key="C-E1", payload={
+            "type": "letter.dispatched", "letter_id": first.letter_id, "channel": "email",
+            "address": "marianne.dashwood@example.org"},
+            created_at=datetime(2026, 1, 8, tzinfo=UTC)))
         session.commit()
         PrintQueue(tmp_path / "print").write_run(
             [PostItem(first.letter_id, "C-E1", first.context, render(first.context, "pdf"))],

@@ -3,7 +3,8 @@
 `erasures`: who erased which complaints when (the account by its pseudonym), and the reason
 when a legal hold was overridden; `erased_complaints`: which complaints are erased;
 `personal_data_reads`: every ops-API read of one complaint's personal data. An index on the
-account id inside `complaints.customer` finds an account's complaints.
+account id inside `complaints.customer` finds an account's complaints, and a partial index on
+the outbox's key the outbox rows that can quote them (not the lifecycle messages).
 
 Revision ID: 0009
 Revises: 0006, 0008 (0004 on its own; re-chained by the lead on merge)
@@ -54,6 +55,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_personal_data_reads_complaint_id", "personal_data_reads",
                     ["complaint_id"])
+    op.create_index("ix_outbox_personal_key", "outbox", ["key"],
+                    postgresql_where=sa.text("topic <> 'lifecycle'"),
+                    sqlite_where=sa.text("topic <> 'lifecycle'"))
     complaints = sa.table("complaints", sa.column("customer", Json))
     op.create_index("ix_complaints_account_id", "complaints",
                     [complaints.c.customer["account_id"].as_string()])
@@ -61,6 +65,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_complaints_account_id", table_name="complaints")
+    op.drop_index("ix_outbox_personal_key", table_name="outbox")
     op.drop_table("personal_data_reads")
     op.drop_table("erased_complaints")
     op.drop_table("erasures")
