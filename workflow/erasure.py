@@ -45,7 +45,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Table, and_, bindparam, func, select, text, update
+from sqlalchemy import LargeBinary, Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from workflow.calendar import end_of_date, local_date, referral_window_end
@@ -416,9 +416,9 @@ def _outbox_rows(session: Session, ids: list[str], accounts: set[Any],
     seen = {row_id for row_id, _ in rows}
     needles = [str(a) for a in accounts]
     if needles:
-        for row_id, payload in session.execute(
+        for row_id, payload in session.execute(  # by the partial index ix_outbox_rejected
                 select(OutboxMessage.id, OutboxMessage.payload)
-                .where(personal, OutboxMessage.topic == "rejected")):
+                .where(text("outbox.topic = 'rejected'"))):
             raw = (payload or {}).get("raw") or {}
             if row_id not in seen and any(n in str(raw.get("data") or "") for n in needles):
                 rows.append((row_id, payload))
@@ -446,10 +446,16 @@ def _rejections_quoting(session: Session, complaint_ids: set[str],
     if not complaint_ids and not accounts:
         return found
     needles = [value.encode("utf-8") for value in (*complaint_ids, *accounts)]
-    for row_id, raw in session.execute(select(Rejection.id, Rejection.raw)):
+    # The database keeps the rows whose bytes quote an id (a scan in the server, not here).
+    contains = ("position(:needle_{n} IN rejections.raw) > 0"
+                if session.get_bind().dialect.name == "postgresql"
+                else "instr(rejections.raw, :needle_{n}) > 0")
+    quoting = or_(*(text(contains.format(n=n)).bindparams(
+        bindparam(f"needle_{n}", needle, type_=LargeBinary)) for n, needle in enumerate(needles)))
+    for row_id, raw in session.execute(select(Rejection.id, Rejection.raw).where(quoting)):
         raw = bytes(raw)
         if not any(needle in raw for needle in needles):
-            continue  # cheap test first: the id must appear in the bytes
+            continue
         try:
             document = json.loads(raw)
         except ValueError:

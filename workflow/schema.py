@@ -345,6 +345,8 @@ Index("ix_complaints_account_id", Complaint.customer["account_id"].as_string())
 # complaint; lifecycle messages (codes and instants, most of the outbox) are left out.
 Index("ix_outbox_personal_key", OutboxMessage.key,
       postgresql_where=text("topic <> 'lifecycle'"), sqlite_where=text("topic <> 'lifecycle'"))
+Index("ix_outbox_rejected", OutboxMessage.id,
+      postgresql_where=text("topic = 'rejected'"), sqlite_where=text("topic = 'rejected'"))
 
 
 class Erasure(Base):

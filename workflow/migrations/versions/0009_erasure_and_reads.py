@@ -58,6 +58,9 @@ def upgrade() -> None:
     op.create_index("ix_outbox_personal_key", "outbox", ["key"],
                     postgresql_where=sa.text("topic <> 'lifecycle'"),
                     sqlite_where=sa.text("topic <> 'lifecycle'"))
+    op.create_index("ix_outbox_rejected", "outbox", ["id"],
+                    postgresql_where=sa.text("topic = 'rejected'"),
+                    sqlite_where=sa.text("topic = 'rejected'"))
     complaints = sa.table("complaints", sa.column("customer", Json))
     op.create_index("ix_complaints_account_id", "complaints",
                     [complaints.c.customer["account_id"].as_string()])
@@ -66,6 +69,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_complaints_account_id", table_name="complaints")
     op.drop_index("ix_outbox_personal_key", table_name="outbox")
+    op.drop_index("ix_outbox_rejected", table_name="outbox")
     op.drop_table("personal_data_reads")
     op.drop_table("erased_complaints")
     op.drop_table("erasures")
