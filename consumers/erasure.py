@@ -131,8 +131,10 @@ def _erase(app: App, session: Session, complaints: list[Complaint], *, now: date
     if print_queue is not None:
         files += rewrite_print_queue(print_queue, work.contexts, work.scrubber)
     session.commit()
-    log.info("erasure %s: %d complaint(s), %d letter file(s)", record.id, len(complaints), files)
-    return EraseOutcome(erased=[c.complaint_id for c in complaints], erasure_id=record.id,
+    log.info("erasure %s: %d complaint(s), %d letter file(s)", record.id,
+             len(record.complaint_ids), files)
+    # The record's list, not the complaints' attributes: erase() expired them (a reload each).
+    return EraseOutcome(erased=list(record.complaint_ids), erasure_id=record.id,
                         letter_files=files)
 
 

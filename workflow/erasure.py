@@ -61,6 +61,7 @@ from workflow.schema import (
     OutboxMessage,
     RawEvent,
     Rejection,
+    account_id_of,
 )
 
 ERASED: Final = "[erased]"
@@ -262,7 +263,7 @@ def complaints_of_account(session: Session, account_id: str) -> list[Complaint]:
     erased = select(ErasedComplaint.complaint_id)
     return list(session.scalars(
         select(Complaint)
-        .where(Complaint.customer["account_id"].as_string() == account_id,
+        .where(account_id_of(Complaint.customer) == account_id,
                Complaint.complaint_id.not_in(erased))
         .order_by(Complaint.received_at, Complaint.complaint_id)))
 
@@ -490,6 +491,7 @@ def _erase_extra(session: Session, extra: ExtraTable, ids: list[str],
             if mapping[name] is not None:
                 with contextlib.suppress(ValueError):
                     scrubber.learn_document(json.loads(bytes(mapping[name])))
+    changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         mapping = row._mapping
         values: dict[str, Any] = {}
@@ -505,7 +507,11 @@ def _erase_extra(session: Session, extra: ExtraTable, ids: list[str],
             if mapping[name] is not None:
                 values[name] = ERASED
         if values:
-            session.execute(update(table).where(table.c[key] == mapping[key]).values(values))
+            changes.setdefault(tuple(sorted(values)), []).append(
+                {"_key": mapping[key], **{f"_{k}": v for k, v in values.items()}})
+    for names, parameters in changes.items():  # one executemany per set of columns
+        session.execute(update(table).where(table.c[key] == bindparam("_key"))
+                        .values({name: bindparam(f"_{name}") for name in names}), parameters)
 
 
 def erased_at(session: Session, complaint_id: str) -> datetime | None:

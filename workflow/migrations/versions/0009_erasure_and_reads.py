@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from workflow.schema import Id, Json, UTCDateTime
+from workflow.schema import Id, Json, UTCDateTime, account_id_of
 
 revision = "0009"
 # 0004 on its own; here after both branches merged in (raw_events 0008, deliveries 0006),
@@ -63,7 +63,7 @@ def upgrade() -> None:
                     sqlite_where=sa.text("topic = 'rejected'"))
     complaints = sa.table("complaints", sa.column("customer", Json))
     op.create_index("ix_complaints_account_id", "complaints",
-                    [complaints.c.customer["account_id"].as_string()])
+                    [account_id_of(complaints.c.customer)])
 
 
 def downgrade() -> None:
