@@ -226,6 +226,12 @@ from reporting.submission_commands import submissions_group  # noqa: E402
 for _command in (report, up, publish, reconcile, submissions_group):
     main.add_command(_command)
 
+# The Ombudsman case file, erasure and retention (issue 15).
+from consumers.casefile_commands import casefile, erase, retention  # noqa: E402
+
+for _command in (casefile, erase, retention):
+    main.add_command(_command)
+
 
 if __name__ == "__main__":
     main()

@@ -50,8 +50,9 @@ def _install_stop_signals(stop: threading.Event) -> None:
               help="Topic name prefix [env COMPLAINTS_TOPIC_PREFIX].")
 @click.option("--only", "only", multiple=True,
               type=click.Choice(["consumer", "timer", "relay", "letters", "delivery",
-                                 "aggregator"]),
-              help="Run only this component (repeatable) [default: all six].")
+                                 "aggregator", "retention"]),
+              help="Run only this component (repeatable) [default: all seven; retention is "
+                   "the daily erasure of complaints past retention_years].")
 @click.option("--demo", is_flag=True, help="Also run a simulated contact centre.")
 @click.option("--demo-rate", default=2.0, show_default=True, type=click.FloatRange(min=0.01),
               help="New demo complaints per second.")

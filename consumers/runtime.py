@@ -32,6 +32,7 @@ from consumers.delivery import DeliveryService
 from consumers.demo import ContactCentre
 from consumers.letter_service import LetterService
 from consumers.outbox_relay import OutboxRelay
+from consumers.retention import RetentionService
 from consumers.settings import TOPICS, Settings
 from consumers.timer_service import TimerService
 from consumers.workflow_consumer import WorkflowConsumer, _short
@@ -42,13 +43,15 @@ from workflow.schema import Deadline, OutboxMessage, Rejection
 
 log = logging.getLogger(__name__)
 
-COMPONENTS: Final = ("consumer", "timer", "relay", "letters", "delivery", "aggregator")
+COMPONENTS: Final = ("consumer", "timer", "relay", "letters", "delivery", "aggregator",
+                     "retention")
 # Stopped in this order: input first, then the relay so that it publishes the final batch, and
 # the aggregator last so that it can still count that batch. The letter service stops after
 # the relay; what it has not rendered by then stays uncommitted, for its next start. Delivery
 # stops before the relay (its letter.dispatched events are outbox rows the relay drains);
 # what it has not delivered waits in the database for its next start.
-STOP_ORDER: Final = ("demo", "consumer", "timer", "delivery", "relay", "letters", "aggregator")
+STOP_ORDER: Final = ("demo", "consumer", "timer", "delivery", "relay", "letters", "aggregator",
+                     "retention")
 STATUS_EVERY_S: Final = 15.0
 HEALTH_EVERY_S: Final = 5.0
 _TOPIC_ALREADY_EXISTS: Final = 36
@@ -153,9 +156,14 @@ class Runtime:
             "letters": lambda: LetterService(self.app, self.settings),
             "delivery": self._delivery_service,
             "aggregator": self._ops_service,
+            # The daily retention run (erasure of complaints past retention_years).
+            "retention": lambda: RetentionService(self.app, letters_dir=self.settings.letters_dir),
         }
         for name in self.options.only:
             self.components[name] = factories[name]()
+        retention, ops = self.components.get("retention"), self.components.get("aggregator")
+        if retention is not None and ops is not None:
+            ops.state.retention = retention.stats  # type: ignore[attr-defined]  # /metrics
         if self.options.demo:
             self.components["demo"] = ContactCentre(self.settings, rate=self.options.demo_rate)
 
@@ -185,7 +193,7 @@ class Runtime:
         paused = placeholder_pause(self.app.procedure.placeholders, self.options.demo)
         service = OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
                              config=config, announce_token=self.options.ops_token_generated,
-                             delivery_paused=paused)
+                             delivery_paused=paused, record=self.app)
         # (v2) The dashboard's and /metrics' submissions calendar reads this database.
         from reporting.submissions import ObligationsSource
 

@@ -398,19 +398,30 @@ def render_pdf(context: Mapping[str, Any]) -> bytes:
     (HTML `dcterms.created`/`dcterms.modified`), its file identifier is the `letter_id`, and
     the embedded fonts' timestamps are pinned to `issued_at` too.
     """
-    import weasyprint  # heavy (pango, fonts): only when a PDF is wanted
-
     html = render_html(context)
     variant = template_set(context).pdf_variant
     issued_at = datetime.fromisoformat(str(context["issued_at"]))
     if issued_at.utcoffset() is None:
         raise ValueError(f"issued_at has no UTC offset: {context['issued_at']!r}")
-    epoch = int(issued_at.timestamp())
+    return pdf_from_html(html, identifier=str(context["letter_id"]), created=issued_at,
+                         variant=variant)
+
+
+def pdf_from_html(html: str, *, identifier: str, created: datetime,
+                  variant: str | None = None) -> bytes:
+    """A standalone HTML document of ours (a letter, a case file) as a PDF, the same way
+    every time: no external resources, tagged for screen readers, the file identifier
+    `identifier`, the embedded fonts' timestamps pinned to `created`; `variant` is
+    WeasyPrint's `pdf_variant` (e.g. "pdf/a-3a"), none for a plain tagged PDF."""
+    import weasyprint  # heavy (pango, fonts): only when a PDF is wanted
+
+    if created.utcoffset() is None:
+        raise ValueError(f"created has no UTC offset: {created!r}")
     document = weasyprint.HTML(string=html, base_url=None, url_fetcher=_refuse_fetch).render()
-    with _source_date_epoch(epoch):
+    with _source_date_epoch(int(created.timestamp())):
         options: dict[str, Any] = {"pdf_variant": variant} if variant else {}
         pdf: bytes = document.write_pdf(
-            pdf_identifier=str(context["letter_id"]).encode("utf-8"),
+            pdf_identifier=identifier.encode("utf-8"),
             pdf_tags=True,  # structure for screen readers
             **options,
         )

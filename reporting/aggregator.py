@@ -322,7 +322,8 @@ class OpsService:
     def __init__(self, settings: Settings, procedure: Procedure, *, token: str,
                  host: str | None = None, port: int | None = None,
                  config: AggregatorConfig | None = None, announce_token: bool = False,
-                 delivery_paused: tuple[str, ...] | None = None) -> None:
+                 delivery_paused: tuple[str, ...] | None = None,
+                 record: Any = None, retention: Any = None) -> None:
         self.settings = settings
         self.procedure = procedure
         self.token = token
@@ -335,6 +336,8 @@ class OpsService:
         paused = procedure.placeholders if delivery_paused is None else delivery_paused
         self.state = OpsState(procedure.calendar, Aggregator(rules, store={}),
                               delivery_paused=paused)
+        self.state.record = record  # the database, for the case file endpoint
+        self.state.retention = retention  # the daily retention run's figures, for /metrics
 
     @property
     def stats(self) -> AggregatorStats:

@@ -15,6 +15,9 @@ Endpoints (JSON unless said):
   and the letters not yet delivered.
 - (v2) `GET /submissions/due[?as_of=INSTANT]`: the Ofgem obligations calendar from the database
   (`complaints submissions due`): next due, overdue, resubmission needed, and every obligation.
+- `GET /complaints/{id}/casefile[?format=pdf|zip]`: the complaint's case file for the Energy
+  Ombudsman, from the database (rendered off the event loop); every such read of personal data
+  is recorded (`personal_data_reads`: the token's fingerprint, when, which complaint).
 - `GET /` (open): the dashboard page; it holds no data and fetches the endpoints above with the
   token (see reporting/static/dashboard.js for how the token is kept).
 
@@ -64,6 +67,7 @@ PAGE_POLICY: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; 
                       "form-action 'self'; frame-ancestors 'none'")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger(__name__)
+CASEFILE_TYPES: Final = {"pdf": "application/pdf", "zip": "application/zip"}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -124,6 +128,10 @@ class OpsState:
     delivery_paused: tuple[str, ...] = ()
     # (v2) The submissions calendar, from the database; None where the server has none.
     obligations: ObligationsSource | None = None
+    # The record (a workflow.bootstrap.App), for the endpoints that read the database: the
+    # case file. None where the server runs without one (python -m reporting.aggregator).
+    record: Any = None
+    retention: Any = None  # consumers.retention.RetentionStats, when `complaints up` runs it
 
     @property
     def ready(self) -> bool:
@@ -178,6 +186,7 @@ class ViewCollector(Collector):
             yield last
         yield from delivery_metrics(state)
         yield from obligation_gauges(state)  # from the database: whether or not the view is ready
+        yield from _retention_metrics(state.retention)
         if not state.ready:
             return
         now = datetime.now(UTC)
@@ -267,6 +276,26 @@ def obligation_gauges(state: OpsState) -> Iterable[Metric]:
         day = datetime.fromisoformat(upcoming["due"]).date()
         due.add_metric([upcoming["kind"], upcoming["period"]], end_of_date(day).timestamp())
         yield due
+def _retention_metrics(stats: Any) -> Iterable[Metric]:
+    """The daily retention run of `complaints up` (consumers/retention.py), when it runs."""
+    if stats is None:
+        return
+    for name, help_text, value in (
+            ("complaints_retention_runs", "Retention runs completed", stats.runs),
+            ("complaints_retention_erased", "Complaints erased by retention", stats.erased),
+            ("complaints_retention_failures", "Retention runs that failed", stats.failures)):
+        counter = CounterMetricFamily(name, help_text)
+        counter.add_metric([], value)
+        yield counter
+    due = GaugeMetricFamily("complaints_retention_due",
+                            "Complaints past retention_years at the last run")
+    due.add_metric([], stats.due)
+    yield due
+    if stats.last_run_at is not None:
+        last = GaugeMetricFamily("complaints_retention_last_run_timestamp_seconds",
+                                 "Wall-clock time of the last retention run")
+        last.add_metric([], stats.last_run_at)
+        yield last
 
 
 def periods_of_now(now: datetime) -> tuple[str, str]:
@@ -391,6 +420,35 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(503, "no database here: the submissions calendar is not available")
         summary = await asyncio.get_running_loop().run_in_executor(None, source.summary, as_of)
         return web.json_response(summary, headers=COMMON_HEADERS)
+    async def casefile(request: web.Request) -> web.Response:
+        """One complaint's case file (PDF, or ZIP with its letters): personal data, so each
+        read is recorded (who, when, which complaint) before it is sent."""
+        from reporting.casefile import casefile_bytes, record_read, token_identity
+
+        if state.record is None:
+            return _error(503, "the case file needs the database (run under complaints up)")
+        fmt = request.query.get("format", "pdf")
+        if fmt not in ("pdf", "zip"):
+            return _error(400, "format must be pdf or zip")
+        complaint_id = request.match_info["complaint_id"]
+        reader = token_identity(request.headers["Authorization"].partition(" ")[2].strip())
+
+        def build() -> bytes | None:
+            now = datetime.now(UTC)
+            data = casefile_bytes(state.record, complaint_id, fmt, now)  # type: ignore[arg-type]
+            if data is not None:
+                record_read(state.record, reader=reader, complaint_id=complaint_id,
+                            what=f"casefile.{fmt}", at=now)
+            return data
+
+        # Rendering takes a second or more: off the event loop, which serves the live view.
+        data = await asyncio.get_running_loop().run_in_executor(None, build)
+        if data is None:
+            return _error(404, "unknown complaint")
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in complaint_id)
+        return web.Response(body=data, content_type=CASEFILE_TYPES[fmt], headers={
+            **COMMON_HEADERS,
+            "Content-Disposition": f'attachment; filename="casefile-{safe}.{fmt}"'})
 
     async def metrics(request: web.Request) -> web.Response:
         if state.obligations is not None:
@@ -414,6 +472,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/metrics", guarded(metrics))
     app.router.add_get("/delivery", guarded(delivery))
     app.router.add_get("/submissions/due", guarded(submissions_due))
+    app.router.add_get("/complaints/{complaint_id}/casefile", guarded(casefile))
     return app
 
 

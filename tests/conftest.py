@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.pgcluster import PostgresCluster, PostgresUnavailable
 from workflow.bootstrap import App, bootstrap
 from workflow.database import normalise_url
 
@@ -79,3 +80,21 @@ def app(db_url: str) -> Iterator[App]:
     application = bootstrap(db_url, "kilowatt-connect")
     yield application
     application.engine.dispose()
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """A started PostgreSQL cluster of the test's own (tests/pgcluster.py), deleted afterwards.
+
+    For tests that crash the server (``stop(mode="immediate")``) or read its files
+    (``data_dir``, ``relation_path``): never the shared server. Skips locally when the machine
+    has no PostgreSQL binaries; fails under CI=true.
+    """
+    try:
+        cluster = PostgresCluster()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL binaries are required under CI=true: {exc}")
+        pytest.skip(str(exc))
+    with cluster:
+        yield cluster

@@ -56,8 +56,9 @@ class BulkInsert(Prepared):
     """`INSERT INTO table (every column but a generated id) VALUES (...)`."""
 
     def __init__(self, table: Table, dialect: Dialect) -> None:
-        # Generated ids are left to the database.
-        self.keys = tuple(c.key for c in table.columns if c.key != "id")
+        # Generated ids (`id`, `raw_events.seq`) are left to the database.
+        self.keys = tuple(c.key for c in table.columns
+                          if not (c.primary_key and c.autoincrement is True))
         # inline(): no RETURNING of the generated id (PostgreSQL would otherwise add one).
         super().__init__(
             insert(table).values({k: bindparam(k) for k in self.keys}).inline(), dialect)

@@ -25,7 +25,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -321,6 +323,109 @@ class OutboxMessage(Base):
             sqlite_where=text("published_at IS NULL"),
         ),
     )
+
+
+class RawEvent(Base):
+    """Every applied event's raw bytes, in one global order (`complaints export-events`).
+
+    One row per event applied (never for a duplicate or a rejection), written in the same
+    transaction that applies it, through the unit of work's bulk append path: complaint events
+    and also `contact.received` and `accounts.snapshot`, which have no `complaint_id`.
+
+    - `seq`: the global applied order (autoincrement; a later transaction gets higher values).
+    - `event_id`, `type`, `complaint_id` (null for contacts and snapshots), `occurred_at`: copied
+      from the validated event, so an export can be filtered and ordered without decoding.
+    - `source`, `position`: where it came from (a file path and "line n", or a topic and
+      "partition/offset"), as a rejection records it.
+    - `raw`: the message's bytes exactly as received (the first 1 MiB, the message limit). It
+      holds personal data (names, addresses, summaries): erasure (`complaints erase`) must
+      blank it with the rest of a complaint's personal data.
+    - `applied_at`: the processing clock when it was applied (event time offline).
+
+    Events applied before this table existed (migration 0008) have no row here; their history
+    rows say what was applied, without the bytes.
+    """
+
+    __tablename__ = "raw_events"
+
+    seq: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(64))
+    complaint_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(Text)
+    position: Mapped[str] = mapped_column(String(64))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# --- erasure of personal data and who read it (RULES s.3's one exception; migration 0009) ---
+class account_id_of(FunctionElement[str]):  # noqa: N801 - an SQL function, named as one
+    """The account id inside a customer JSON column, as one fixed SQL expression (no bound
+    path): the index below and the queries that use it must spell it the same way."""
+
+    type = String()
+    inherit_cache = True
+    name = "account_id_of"
+
+
+@compiles(account_id_of, "postgresql")
+def _account_id_postgresql(element: account_id_of, compiler: Any, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} ->> 'account_id')"
+
+
+@compiles(account_id_of)
+def _account_id_sqlite(element: account_id_of, compiler: Any, **kw: Any) -> str:
+    return f"json_extract({compiler.process(element.clauses, **kw)}, '$.account_id')"
+
+
+# Finding an account's complaints (erasure, and nothing else) without reading every complaint.
+Index("ix_complaints_account_id", account_id_of(Complaint.customer))
+# The outbox rows that can quote personal data (letters, deliveries, rejected messages), by
+# complaint; lifecycle messages (codes and instants, most of the outbox) are left out.
+Index("ix_outbox_personal_key", OutboxMessage.key,
+      postgresql_where=text("topic <> 'lifecycle'"), sqlite_where=text("topic <> 'lifecycle'"))
+Index("ix_outbox_rejected", OutboxMessage.id,
+      postgresql_where=text("topic = 'rejected'"), sqlite_where=text("topic = 'rejected'"))
+
+
+class Erasure(Base):
+    """One erasure of an account's personal data: who, when, which complaints, and why when a
+    legal hold was overridden. Never the data erased: the account is named by its pseudonym."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by: Mapped[str] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(16))  # erase | retention
+    pseudonym: Mapped[str] = mapped_column(String(64))  # what the account id became
+    complaint_ids: Mapped[list[str]] = mapped_column(Json)
+    forced: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)  # --force --reason
+    held: Mapped[dict[str, str]] = mapped_column(Json)  # complaint id -> the hold overridden
+
+
+class ErasedComplaint(Base):
+    """Marks a complaint whose personal data is erased (its case file and letters say so)."""
+
+    __tablename__ = "erased_complaints"
+
+    complaint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erasure_id: Mapped[int] = mapped_column(Id, ForeignKey("erasures.id"), index=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PersonalDataRead(Base):
+    """A read of one complaint's personal data on the ops API (case file, timeline)."""
+
+    __tablename__ = "personal_data_reads"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reader: Mapped[str] = mapped_column(String(64))  # the token's identity, never the token
+    complaint_id: Mapped[str] = mapped_column(String(64), index=True)
+    what: Mapped[str] = mapped_column(String(32))  # casefile | timeline
 
 
 class Delivery(Base):

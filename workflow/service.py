@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from workflow import events as ev
 from workflow.clock import Clock, EventClock, SystemClock
 from workflow.handlers import Rejected, Workflow
-from workflow.schema import Deadline, Rejection
+from workflow.schema import Deadline, RawEvent, Rejection
 from workflow.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -135,10 +135,21 @@ class MessageProcessor:
         except ev.InvalidEvent as exc:
             return self._reject(raw_bytes, source, position, str(exc), event_id)
         try:
-            self._guarded(lambda: self.workflow.apply(event))
+            self._guarded(lambda: self._apply(event, raw_bytes, source, position))
         except Rejected as exc:
             return self._reject(raw_bytes, source, position, str(exc), event_id)
         return Outcome("applied", event.event_id)
+
+    def _apply(self, event: ev.Event, raw: bytes, source: str, position: str) -> None:
+        """Apply the event and keep its raw bytes in the global applied order (raw_events),
+        in the same transaction (and savepoint) as the change."""
+        self.workflow.apply(event)
+        self.uow.append(RawEvent,
+            event_id=event.event_id, type=event.type,
+            complaint_id=getattr(event, "complaint_id", None), occurred_at=event.occurred_at,
+            source=source, position=position, raw=raw[:RAW_LIMIT],
+            applied_at=self.workflow.clock.now(),
+        )
 
     def process_deadline(self, raw: bytes, source: str, position: str) -> Outcome:
         """A due deadline from the timer service (`complaints.deadlines`): fire it once."""

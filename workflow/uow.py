@@ -29,7 +29,7 @@ from workflow.schema import Base, Complaint, Deadline, HistoryEntry, Letter, Pro
 
 # Rows that are only ever inserted; everything else goes through the ORM.
 APPEND_ONLY = ("history", "outbox", "letters", "receipts", "category_changes", "resolutions",
-               "contacts", "accounts_snapshots", "rejections", "processed_events",
+               "contacts", "accounts_snapshots", "rejections", "processed_events", "raw_events",
                "deliveries")  # deliveries: inserted here, changed by the delivery service only
 
 
