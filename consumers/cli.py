@@ -216,9 +216,10 @@ from reporting.reconcile import reconcile  # noqa: E402
 for _command in (report, up, publish, reconcile):
     main.add_command(_command)
 
-from consumers.whatif_commands import export_events_command  # noqa: E402
+from consumers.whatif_commands import export_events_command, simulate_command  # noqa: E402
 
 main.add_command(export_events_command)
+main.add_command(simulate_command)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,14 @@ Kept apart from consumers/cli.py, which adds them to the `complaints` group at i
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import click
 
-from consumers.cli import instant, open_app
+from consumers.cli import common_options, emit, instant, open_app, table
+from consumers.file_ingest import UnreadableFile
 
 
 @click.command(name="export-events")
@@ -41,3 +45,112 @@ def export_events_command(start: str | None, end: str | None, db: str | None,
         app.engine.dispose()
     for message in notes.messages():
         click.echo(f"note: {message}", err=True)
+
+
+@click.command(name="simulate")
+@click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--variant", "variant_config", default=None,
+              help="The variant procedure: a bundled name or a TOML file [default: --config].")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Replace a procedure key in the variant (repeatable): eight_weeks_days=42, "
+                   "progress_update_interval_days=none, supplier.phone=..., region=SCT.")
+@click.option("--until", "until", default=None,
+              help="Replay up to this instant [default: the last event's].")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Also write a report with charts for people.")
+@common_options
+def simulate_command(file: Path | None, variant_config: str | None, settings: tuple[str, ...],
+                     until: str | None, html_path: Path | None, db: str | None,
+                     config: str | None, fmt: str) -> None:
+    """Replay the events (FILE, or the raw events recorded in --db) twice, in scratch stores
+    by event time, under the --config procedure and under the variant, and compare letters,
+    states, every return item and every complaint whose outcome differs. --db is not
+    changed."""
+    from consumers.simulate import BadSetting, prepare, simulate, with_settings
+    from workflow.procedure import load_procedure
+
+    end = instant(until, "--until") if until else None
+    try:
+        base = load_procedure(config)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from None
+    try:
+        variant = load_procedure(variant_config) if variant_config else base
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--variant") from None
+    try:
+        variant = with_settings(variant, list(settings))
+    except BadSetting as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
+    with tempfile.TemporaryDirectory(prefix="complaints-simulate-") as workdir:
+        source = file if file is not None else _recorded_events(db, Path(workdir))
+        try:
+            events = prepare(source, end, Path(workdir))
+        except UnreadableFile as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except ValueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        result = simulate(events, base, variant)
+    for side, counts in result.ingest.items():
+        if counts["rejected"]:
+            click.echo(f"note: {side}: {counts['rejected']} line(s) rejected "
+                       f"({counts['applied']} applied, {counts['duplicates']} duplicate)",
+                       err=True)
+    if html_path is not None:
+        from reporting.simulation_html import write_simulation_html
+
+        write_simulation_html(result, html_path)
+        click.echo(f"wrote {html_path}", err=True)
+    emit(fmt, result.document, _human_simulation)
+
+
+def _recorded_events(db: str | None, workdir: Path) -> Path:
+    """The record's applied events, exported to a file; the record is only read (no
+    migration, no write)."""
+    from consumers.event_export import export_events
+    from workflow.database import database_url, make_engine
+
+    url = database_url(db)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            click.echo(f"error: no record at {path} (give a FILE or an existing --db)", err=True)
+            sys.exit(2)
+    engine = make_engine(url)
+    target = workdir / "recorded.jsonl"
+    try:
+        lines, notes = export_events(engine)
+        with target.open("wb") as out:
+            for line in lines:
+                out.write(line + b"\n")
+    finally:
+        engine.dispose()
+    for message in notes.messages():
+        click.echo(f"note: {message}", err=True)
+    return target
+
+
+def _human_simulation(d: dict[str, Any]) -> str:
+    from consumers.simulate import changed_items
+
+    changed_keys = [{"key": k, "base": d["base"][k], "variant": d["variant"].get(k)}
+                    for k in d["base"] if d["base"][k] != d["variant"].get(k)]
+    letters = [{"letter": k, **v} for k, v in d["letters"].items()]
+    states = [{"state": k, **v} for k, v in d["states"].items()]
+    items = changed_items(d)
+    complaints = [{**c, "base_letters": ", ".join(c["base_letters"]),
+                   "variant_letters": ", ".join(c["variant_letters"])}
+                  for c in d["complaints"]]
+    return "\n\n".join([
+        f"Simulation up to {d['until']}",
+        "Procedure changed\n" + table(changed_keys, ["key", "base", "variant"]),
+        "Letters\n" + table(letters, ["letter", "base", "variant"]),
+        "Complaints by state\n" + table(states, ["state", "base", "variant"]),
+        "Return items that differ\n" + table(items, ["return", "period", "item", "base",
+                                                      "variant"]),
+        f"Complaints whose outcome differs ({len(complaints)})\n" + table(
+            complaints, ["complaint_id", "base_state", "variant_state", "base_letters",
+                         "variant_letters"]),
+    ])
