@@ -216,10 +216,14 @@ from reporting.reconcile import reconcile  # noqa: E402
 for _command in (report, up, publish, reconcile):
     main.add_command(_command)
 
-from consumers.whatif_commands import export_events_command, simulate_command  # noqa: E402
+from consumers.whatif_commands import (  # noqa: E402
+    export_events_command,
+    risk_command,
+    simulate_command,
+)
 
-main.add_command(export_events_command)
-main.add_command(simulate_command)
+for _command in (export_events_command, simulate_command, risk_command):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

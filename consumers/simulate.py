@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import tempfile
+import time
 import tomllib
 import types
 import typing
@@ -167,8 +168,10 @@ def replay(events_path: str, procedure: dict[str, Any], until: str, months: list
     end = datetime.fromisoformat(until)
     app = bootstrap(f"sqlite:///{store}", Procedure.model_validate(procedure))
     try:
+        started = time.perf_counter()
         report = ingest_file(app, Path(events_path))
         tick(app, end)
+        replayed = time.perf_counter()
         with app.sessions() as session:
             states = {cid: state for cid, state in session.execute(
                 select(Complaint.complaint_id, Complaint.state))}
@@ -185,9 +188,11 @@ def replay(events_path: str, procedure: dict[str, Any], until: str, months: list
                    for label in months}
         quarterly = {label: to_json(run_report(app, QUARTERLY, parse_quarter(label), end))[
             "items"] for label in quarters}
+        counted = time.perf_counter()
     finally:
         app.engine.dispose()
     return {"ingest": report.as_json(), "states": states, "letters": letters,
+            "seconds": {"replay": replayed - started, "read": counted - replayed},
             "letters_by_month": by_month,
             "returns": {"monthly": monthly, "quarterly": quarterly}}
 
@@ -200,6 +205,7 @@ class Simulation:
     # ({"YYYY-MM": {kind: n}}) and the ingest counts ({"applied", "duplicates", "rejected"}).
     letters_by_month: dict[str, dict[str, dict[str, int]]]
     ingest: dict[str, dict[str, int]]
+    seconds: dict[str, dict[str, float]]  # per side: replaying, and reading the figures
 
 
 def simulate(events: Events, base: Procedure, variant: Procedure,
@@ -220,7 +226,8 @@ def simulate(events: Events, base: Procedure, variant: Procedure,
     b, v = outcomes
     return Simulation(compare(events.until, base, variant, b, v),
                       {"base": b["letters_by_month"], "variant": v["letters_by_month"]},
-                      {"base": b["ingest"], "variant": v["ingest"]})
+                      {"base": b["ingest"], "variant": v["ingest"]},
+                      {"base": b["seconds"], "variant": v["seconds"]})
 
 
 def compare(until: datetime, base: Procedure, variant: Procedure, b: dict[str, Any],

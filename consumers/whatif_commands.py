@@ -154,3 +154,28 @@ def _human_simulation(d: dict[str, Any]) -> str:
             complaints, ["complaint_id", "base_state", "variant_state", "base_letters",
                          "variant_letters"]),
     ])
+
+
+@click.command(name="risk")
+@click.option("--as-of", "as_of", default=None,
+              help="Instant to judge at [default: now, never before the record's latest event].")
+@common_options
+def risk_command(as_of: str | None, db: str | None, config: str | None, fmt: str) -> None:
+    """Every complaint that can still breach eight weeks (open, no 8-week or deadlock letter
+    yet), with the probability of an 8-week letter learnt from the record's own history
+    (a prior while that history is short), highest first."""
+    from datetime import UTC, datetime
+
+    from reporting.risk import at_risk
+    from workflow import queries
+
+    app = open_app(db, config)
+    try:
+        with app.sessions() as session:
+            when = (instant(as_of, "--as-of") if as_of
+                    else queries.default_as_of(session, datetime.now(UTC)))
+            rows = at_risk(session, when, app.procedure.eight_weeks_days)
+    finally:
+        app.engine.dispose()
+    emit(fmt, rows, lambda r: table(r, ["p_breach", "complaint_id", "reference", "state",
+                                        "owner", "eight_week_due", "model"]))
