@@ -159,8 +159,13 @@ class Runtime:
         # Tansu reports a wrong high watermark for multi-record batches (see the module doc
         # of reporting.aggregator): one record per changelog batch on the embedded broker.
         config = AggregatorConfig(single_record_batches=self._broker is not None)
-        return OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
-                          config=config, announce_token=self.options.ops_token_generated)
+        from reporting.risk import WithRiskRefits
+
+        # The at-risk list (`/risk`) refitted from the database on a schedule.
+        return WithRiskRefits(
+            OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
+                       config=config, announce_token=self.options.ops_token_generated),
+            self.app, self.settings.risk_refit_seconds)
 
     def run(self) -> dict[str, Any]:
         """Run until the stop event (signal) or `duration`; returns the exit summary."""

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workflow.clock import Clock, SystemClock
 from workflow.lifecycle import OPEN_STATES
 from workflow.queries import iso
 from workflow.schema import Complaint, Deadline, HistoryEntry, Letter
@@ -274,3 +275,77 @@ def at_risk(session: Session, as_of: datetime, eight_weeks_days: int) -> list[di
     rows.sort(key=lambda r: (-float(r["p_breach"]), str(r["eight_week_due"]),
                              str(r["complaint_id"])))
     return rows
+
+
+# -- served on the ops API (`complaints up`) ------------------------------------------------
+@dataclass(frozen=True)
+class RiskBoard:
+    """The latest at-risk list, as the ops API serves it (replaced whole at each refit)."""
+
+    as_of: datetime
+    computed_at: datetime
+    seconds: float  # how long the fit and prediction took
+    rows: list[dict[str, Any]]
+
+    @property
+    def model(self) -> str | None:
+        return self.rows[0]["model"] if self.rows else None
+
+    def page(self, offset: int, limit: int) -> dict[str, Any]:
+        return {"as_of": iso(self.as_of), "computed_at": iso(self.computed_at),
+                "model": self.model, "total": len(self.rows), "offset": offset, "limit": limit,
+                "complaints": self.rows[offset:offset + limit]}
+
+
+def compute_board(app: Any, now: datetime) -> RiskBoard:
+    """Fit and predict from the record as of now (never before its latest instant)."""
+    import time
+
+    from workflow import queries
+
+    started = time.perf_counter()
+    with app.sessions() as session:
+        as_of = queries.default_as_of(session, now)
+        rows = at_risk(session, as_of, app.procedure.eight_weeks_days)
+    return RiskBoard(as_of, now, time.perf_counter() - started, rows)
+
+
+class WithRiskRefits:
+    """The ops service (aggregator and web server) with the at-risk list refitted from the
+    database every `interval` seconds in a thread of its own, and put on the ops state the
+    web server reads (`OpsState.risk`, served at `/risk`)."""
+
+    def __init__(self, service: Any, app: Any, interval: float,
+                 clock: Clock | None = None) -> None:
+        self.service = service
+        self.app = app
+        self.interval = interval
+        self.clock = clock or SystemClock()
+        self._thread: Any = None
+
+    @property
+    def stats(self) -> Any:
+        return self.service.stats
+
+    def run(self, stop: Any) -> None:
+        import threading
+
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._refits, args=(stop,), name="risk",
+                                            daemon=True)
+            self._thread.start()
+        self.service.run(stop)
+
+    def _refits(self, stop: Any) -> None:
+        import logging
+
+        log = logging.getLogger(__name__)
+        while not stop.is_set():
+            try:
+                board = compute_board(self.app, self.clock.now())
+                self.service.state.risk = board
+                log.info("risk refitted: %d complaints at risk (%s) in %.1f s",
+                         len(board.rows), board.model or "none", board.seconds)
+            except Exception as exc:  # noqa: BLE001 - the next round tries again
+                log.error("risk refit failed (%s)", type(exc).__name__)
+            stop.wait(self.interval)

@@ -111,6 +111,7 @@ class OpsState:
     started_at: float = field(default_factory=time.time)
     error: str | None = None  # the last failure, type and first line only
     web_port: int | None = None  # the port bound (port 0 asks for a free one)
+    risk: Any = None  # the latest reporting.risk.RiskBoard (refitted by `complaints up`)
 
     @property
     def ready(self) -> bool:
@@ -308,6 +309,20 @@ def create_app(state: OpsState, token: str) -> web.Application:
         return web.Response(body=body, headers={**COMMON_HEADERS,
                                                 "Content-Type": CONTENT_TYPE_LATEST})
 
+    async def risk(request: web.Request) -> web.Response:
+        """The at-risk list of the latest refit, highest p_breach first, paginated."""
+        try:
+            offset = int(request.query.get("offset", "0"))
+            limit = int(request.query.get("limit", "100"))
+            if offset < 0 or not 1 <= limit <= 1000:
+                raise ValueError
+        except ValueError:
+            return _error(400, "offset must be >= 0 and limit 1..1000")
+        board = state.risk
+        if board is None:
+            return _error(503, "the at-risk list is not computed yet", **{"Retry-After": "5"})
+        return web.json_response(board.page(offset, limit), headers=COMMON_HEADERS)
+
     app = web.Application()
     # Open: the page (it holds no figures), its files, and health.
     app.router.add_get("/", dashboard)
@@ -318,6 +333,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/backlog", guarded(backlog))
     app.router.add_get("/returns/current", guarded(returns))
     app.router.add_get("/metrics", guarded(metrics))
+    app.router.add_get("/risk", guarded(risk))
     return app
 
 
