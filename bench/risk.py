@@ -64,8 +64,9 @@ def generate(complaints: int, seed: int) -> list[tuple[datetime, dict[str, Any]]
             0.25 if neglected else 1.0)
         resolve_after = rng.expovariate(rate)
 
-        def add(days: float, kind: str, n_: int = n, c: str = cid, **fields: Any) -> None:
-            when = received + timedelta(days=days)
+        def add(days: float, kind: str, start: datetime = received, c: str = cid,
+                **fields: Any) -> None:
+            when = start + timedelta(days=days)
             events.append((when, {"event_id": f"{c}-{len(events)}", "type": kind,
                                   "occurred_at": _at(when), "complaint_id": c, **fields}))
 
