@@ -322,6 +322,7 @@ class WithRiskRefits:
         self.interval = interval
         self.clock = clock or SystemClock()
         self._thread: Any = None
+        service.state.record = app  # the work queue's reads (search, timeline)
 
     @property
     def stats(self) -> Any:

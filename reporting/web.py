@@ -20,6 +20,7 @@ The token is compared by digest in constant time; a missing or wrong one gets 40
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -112,6 +113,7 @@ class OpsState:
     error: str | None = None  # the last failure, type and first line only
     web_port: int | None = None  # the port bound (port 0 asks for a free one)
     risk: Any = None  # the latest reporting.risk.RiskBoard (refitted by `complaints up`)
+    record: Any = None  # the workflow App, for the work queue's reads (search, timeline)
 
     @property
     def ready(self) -> bool:
@@ -323,6 +325,38 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(503, "the at-risk list is not computed yet", **{"Retry-After": "5"})
         return web.json_response(board.page(offset, limit), headers=COMMON_HEADERS)
 
+    async def from_record(read: Callable[[Any], Any]) -> Any:
+        """A read of the database, off the event loop (a thread of the default executor)."""
+        record = state.record
+
+        def run() -> Any:
+            with record.sessions() as session:
+                return read(session)
+
+        return await asyncio.get_running_loop().run_in_executor(None, run)
+
+    async def search(request: web.Request) -> web.Response:
+        from reporting.workqueue import search as find
+
+        text = request.query.get("q", "")
+        if not text.strip() or len(text) > 200:
+            return _error(400, "q: a reference or complaint id (1-200 characters)")
+        if state.record is None:
+            return _error(503, "no record to search")
+        found = await from_record(lambda session: find(session, text))
+        return web.json_response({"query": text, "complaints": found}, headers=COMMON_HEADERS)
+
+    async def timeline(request: web.Request) -> web.Response:
+        from reporting.workqueue import timeline as read_timeline
+
+        if state.record is None:
+            return _error(503, "no record to read")
+        complaint_id = request.match_info["complaint_id"]
+        document = await from_record(lambda session: read_timeline(session, complaint_id))
+        if document is None:
+            return _error(404, "unknown complaint")
+        return web.json_response(document, headers=COMMON_HEADERS)
+
     app = web.Application()
     # Open: the page (it holds no figures), its files, and health.
     app.router.add_get("/", dashboard)
@@ -334,6 +368,8 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/returns/current", guarded(returns))
     app.router.add_get("/metrics", guarded(metrics))
     app.router.add_get("/risk", guarded(risk))
+    app.router.add_get("/complaints/search", guarded(search))
+    app.router.add_get("/complaints/{complaint_id}/timeline", guarded(timeline))
     return app
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import select
 
 from reporting.ops.records import Rules
 from reporting.ops.view import Aggregator
@@ -18,6 +19,7 @@ from reporting.risk import WithRiskRefits
 from reporting.web import OpsState, bound_port, create_app, serve
 from tests.integration.test_risk import AS_OF, _record
 from workflow.bootstrap import bootstrap
+from workflow.schema import Complaint
 
 TOKEN = "risk-test-token"
 
@@ -87,3 +89,41 @@ def test_risk_endpoint_serves_the_scheduled_refit(tmp_path: Path) -> None:
         ("S-1", 0.8003), ("A-1", 0.4102)]
     assert [r["complaint_id"] for r in second["complaints"]] == ["A-1"]
     assert second["offset"] == 1 and second["limit"] == 1
+
+
+def test_search_and_timeline(tmp_path: Path) -> None:
+    app = bootstrap(_record(tmp_path, 4), "kilowatt-connect")
+    state = OpsState(app.procedure.calendar, Aggregator(Rules(app.procedure.calendar), store={}))
+    WithRiskRefits(_Service(state), app, interval=3600)  # gives the state its record
+    with app.sessions() as session:
+        reference = session.scalar(select(Complaint.reference)
+                                   .where(Complaint.complaint_id == "A-1"))
+    assert reference is not None
+    replies = _ask(state, [
+        ("/complaints/search?q=A-1", TOKEN),
+        (f"/complaints/search?q={reference.lower()[:8]}", TOKEN),
+        ("/complaints/search?q=H-00", TOKEN),
+        ("/complaints/search?q=%25", TOKEN),  # a LIKE wildcard is taken literally
+        ("/complaints/A-1/timeline", TOKEN),
+        ("/complaints/NOPE/timeline", TOKEN),
+        ("/complaints/A-1/timeline", None),
+        ("/complaints/search?q=", TOKEN),
+    ])
+    (s1, by_id), (s2, by_reference), (s3, by_prefix), (s4, wildcard) = replies[:4]
+    (t1, timeline), (t2, _), (t3, _), (s5, _) = replies[4:]
+    assert (s1, s2, s3, s4, t1, t2, t3, s5) == (200, 200, 200, 200, 200, 404, 401, 400)
+    assert [c["complaint_id"] for c in by_id["complaints"]] == ["A-1"]
+    assert by_id["complaints"][0]["owner"] == "Kim Lee"
+    assert "A-1" in [c["complaint_id"] for c in by_reference["complaints"]]
+    assert [c["complaint_id"] for c in by_prefix["complaints"]] == [
+        "H-000", "H-001", "H-002", "H-003"]
+    assert wildcard["complaints"] == []
+    # received 15 Apr (with a handler: immediate), its acknowledgement (D+1) and
+    # progress update (25 Apr) fired with letters, a contact logged on 30 May, and its
+    # eight weeks still due on 10 Jun.
+    kinds = [(e["what"], e["type"]) for e in timeline["timeline"]]
+    assert kinds[0] == ("event", "complaint.received")
+    assert ("letter", "acknowledgement") in kinds and ("event", "complaint.contact_logged") in kinds
+    assert kinds[-1] == ("due", "eight_week")
+    assert timeline["timeline"][-1]["at"] == "2026-06-10T09:00:00+00:00"
+    assert timeline["owner"] == "Kim Lee" and timeline["state"] == "immediate"
