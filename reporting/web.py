@@ -47,6 +47,8 @@ STATIC_FILES: Final = {
     "dashboard.js": "application/javascript",
     "dashboard.css": "text/css",
     "favicon.svg": "image/svg+xml",
+    "workqueue.js": "application/javascript",  # the work queue panel
+    "workqueue.css": "text/css",
 }
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8080
@@ -322,7 +324,10 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(400, "offset must be >= 0 and limit 1..1000")
         board = state.risk
         if board is None:
-            return _error(503, "the at-risk list is not computed yet", **{"Retry-After": "5"})
+            # Not computed yet: an empty page saying so (the dashboard polls this quietly).
+            return web.json_response(
+                {"as_of": None, "computed_at": None, "model": None, "total": 0,
+                 "offset": offset, "limit": limit, "complaints": []}, headers=COMMON_HEADERS)
         return web.json_response(board.page(offset, limit), headers=COMMON_HEADERS)
 
     async def from_record(read: Callable[[Any], Any]) -> Any:

@@ -64,8 +64,9 @@ def _ask(state: OpsState, requests: list[tuple[str, str | None]]) -> list[tuple[
 def test_risk_endpoint_serves_the_scheduled_refit(tmp_path: Path) -> None:
     app = bootstrap(_record(tmp_path, 20), "kilowatt-connect")
     state = OpsState(app.procedure.calendar, Aggregator(Rules(app.procedure.calendar), store={}))
-    (missing, _), (before, _) = _ask(state, [("/risk", None), ("/risk", TOKEN)])
-    assert (missing, before) == (401, 503)
+    (missing, _), (before, empty) = _ask(state, [("/risk", None), ("/risk", TOKEN)])
+    assert (missing, before) == (401, 200)
+    assert empty["computed_at"] is None and empty["complaints"] == [] and empty["total"] == 0
 
     stop = threading.Event()
     service = WithRiskRefits(_Service(state), app, interval=3600, clock=_Fixed())
