@@ -362,6 +362,41 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(404, "unknown complaint")
         return web.json_response(document, headers=COMMON_HEADERS)
 
+    async def complaint_list(request: web.Request) -> web.Response:
+        """The complaints behind a count: ?state=S, ?overdue=KIND[&as_of=I] or
+        ?received=YYYY-MM-DD, with &offset and &limit (1-500)."""
+        from datetime import date as calendar_date
+
+        from reporting.workqueue import listing
+        from workflow.handlers import DEADLINE_KINDS
+        from workflow.lifecycle import STATES
+
+        query = request.query
+        try:
+            offset, limit = int(query.get("offset", "0")), int(query.get("limit", "50"))
+            if offset < 0 or not 1 <= limit <= 500:
+                raise ValueError("offset must be >= 0 and limit 1..500")
+            chosen = [name for name in ("state", "overdue", "received") if name in query]
+            if len(chosen) != 1:
+                raise ValueError("give exactly one of state, overdue, received")
+            state_ = query.get("state")
+            if state_ is not None and state_ not in STATES:
+                raise ValueError(f"state must be one of {', '.join(STATES)}")
+            kind = query.get("overdue")
+            if kind is not None and kind not in DEADLINE_KINDS:
+                raise ValueError(f"overdue must be one of {', '.join(DEADLINE_KINDS)}")
+            day = query.get("received")
+            received = calendar_date.fromisoformat(day) if day is not None else None
+            as_of = _instant_param(request, "as_of")
+        except ValueError as exc:
+            return _error(400, str(exc))
+        if state.record is None:
+            return _error(503, "no record to read")
+        document = await from_record(lambda session: listing(
+            session, state=state_, overdue=kind, received=received, as_of=as_of,
+            offset=offset, limit=limit))
+        return web.json_response(document, headers=COMMON_HEADERS)
+
     app = web.Application()
     # Open: the page (it holds no figures), its files, and health.
     app.router.add_get("/", dashboard)
@@ -373,6 +408,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/returns/current", guarded(returns))
     app.router.add_get("/metrics", guarded(metrics))
     app.router.add_get("/risk", guarded(risk))
+    app.router.add_get("/complaints", guarded(complaint_list))
     app.router.add_get("/complaints/search", guarded(search))
     app.router.add_get("/complaints/{complaint_id}/timeline", guarded(timeline))
     return app

@@ -94,6 +94,33 @@
     }
   }
 
+  async function list(event) {
+    event.preventDefault();
+    const by = $("wq-list-by").value;
+    const day = $("wq-list-day").value;
+    const rows = $("wq-list-rows");
+    rows.replaceChildren();
+    if (by === "received" && !day) {
+      $("wq-list-note").textContent = "Choose a day.";
+      return;
+    }
+    const filter = by === "received" ? `received=${encodeURIComponent(day)}` : by;
+    try {
+      const found = await getJson(`/complaints?${filter}&limit=50`);
+      $("wq-list-note").textContent = `${found.total} complaint(s)` +
+        (found.total > found.complaints.length ? `, the first ${found.complaints.length} shown` : "");
+      for (const c of found.complaints) {
+        const item = el("li");
+        const extra = c.due_at ? `, due ${when(c.due_at)}` : c.receipt_at ? `, at ${when(c.receipt_at)}` : "";
+        item.append(openButton(c), document.createTextNode(
+          ` ${c.state}, ${c.owner || "unassigned"}${extra}`));
+        rows.append(item);
+      }
+    } catch (error) {
+      $("wq-list-note").textContent = "The list is not available.";
+    }
+  }
+
   async function showTimeline(complaintId) {
     const card = $("wq-timeline");
     card.hidden = false;
@@ -121,6 +148,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     if (!$("workqueue")) return;
     $("wq-search").addEventListener("submit", search);
+    $("wq-list").addEventListener("submit", list);
     $("wq-close").addEventListener("click", () => { $("wq-timeline").hidden = true; });
     refreshRisk();
   });

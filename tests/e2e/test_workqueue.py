@@ -104,6 +104,21 @@ def test_work_queue_rows_timeline_and_search(server: str) -> None:
             assert len(hits) == 1 and "A-1, immediate, received 2026-04-15, Kim Lee" in hits[0]
             assert any("complaint.contact_logged" in e for e in page.eval_on_selector_all(
                 "#wq-timeline-rows li", "items => items.map(i => i.textContent)"))
+            # The complaints behind a count: those in a stage, and those received on a day.
+            page.select_option("#wq-list-by", "state=immediate")
+            page.click("#wq-list button[type=submit]")
+            page.wait_for_selector("#wq-list-note:has-text('2 complaint(s)')")
+            listed = page.eval_on_selector_all("#wq-list-rows li",
+                                               "items => items.map(i => i.textContent)")
+            assert [item.split(" ", 1)[1] for item in listed] == [
+                "immediate, Kim Lee", "immediate, Sam Patel"]
+            page.select_option("#wq-list-by", "received")
+            page.fill("#wq-list-day", "2026-04-15")
+            page.click("#wq-list button[type=submit]")
+            page.wait_for_selector("#wq-list-rows li:has-text('at 2026-04-15 09:00')")
+            page.click("#wq-list-rows li:last-child button")
+            page.wait_for_selector("#wq-timeline-title:has-text('(S-1)')")
+
             page.fill("#wq-query", "NOBODY")
             page.click("#wq-search button[type=submit]")
             page.wait_for_selector("#wq-results li:has-text('No complaint')")

@@ -128,3 +128,35 @@ def test_search_and_timeline(tmp_path: Path) -> None:
     assert kinds[-1] == ("due", "eight_week")
     assert timeline["timeline"][-1]["at"] == "2026-06-10T09:00:00+00:00"
     assert timeline["owner"] == "Kim Lee" and timeline["state"] == "immediate"
+
+
+def test_lists_behind_the_counts(tmp_path: Path) -> None:
+    """The record of 4 history complaints (1-4 Oct 2025: H-000 and H-002 worked and resolved,
+    H-001 and H-003 silent, so at their eight weeks in eight_week) and S-1, A-1 (15 Apr 2026,
+    with handlers, eight weeks due 10 Jun 09:00Z)."""
+    app = bootstrap(_record(tmp_path, 4), "kilowatt-connect")
+    state = OpsState(app.procedure.calendar, Aggregator(Rules(app.procedure.calendar), store={}))
+    state.record = app
+    replies = _ask(state, [
+        ("/complaints?state=eight_week", TOKEN),
+        ("/complaints?state=immediate&limit=1&offset=1", TOKEN),
+        ("/complaints?received=2026-04-15", TOKEN),
+        ("/complaints?overdue=eight_week&as_of=2026-06-11T00:00:00Z", TOKEN),
+        ("/complaints?overdue=eight_week&as_of=2026-06-01T00:00:00Z", TOKEN),
+        ("/complaints?state=nope", TOKEN),
+        ("/complaints", TOKEN),
+        ("/complaints?state=resolved&received=2026-04-15", TOKEN),
+        ("/complaints?state=resolved", None),
+    ])
+    statuses = [status for status, _ in replies]
+    assert statuses == [200, 200, 200, 200, 200, 400, 400, 400, 401]
+    eight_week, immediate, received, overdue, not_yet = (body for _, body in replies[:5])
+    assert [c["complaint_id"] for c in eight_week["complaints"]] == ["H-001", "H-003"]
+    assert eight_week["total"] == 2
+    assert immediate["total"] == 2 and [c["complaint_id"] for c in immediate["complaints"]] == [
+        "S-1"]  # A-1 first (same instant, by id), then S-1 on the second page
+    assert [c["complaint_id"] for c in received["complaints"]] == ["A-1", "S-1"]
+    assert {c["receipt_at"] for c in received["complaints"]} == {"2026-04-15T09:00:00+00:00"}
+    assert [(c["complaint_id"], c["due_at"]) for c in overdue["complaints"]] == [
+        ("A-1", "2026-06-10T09:00:00+00:00"), ("S-1", "2026-06-10T09:00:00+00:00")]
+    assert not_yet["total"] == 0
