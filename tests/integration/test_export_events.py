@@ -17,7 +17,7 @@ from consumers.file_ingest import ingest_file, read_lines
 from reporting.report import default_as_of
 from tests.builders import event, received, resolved, write_jsonl
 from tests.record_snapshot import record
-from workflow.bootstrap import bootstrap
+from workflow.bootstrap import App, bootstrap
 
 SAMPLE = Path(__file__).parents[2] / "workflow" / "samples" / "sample-events.jsonl"
 
@@ -50,8 +50,8 @@ def test_generated_stream_round_trip(tmp_path: Path) -> None:
     assert applied > 2_900
 
 
-def test_export_is_the_raw_lines_in_applied_order(tmp_path: Path) -> None:
-    app = bootstrap(f"sqlite:///{tmp_path / 'r.db'}", "kilowatt-connect")
+def test_export_is_the_raw_lines_in_applied_order(app: App, tmp_path: Path) -> None:
+    """On SQLite and PostgreSQL."""
     lines = [
         '{"event_id":"a1","type":"complaint.received","occurred_at":"2026-01-05T09:00:00Z",'
         '"complaint_id":"C-1","channel":"letter","category":"B13","fuel":"gas",'
