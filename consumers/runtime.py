@@ -195,10 +195,12 @@ class Runtime:
                              config=config, announce_token=self.options.ops_token_generated,
                              delivery_paused=paused, record=self.app)
         # (v2) The dashboard's and /metrics' submissions calendar reads this database.
+        from reporting.risk import WithRiskRefits
         from reporting.submissions import ObligationsSource
 
         service.state.obligations = ObligationsSource(self.app)
-        return service
+        # The at-risk list (`/risk`) refitted from the database on a schedule.
+        return WithRiskRefits(service, self.app, self.settings.risk_refit_seconds)
 
     def run(self) -> dict[str, Any]:
         """Run until the stop event (signal) or `duration`; returns the exit summary."""

@@ -57,6 +57,8 @@ STATIC_FILES: Final = {
     "dashboard.js": "application/javascript",
     "dashboard.css": "text/css",
     "favicon.svg": "image/svg+xml",
+    "workqueue.js": "application/javascript",  # the work queue panel
+    "workqueue.css": "text/css",
 }
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8080
@@ -129,9 +131,11 @@ class OpsState:
     # (v2) The submissions calendar, from the database; None where the server has none.
     obligations: ObligationsSource | None = None
     # The record (a workflow.bootstrap.App), for the endpoints that read the database: the
-    # case file. None where the server runs without one (python -m reporting.aggregator).
+    # case file and the work queue's reads (search, timeline). None where the server runs
+    # without one (python -m reporting.aggregator).
     record: Any = None
     retention: Any = None  # consumers.retention.RetentionStats, when `complaints up` runs it
+    risk: Any = None  # the latest reporting.risk.RiskBoard (refitted by `complaints up`)
 
     @property
     def ready(self) -> bool:
@@ -460,6 +464,90 @@ def create_app(state: OpsState, token: str) -> web.Application:
         return web.Response(body=body, headers={**COMMON_HEADERS,
                                                 "Content-Type": CONTENT_TYPE_LATEST})
 
+    async def risk(request: web.Request) -> web.Response:
+        """The at-risk list of the latest refit, highest p_breach first, paginated."""
+        try:
+            offset = int(request.query.get("offset", "0"))
+            limit = int(request.query.get("limit", "100"))
+            if offset < 0 or not 1 <= limit <= 1000:
+                raise ValueError
+        except ValueError:
+            return _error(400, "offset must be >= 0 and limit 1..1000")
+        board = state.risk
+        if board is None:
+            # Not computed yet: an empty page saying so (the dashboard polls this quietly).
+            return web.json_response(
+                {"as_of": None, "computed_at": None, "model": None, "total": 0,
+                 "offset": offset, "limit": limit, "complaints": []}, headers=COMMON_HEADERS)
+        return web.json_response(board.page(offset, limit), headers=COMMON_HEADERS)
+
+    async def from_record(read: Callable[[Any], Any]) -> Any:
+        """A read of the database, off the event loop (a thread of the default executor)."""
+        record = state.record
+
+        def run() -> Any:
+            with record.sessions() as session:
+                return read(session)
+
+        return await asyncio.get_running_loop().run_in_executor(None, run)
+
+    async def search(request: web.Request) -> web.Response:
+        from reporting.workqueue import search as find
+
+        text = request.query.get("q", "")
+        if not text.strip() or len(text) > 200:
+            return _error(400, "q: a reference or complaint id (1-200 characters)")
+        if state.record is None:
+            return _error(503, "no record to search")
+        found = await from_record(lambda session: find(session, text))
+        return web.json_response({"query": text, "complaints": found}, headers=COMMON_HEADERS)
+
+    async def timeline(request: web.Request) -> web.Response:
+        from reporting.workqueue import timeline as read_timeline
+
+        if state.record is None:
+            return _error(503, "no record to read")
+        complaint_id = request.match_info["complaint_id"]
+        document = await from_record(lambda session: read_timeline(session, complaint_id))
+        if document is None:
+            return _error(404, "unknown complaint")
+        return web.json_response(document, headers=COMMON_HEADERS)
+
+    async def complaint_list(request: web.Request) -> web.Response:
+        """The complaints behind a count: ?state=S, ?overdue=KIND[&as_of=I] or
+        ?received=YYYY-MM-DD, with &offset and &limit (1-500)."""
+        from datetime import date as calendar_date
+
+        from reporting.workqueue import listing
+        from workflow.handlers import DEADLINE_KINDS
+        from workflow.lifecycle import STATES
+
+        query = request.query
+        try:
+            offset, limit = int(query.get("offset", "0")), int(query.get("limit", "50"))
+            if offset < 0 or not 1 <= limit <= 500:
+                raise ValueError("offset must be >= 0 and limit 1..500")
+            chosen = [name for name in ("state", "overdue", "received") if name in query]
+            if len(chosen) != 1:
+                raise ValueError("give exactly one of state, overdue, received")
+            state_ = query.get("state")
+            if state_ is not None and state_ not in STATES:
+                raise ValueError(f"state must be one of {', '.join(STATES)}")
+            kind = query.get("overdue")
+            if kind is not None and kind not in DEADLINE_KINDS:
+                raise ValueError(f"overdue must be one of {', '.join(DEADLINE_KINDS)}")
+            day = query.get("received")
+            received = calendar_date.fromisoformat(day) if day is not None else None
+            as_of = _instant_param(request, "as_of")
+        except ValueError as exc:
+            return _error(400, str(exc))
+        if state.record is None:
+            return _error(503, "no record to read")
+        document = await from_record(lambda session: listing(
+            session, state=state_, overdue=kind, received=received, as_of=as_of,
+            offset=offset, limit=limit))
+        return web.json_response(document, headers=COMMON_HEADERS)
+
     app = web.Application()
     # Open: the page (it holds no figures), its files, and health.
     app.router.add_get("/", dashboard)
@@ -473,6 +561,10 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/delivery", guarded(delivery))
     app.router.add_get("/submissions/due", guarded(submissions_due))
     app.router.add_get("/complaints/{complaint_id}/casefile", guarded(casefile))
+    app.router.add_get("/risk", guarded(risk))
+    app.router.add_get("/complaints", guarded(complaint_list))
+    app.router.add_get("/complaints/search", guarded(search))
+    app.router.add_get("/complaints/{complaint_id}/timeline", guarded(timeline))
     return app
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from consumers.event_export import export_events
 from consumers.file_ingest import ingest_file
 from tests.builders import event, received, resolved, write_jsonl
 from workflow.bootstrap import App
@@ -64,3 +65,22 @@ def test_careful_rerun_keeps_the_applied_events_of_a_failed_batch(app: App) -> N
     rows = _rows(app)
     assert [(r.event_id, r.source, r.position) for r in rows] == [("k1", "t", "0/1"),
                                                                   ("k3", "t", "0/3")]
+
+
+def test_export_of_kafka_messages_says_so_and_keeps_one_event_a_line(app: App) -> None:
+    """From a topic the record fired deadlines by the wall clock; a replay runs by event time,
+    and the export says so. A pretty-printed message is written as one line, same content."""
+    pretty = json.dumps(received("p1", "C-9", "2026-03-02T09:00:00Z"), indent=2).encode()
+    uow = app.unit_of_work()
+    outcomes = app.event_time_processor(uow).run_batch(
+        [Message(pretty, "complaints.events", "3/17")])
+    uow.close()
+    assert [o.status for o in outcomes] == ["applied"]
+    assert _rows(app)[0].raw == pretty  # stored as received
+    lines, notes = export_events(app.engine)
+    exported = list(lines)
+    assert len(exported) == 1 and b"\n" not in exported[0]
+    assert json.loads(exported[0]) == json.loads(pretty)
+    assert (notes.from_kafka, notes.re_encoded) == (1, 1)
+    said = " ".join(notes.messages())
+    assert "came from Kafka" in said and "by event time" in said and "compact JSON" in said

@@ -1,0 +1,155 @@
+// Operations work queue panel: the complaints at risk of an 8-week letter (GET /risk), search
+// by reference or complaint id (GET /complaints/search) and one complaint's timeline
+// (GET /complaints/{id}/timeline). Same token as the dashboard (sessionStorage, this tab only);
+// every value goes into the page as text, never as markup.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "complaints-ops-token";
+  const REFRESH_MS = 30000;
+  const SHOWN = 25;
+  const $ = (id) => document.getElementById(id);
+  const DAY_MS = 86400000;
+
+  function el(name, text, attrs) {
+    const node = document.createElement(name);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, value);
+    return node;
+  }
+
+  async function getJson(path) {
+    const secret = sessionStorage.getItem(TOKEN_KEY);
+    if (!secret) throw Object.assign(new Error("no token"), { status: 401 });
+    const response = await fetch(path, { headers: { Authorization: `Bearer ${secret}` },
+      cache: "no-store", credentials: "omit" });
+    if (!response.ok) throw Object.assign(new Error(`HTTP ${response.status}`),
+      { status: response.status });
+    return response.json();
+  }
+
+  const day = (instant) => (instant ? instant.slice(0, 10) : "");
+  const when = (instant) => (instant ? instant.slice(0, 16).replace("T", " ") : "");
+
+  function openButton(complaint) {
+    const button = el("button", complaint.reference || complaint.complaint_id,
+      { type: "button", class: "link-dark", "data-complaint": complaint.complaint_id });
+    button.addEventListener("click", () => showTimeline(complaint.complaint_id));
+    return button;
+  }
+
+  function renderRisk(board) {
+    const body = $("wq-risk-rows");
+    body.replaceChildren();
+    const asOf = Date.parse(board.as_of);
+    for (const c of board.complaints) {
+      const row = el("tr");
+      const cell = el("td");
+      cell.append(openButton(c));
+      row.append(cell, el("td", c.owner || "unassigned"), el("td", c.state),
+        el("td", Math.floor((asOf - Date.parse(c.received_at)) / DAY_MS), { class: "num" }),
+        el("td", c.next_deadline ? `${c.next_deadline.kind} ${when(c.next_deadline.due_at)}` : ""),
+        el("td", day(c.eight_week_due)),
+        el("td", `${Math.round(c.p_breach * 100)}%`, { class: "num" }));
+      body.append(row);
+    }
+    $("wq-risk-note").textContent = `${board.total} complaint(s) can still breach; ` +
+      `model ${board.model || "none"}, as of ${when(board.as_of)}` +
+      (board.total > board.complaints.length ? `; the ${board.complaints.length} most at risk shown` : "");
+  }
+
+  async function refreshRisk() {
+    try {
+      const board = await getJson(`/risk?limit=${SHOWN}`);
+      if (board.computed_at === null) {
+        $("wq-risk-rows").replaceChildren();
+        $("wq-risk-note").textContent = "The at-risk list is being computed.";
+      } else {
+        renderRisk(board);
+      }
+    } catch (error) {
+      $("wq-risk-note").textContent = "The at-risk list is not available.";
+    }
+    setTimeout(refreshRisk, REFRESH_MS);
+  }
+
+  async function search(event) {
+    event.preventDefault();
+    const text = $("wq-query").value.trim();
+    const list = $("wq-results");
+    list.replaceChildren();
+    if (!text) return;
+    try {
+      const found = await getJson(`/complaints/search?q=${encodeURIComponent(text)}`);
+      if (!found.complaints.length) list.append(el("li", "No complaint has that reference or id."));
+      for (const c of found.complaints) {
+        const item = el("li");
+        item.append(openButton(c), document.createTextNode(
+          ` ${c.complaint_id}, ${c.state}, received ${day(c.received_at)}, ${c.owner || "unassigned"}`));
+        list.append(item);
+      }
+      if (found.complaints.length === 1) showTimeline(found.complaints[0].complaint_id);
+    } catch (error) {
+      list.append(el("li", "Search is not available."));
+    }
+  }
+
+  async function list(event) {
+    event.preventDefault();
+    const by = $("wq-list-by").value;
+    const day = $("wq-list-day").value;
+    const rows = $("wq-list-rows");
+    rows.replaceChildren();
+    if (by === "received" && !day) {
+      $("wq-list-note").textContent = "Choose a day.";
+      return;
+    }
+    const filter = by === "received" ? `received=${encodeURIComponent(day)}` : by;
+    try {
+      const found = await getJson(`/complaints?${filter}&limit=50`);
+      $("wq-list-note").textContent = `${found.total} complaint(s)` +
+        (found.total > found.complaints.length ? `, the first ${found.complaints.length} shown` : "");
+      for (const c of found.complaints) {
+        const item = el("li");
+        const extra = c.due_at ? `, due ${when(c.due_at)}` : c.receipt_at ? `, at ${when(c.receipt_at)}` : "";
+        item.append(openButton(c), document.createTextNode(
+          ` ${c.state}, ${c.owner || "unassigned"}${extra}`));
+        rows.append(item);
+      }
+    } catch (error) {
+      $("wq-list-note").textContent = "The list is not available.";
+    }
+  }
+
+  async function showTimeline(complaintId) {
+    const card = $("wq-timeline");
+    card.hidden = false;
+    $("wq-timeline-title").textContent = `Timeline: ${complaintId}`;
+    const list = $("wq-timeline-rows");
+    list.replaceChildren();
+    try {
+      const t = await getJson(`/complaints/${encodeURIComponent(complaintId)}/timeline`);
+      $("wq-timeline-title").textContent =
+        `Timeline: ${t.reference} (${t.complaint_id}), ${t.state}, owner ${t.owner || "unassigned"}`;
+      for (const entry of t.timeline) {
+        const label = entry.what === "letter" ? `letter: ${entry.type} (${entry.letter_id})`
+          : entry.what === "due" ? `due: ${entry.type}`
+          : entry.what === "deadline" ? `${entry.type}${entry.from !== entry.to ? ` → ${entry.to}` : ""}`
+          : `${entry.type}${entry.from && entry.from !== entry.to ? ` (${entry.from} → ${entry.to})` : ` → ${entry.to}`}`;
+        const row = el("li", null, { class: `wq-${entry.what}` });
+        row.append(el("time", when(entry.at)), document.createTextNode(` ${label}`));
+        list.append(row);
+      }
+    } catch (error) {
+      list.append(el("li", error.status === 404 ? "Unknown complaint." : "The timeline is not available."));
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (!$("workqueue")) return;
+    $("wq-search").addEventListener("submit", search);
+    $("wq-list").addEventListener("submit", list);
+    $("wq-close").addEventListener("click", () => { $("wq-timeline").hidden = true; });
+    refreshRisk();
+  });
+})();

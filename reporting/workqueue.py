@@ -1,0 +1,110 @@
+"""The operations work queue's reads from the record: find a complaint by reference or id,
+and one complaint's timeline (served on the ops API, `reporting/web.py`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from workflow import queries
+from workflow.calendar import start_of_date
+from workflow.schema import Complaint, Deadline, Receipt
+
+SEARCH_LIMIT = 20
+
+
+def search(session: Session, text: str) -> list[dict[str, Any]]:
+    """Complaints whose id or reference is `text` or starts with it (references ignoring case
+    and spaces), exact matches first, at most SEARCH_LIMIT."""
+    wanted = text.strip()
+    if not wanted:
+        return []
+    reference = wanted.upper().replace(" ", "")
+    # Bound parameters; LIKE wildcards in the input are taken literally.
+    escaped = [value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+               for value in (wanted, reference)]
+    rows = session.execute(
+        select(Complaint.complaint_id, Complaint.reference, Complaint.state,
+               Complaint.received_at, Complaint.handler)
+        .where(or_(Complaint.complaint_id.like(escaped[0] + "%", escape="\\"),
+                   func.upper(Complaint.reference).like(escaped[1] + "%", escape="\\")))
+        .order_by(Complaint.complaint_id).limit(200)).all()
+    found = [{"complaint_id": r.complaint_id, "reference": r.reference, "state": r.state,
+              "received_at": queries.iso(r.received_at),
+              "owner": r.handler.get("name") if isinstance(r.handler, dict) else None}
+             for r in rows]
+    found.sort(key=lambda c: (c["complaint_id"] != wanted and c["reference"] != reference,
+                              c["complaint_id"]))
+    return found[:SEARCH_LIMIT]
+
+
+def timeline(session: Session, complaint_id: str) -> dict[str, Any] | None:
+    """One complaint as `complaints show` gives it (history, deadlines, letters), plus its
+    owner and a single time-ordered list of what happened and what is due."""
+    document = queries.show_complaint(session, complaint_id)
+    if document is None:
+        return None
+    handler = session.scalar(select(Complaint.handler)
+                             .where(Complaint.complaint_id == complaint_id))
+    entries: list[dict[str, Any]] = [
+        {"at": h["at"], "what": "event" if not h["type"].startswith("deadline.") else "deadline",
+         "type": h["type"], "from": h["from"], "to": h["to"]} for h in document["history"]]
+    entries += [{"at": letter["issued_at"], "what": "letter", "type": letter["kind"],
+                 "letter_id": letter["letter_id"]} for letter in document["letters"]]
+    entries += [{"at": d["due_at"], "what": "due", "type": d["kind"]}
+                for d in document["deadlines"] if d["fired_at"] is None]
+    entries.sort(key=lambda e: (e["at"], e["what"] == "due"))
+    return {**document, "owner": handler.get("name") if isinstance(handler, dict) else None,
+            "timeline": entries}
+
+
+def listing(session: Session, *, state: str | None = None, overdue: str | None = None,
+            received: date | None = None, as_of: datetime | None = None, offset: int = 0,
+            limit: int = 50) -> dict[str, Any]:
+    """The complaints behind one of the dashboard's counts, oldest first, paginated: those in
+    a state, those with a deadline of a kind overdue at `as_of` (the backlog's count: unfired
+    and due before it; remedies also when their deadline fired and the remedy is still not
+    implemented), or those received (a registration or a reopen) on a local date."""
+    columns = (Complaint.complaint_id, Complaint.reference, Complaint.state,
+               Complaint.received_at, Complaint.handler)
+    extra: Any = None
+    if state is not None:
+        query = select(*columns).where(Complaint.state == state)
+        order = (Complaint.received_at, Complaint.complaint_id)
+    elif overdue is not None:
+        moment = as_of or datetime.now(UTC)
+        extra = Deadline.due_at
+        conditions = [and_(Deadline.kind == overdue, Deadline.fired_at.is_(None),
+                           Deadline.due_at < moment)]
+        if overdue == "remedy":
+            conditions.append(and_(Deadline.kind == "remedy", Complaint.remedy_overdue.is_(True),
+                                   Complaint.state == "ombudsman"))
+        query = (select(*columns, extra).join(Deadline,
+                                              Deadline.complaint_id == Complaint.complaint_id)
+                 .where(or_(*conditions)))
+        order = (Deadline.due_at, Complaint.complaint_id)
+    elif received is not None:
+        extra = Receipt.received_at
+        start, end = start_of_date(received), start_of_date(received + timedelta(days=1))
+        query = (select(*columns, extra).join(Receipt,
+                                              Receipt.complaint_id == Complaint.complaint_id)
+                 .where(Receipt.received_at >= start, Receipt.received_at < end))
+        order = (Receipt.received_at, Complaint.complaint_id)
+    else:
+        raise ValueError("give a state, an overdue deadline kind or a date")
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(*order).offset(offset).limit(limit)).all()
+    complaints = []
+    for row in rows:
+        entry = {"complaint_id": row.complaint_id, "reference": row.reference,
+                 "state": row.state, "received_at": queries.iso(row.received_at),
+                 "owner": row.handler.get("name") if isinstance(row.handler, dict) else None}
+        if overdue is not None:
+            entry["due_at"] = queries.iso(row[5])
+        if received is not None:
+            entry["receipt_at"] = queries.iso(row[5])
+        complaints.append(entry)
+    return {"total": total, "offset": offset, "limit": limit, "complaints": complaints}
