@@ -99,10 +99,13 @@ def up(db: str | None, config: str | None, bootstrap_servers: str | None,
     options = runtime.RunOptions(only=only or runtime.COMPONENTS, demo=demo,
                                  demo_rate=demo_rate, duration=duration, ops_token=token,
                                  ops_token_generated=generated)
+    service = runtime.Runtime(app, settings, options, stop)
     try:
-        summary = runtime.Runtime(app, settings, options, stop).run()
+        summary = service.run()
     finally:
         app.engine.dispose()
+    if service.watchdog is not None:
+        service.watchdog.disarm()  # the summary below is printed, the stop is over
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
     else:

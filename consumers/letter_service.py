@@ -45,6 +45,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers.settings import Settings
+from consumers.stopping import close_consumer
 from consumers.workflow_consumer import (
     DoneOffsets,
     ForgetRevoked,
@@ -159,7 +160,7 @@ class LetterService:
                 self.poll_once(consumer, stop)
         finally:
             self._commit(consumer, {})
-            consumer.close(autocommit=False)
+            close_consumer(consumer)
             log.info("letter service closed")
 
     def poll_once(self, consumer: KafkaConsumer, stop: threading.Event | None = None) -> int:

@@ -32,6 +32,7 @@ from consumers.demo import ContactCentre
 from consumers.letter_service import LetterService
 from consumers.outbox_relay import OutboxRelay
 from consumers.settings import TOPICS, Settings
+from consumers.stopping import StopWatchdog, where_threads_wait
 from consumers.timer_service import TimerService
 from consumers.workflow_consumer import WorkflowConsumer, _short
 from workflow import queries
@@ -137,6 +138,7 @@ class Runtime:
         self._threads: dict[str, threading.Thread] = {}
         self._stops: dict[str, threading.Event] = {}
         self._broker: EmbeddedBroker | None = None
+        self.watchdog: StopWatchdog | None = None  # armed when the stop begins
 
     def build(self) -> None:
         factories: dict[str, Callable[[], Component]] = {
@@ -178,17 +180,32 @@ class Runtime:
             log.info("running %s (group %s, topics %scomplaints.*)", ", ".join(self.components),
                      self.settings.group_id, self.settings.topics.prefix)
             self._watch(started)
-            self.stop.set()
-            for name in sorted(self._threads, key=STOP_ORDER.index):
-                self._stops[name].set()
-                self._threads[name].join(timeout=30)
-                if self._threads[name].is_alive():
-                    log.error("%s did not stop within 30 s", name)
+            self._stop_components()
             return self.summary(time.monotonic() - started)
         finally:
             if self._broker is not None:
                 self._broker.stop()
                 self._broker = None
+
+    def _stop_components(self) -> None:
+        """Stop in STOP_ORDER, all within COMPLAINTS_STOP_TIMEOUT_S: each component's own
+        waits are bounded (consumers.stopping); the watchdog is the last resort for a wait
+        that is not (it logs what is left and exits with status 1)."""
+        self.stop.set()
+        timeout = self.settings.stop_timeout_s
+        self.watchdog = StopWatchdog(timeout, self._left).arm()
+        deadline = time.monotonic() + timeout
+        for name in sorted(self._threads, key=STOP_ORDER.index):
+            self._stops[name].set()
+            self._threads[name].join(timeout=max(0.0, deadline - time.monotonic()))
+            if self._threads[name].is_alive():
+                log.error("%s did not stop within %g s", name, timeout)
+                self.watchdog.expire()  # exits (status 1), having logged what is left
+                return
+        # The summary reads the database and, on Kafka, the group's offsets: bounded too.
+
+    def _left(self) -> list[str]:
+        return where_threads_wait(self._threads.values())
 
     def _watch(self, started: float) -> None:
         """The main thread: status lines, the health file, the duration limit."""
@@ -217,6 +234,10 @@ class Runtime:
                 component.run(stop)
                 return
             except Exception as exc:  # noqa: BLE001 - a component restarts, the process stays
+                if stop.is_set():  # gave up a bounded wait to stop: nothing to restart
+                    log.warning("%s stopped with %s: %s (what it had not finished is done on "
+                                "the next start)", name, type(exc).__name__, _short(exc))
+                    return
                 # The exception text can quote SQL parameters (personal data): first line and
                 # the stack frames only.
                 log.error("%s failed: %s: %s; restarting in %.0f s\n%s", name,
@@ -280,7 +301,9 @@ def record_summary(app: App, now: datetime | None = None) -> dict[str, Any]:
 def consumer_lag(settings: Settings) -> dict[str, int] | None:
     """Records on the input topics not yet committed by the group, per topic."""
     try:
-        client = settings.client_config()
+        # Bounded: this runs during the stop, perhaps with the broker gone.
+        client = {**settings.client_config(), "request_timeout_ms": 3000,
+                  "bootstrap_timeout_ms": 3000}
         admin = KafkaAdminClient(**client, client_id="complaints-summary")
         try:
             committed = admin.list_group_offsets({settings.group_id: None})[settings.group_id]

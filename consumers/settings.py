@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
+from consumers.stopping import stop_timeout_s
 from letters.render import FORMATS, LetterFormat
 
 Logical = Literal["events", "deadlines", "lifecycle", "letters", "rejected"]
@@ -95,6 +96,12 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
                                      "directory).", "letters-out"),
     EnvVar("COMPLAINTS_LETTER_FORMATS", "Formats the letter service renders, comma-separated: "
                                         "pdf, html, txt (PDF is the slow one).", "pdf,html,txt"),
+    EnvVar("COMPLAINTS_STOP_TIMEOUT_S", "Seconds a stop (SIGTERM, Ctrl-C) may take; then what is "
+                                        "left is logged and the process exits with status 1.",
+           "30"),
+    EnvVar("COMPLAINTS_HEALTH_PORT", "Port of the health server (GET /health: alive, GET /ready:"
+                                     " broker and database reachable, partitions assigned; no "
+                                     "token), on COMPLAINTS_WEB_HOST. Unset: none."),
     EnvVar("COMPLAINTS_OPS_URL", "Where `complaints reconcile` asks the aggregator [default: "
                                  "http://COMPLAINTS_WEB_HOST:COMPLAINTS_WEB_PORT]."),
 )
@@ -177,6 +184,8 @@ class Settings:
     session_timeout_ms: int = 10_000
     letters_dir: str = "letters-out"
     letter_formats: tuple[LetterFormat, ...] = ("pdf", "html", "txt")
+    stop_timeout_s: float = 30.0
+    health_port: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -199,6 +208,9 @@ class Settings:
             "letters_dir": env("COMPLAINTS_LETTERS_DIR", environ) or "letters-out",
             "letter_formats": letter_formats(env("COMPLAINTS_LETTER_FORMATS", environ)
                                              or "pdf,html,txt"),
+            "stop_timeout_s": stop_timeout_s(env("COMPLAINTS_STOP_TIMEOUT_S", environ)),
+            "health_port": _port("COMPLAINTS_HEALTH_PORT", env("COMPLAINTS_HEALTH_PORT",
+                                                               environ)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -208,6 +220,14 @@ class Settings:
         if not self.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS) are set")
         return {"bootstrap_servers": self.bootstrap_servers.split(","), **self.kafka_security}
+
+
+def _port(name: str, value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise ValueError(f"{name}: {value!r} is not a port number (0-65535)")
+    return int(value)
 
 
 def environment_help() -> str:

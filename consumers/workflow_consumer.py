@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from consumers.settings import MAX_MESSAGE_BYTES, Settings
+from consumers.stopping import close_consumer, commit_offsets
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
 from workflow.schema import OutboxMessage, Rejection
@@ -219,7 +220,7 @@ class WorkflowConsumer:
                 self.poll_once(consumer)
         finally:
             self._commit_kafka(consumer, {})
-            consumer.close(autocommit=False)
+            close_consumer(consumer)
             log.info("workflow consumer closed")
 
     def poll_once(self, consumer: KafkaConsumer) -> int:
@@ -379,7 +380,7 @@ class DoneOffsets:
         if not pending:
             return
         try:
-            consumer.commit(pending)
+            commit_offsets(consumer, pending)  # bounded: the broker may be gone
             self._uncommitted = {}
         except CommitFailedError as exc:
             # The group rebalanced: the new owner re-reads these records and finds them done.
