@@ -23,6 +23,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         # send() waits for metadata at most this long (kafka-python: 60 s), so that a component
         # with the broker gone notices a stop in time; flushes are bounded by their callers.
         "max_block_ms": 10_000,
+        "bootstrap_timeout_ms": 5_000,  # made while the broker is down: kafka-python waits 30 s
     }
     config.update(overrides)
     return config

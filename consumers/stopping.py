@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ from typing import Any, Final
 log = logging.getLogger(__name__)
 
 #: One offset commit, coordinator wait, consumer close or producer close.
-KAFKA_CALL_TIMEOUT_S: Final = 5.0
+KAFKA_CALL_TIMEOUT_S: Final = 3.0
 #: How long a producer's acknowledgements are waited for in normal work (a round that takes
 #: longer fails and is retried: nothing is marked published before its acknowledgement).
 DELIVERY_TIMEOUT_S: Final = 30.0
@@ -48,7 +49,12 @@ def commit_offsets(consumer: Any, offsets: Mapping[Any, Any],
     kafka-python's synchronous commit retries until the coordinator answers; with the broker
     gone that is its request timeout (30 s) per commit, or for ever in older releases.
     """
-    consumer.commit(dict(offsets), timeout_ms=int(timeout_s * 1000))
+    from kafka.errors import KafkaTimeoutError
+
+    try:
+        consumer.commit(dict(offsets), timeout_ms=int(timeout_s * 1000))
+    except KafkaTimeoutError:
+        raise KafkaTimeoutError(f"not acknowledged within {timeout_s:g} s") from None
 
 
 def close_consumer(consumer: Any, timeout_s: float = KAFKA_CALL_TIMEOUT_S) -> None:
@@ -106,6 +112,9 @@ def stop_timeout_s(value: str | None) -> float:
     return seconds
 
 
+_OWN_CODE: Final = re.compile(r"/(consumers|workflow|letters|reporting)/[^/]+\.py$")
+
+
 def where_threads_wait(threads: Iterable[threading.Thread]) -> list[str]:
     """For each live thread, its name and the innermost frames of its stack (function and
     line only: never a variable's value, which could be a customer's data)."""
@@ -115,9 +124,12 @@ def where_threads_wait(threads: Iterable[threading.Thread]) -> list[str]:
         if not thread.is_alive():
             continue
         frame = frames.get(thread.ident or -1)
-        stack = traceback.extract_stack(frame)[-4:] if frame is not None else []
+        stack = traceback.extract_stack(frame) if frame is not None else []
+        # The innermost frames, and the innermost of the service's own (what it waits for).
+        ours = [f for f in stack if _OWN_CODE.search(f.filename)][-2:]
+        shown = [*ours, *[f for f in stack[-3:] if f not in ours]]
         where = " <- ".join(f"{f.name} ({os.path.basename(f.filename)}:{f.lineno})"
-                            for f in reversed(stack))
+                            for f in reversed(shown))
         lines.append(f"{thread.name}: {where or 'unknown'}")
     return lines
 

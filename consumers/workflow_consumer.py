@@ -153,6 +153,9 @@ def consumer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "max_poll_records": 500,
         # A message over the contract's 1 MiB limit must still be fetched, to be rejected.
         "max_partition_fetch_bytes": MAX_MESSAGE_BYTES,
+        # Made while the broker is down, the consumer gives up (and is made again after a
+        # back-off) within a stop's bound instead of kafka-python's 30 s.
+        "bootstrap_timeout_ms": 5_000,
     }
     config.update(overrides)
     return config
