@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 
 from consumers.broker import EmbeddedBroker
 from consumers.demo import ContactCentre
+from consumers.health import HealthServer, Readiness
 from consumers.letter_service import LetterService
 from consumers.outbox_relay import OutboxRelay
 from consumers.settings import TOPICS, Settings
@@ -179,8 +180,13 @@ class Runtime:
                 thread.start()
             log.info("running %s (group %s, topics %scomplaints.*)", ", ".join(self.components),
                      self.settings.group_id, self.settings.topics.prefix)
-            self._watch(started)
-            self._stop_components()
+            health = self._health_server()
+            try:
+                self._watch(started)
+                self._stop_components()
+            finally:
+                if health is not None:
+                    health.stop()
             return self.summary(time.monotonic() - started)
         finally:
             if self._broker is not None:
@@ -210,6 +216,28 @@ class Runtime:
                 self.watchdog.expire()  # exits (status 1), having logged what is left
                 return
         # The summary reads the database and, on Kafka, the group's offsets: bounded too.
+
+    def _health_server(self) -> HealthServer | None:
+        """GET /health and /ready on COMPLAINTS_HEALTH_PORT, when it is set."""
+        if self.settings.health_port is None:
+            return None
+        from reporting.web import web_address  # the host the ops server listens on too
+
+        uses_database = set(self.components) & {"consumer", "timer", "relay", "letters"}
+        partitions = {name: component.assigned_partitions
+                      for name, component in self.components.items()
+                      if hasattr(component, "assigned_partitions")}
+        readiness = Readiness(self.app.engine if uses_database else None,
+                              self.settings.client_config(), partitions)
+        return HealthServer(web_address()[0], self.settings.health_port, readiness,
+                            self._alive).start()
+
+    def _alive(self) -> tuple[bool, dict[str, Any]]:
+        threads = {name: "running" if thread.is_alive() else "ended"
+                   for name, thread in self._threads.items()}
+        stopping = self.stop.is_set()
+        return (not stopping and all(v == "running" for v in threads.values()),
+                {"stopping": stopping, "components": threads})
 
     def _left(self) -> list[str]:
         return where_threads_wait(self._threads.values())
@@ -309,8 +337,8 @@ def consumer_lag(settings: Settings) -> dict[str, int] | None:
     """Records on the input topics not yet committed by the group, per topic."""
     try:
         # Bounded: this runs during the stop, perhaps with the broker gone.
-        client = {**settings.client_config(), "request_timeout_ms": 3000,
-                  "bootstrap_timeout_ms": 3000}
+        client = {**settings.client_config(), "request_timeout_ms": 2000,
+                  "bootstrap_timeout_ms": 2000}
         admin = KafkaAdminClient(**client, client_id="complaints-summary")
         try:
             committed = admin.list_group_offsets({settings.group_id: None})[settings.group_id]

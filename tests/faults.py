@@ -325,3 +325,17 @@ def check_end_state(app: App, stream: FaultStream, letters_dir: Path) -> dict[st
     assert files == sorted(f"{x.letter_id}.txt" for x in letters), "each letter's file, once"
     return {"complaints": len(states), "letters": len(letters), "rejections": len(rejections),
             "deadlines": len(deadlines)}
+
+
+def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    """GET a health endpoint: (status, body); (0, {}) when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except OSError:
+        return 0, {}

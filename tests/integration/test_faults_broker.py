@@ -27,6 +27,8 @@ from tests.faults import (
     StoredTansu,
     applied,
     check_end_state,
+    free_port,
+    probe,
     publish,
     service_env,
     settled,
@@ -58,10 +60,21 @@ def test_broker_killed_three_times_mid_stream_loses_and_duplicates_nothing(
         db = f"sqlite:///{tmp_path / 'faults.db'}"
         app = bootstrap(db, "kilowatt-connect")
         letters = tmp_path / "letters"
+        health = free_port()
         env = service_env(broker.bootstrap_servers, db, prefix, letters,
-                          COMPLAINTS_STOP_TIMEOUT_S=str(STOP_BOUND_S))
+                          COMPLAINTS_STOP_TIMEOUT_S=str(STOP_BOUND_S),
+                          COMPLAINTS_HEALTH_PORT=str(health))
         service = ServiceProcess(COMPONENTS, env, tmp_path)
         service.start()
+        # Ready once the database and broker answer and both groups assigned partitions.
+        wait_for(lambda: probe(health, "/ready")[0] == 200, 60, f"ready; log {service.log_path}")
+        checks = probe(health, "/ready")[1]["checks"]
+        assert checks == {"database": "ok", "broker": "ok",
+                          "consumer_partitions": "ok: 12 assigned",
+                          "letters_partitions": "ok: 6 assigned"}
+        assert probe(health, "/health") == (200, {
+            "status": "alive", "stopping": False,
+            "components": dict.fromkeys(COMPONENTS, "running")})
 
         figures = []
         published: set[str] = set()
@@ -75,6 +88,10 @@ def test_broker_killed_three_times_mid_stream_loses_and_duplicates_nothing(
                      f"progress before kill {kill + 1}; logs in {tmp_path}")
             at_kill = applied(app, stream)
             broker.kill()
+            if kill == 0:  # not ready without a broker, but alive: a restart would not help
+                wait_for(lambda: probe(health, "/ready")[0] == 503, 10, "not ready")
+                assert probe(health, "/ready")[1]["checks"]["broker"].startswith("unreachable")
+                assert probe(health, "/health")[0] == 200
             time.sleep(rng.uniform(0.5, 2.0))
             broker.start()
             restarted = time.monotonic()
@@ -84,6 +101,7 @@ def test_broker_killed_three_times_mid_stream_loses_and_duplicates_nothing(
             figures.append({"in_flight": expected - at_kill,
                             "recovery_s": round(time.monotonic() - restarted, 1)})
             assert service.alive(), f"the service died; log {service.log_path}"
+        wait_for(lambda: probe(health, "/ready")[0] == 200, 30, "ready again")
 
         publish(broker.bootstrap_servers, settings.topics.events, chunks[KILLS])
         # SIGTERM while the broker is down, with work in flight: exits within the bound.
