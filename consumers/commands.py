@@ -77,6 +77,7 @@ def up(db: str | None, config: str | None, bootstrap_servers: str | None,
 
     settings = _settings(bootstrap_servers, topic_prefix)
     runtime.configure_logging(settings.log_level)
+    _check_broker_security(settings)
     app = _open_app(db, config, migrate or init)
     if init:
         if not settings.bootstrap_servers:
@@ -142,6 +143,18 @@ def publish(file: Path, bootstrap_servers: str | None, topic_prefix: str | None,
     else:
         click.echo(f"published {report.published} message(s) to {settings.topics.events}"
                    + (f" ({report.unkeyed} without a key)" if report.unkeyed else ""))
+
+
+def _check_broker_security(settings: Settings) -> None:
+    """An untrusted broker certificate or refused SASL credentials: exit 1 now, with what to
+    fix, instead of retrying for ever (consumers/preflight.py)."""
+    from consumers.preflight import BrokerSecurityError, check_broker_security
+
+    try:
+        check_broker_security(settings)
+    except BrokerSecurityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 def _settings(bootstrap_servers: str | None, topic_prefix: str | None) -> Settings:

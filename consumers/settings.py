@@ -196,6 +196,7 @@ class Settings:
             "sasl_plain_password": env("KAFKA_SASL_PASSWORD", environ),
             "ssl_cafile": env("KAFKA_SSL_CAFILE", environ),
         }
+        check_security(security)
         values: dict[str, Any] = {
             "bootstrap_servers": env("KAFKA_BOOTSTRAP_SERVERS", environ),
             "topics": Topics(env("COMPLAINTS_TOPIC_PREFIX", environ) or ""),
@@ -220,6 +221,45 @@ class Settings:
         if not self.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS) are set")
         return {"bootstrap_servers": self.bootstrap_servers.split(","), **self.kafka_security}
+
+
+PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def check_security(security: dict[str, str | None]) -> None:
+    """Refuse a Kafka security setting that cannot work, before any connection, with the
+    variable to fix. Never quotes the password (nor says anything about its value)."""
+    protocol = (security.get("security_protocol") or "PLAINTEXT").upper()
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"KAFKA_SECURITY_PROTOCOL: {protocol!r} is not one of "
+                         f"{', '.join(PROTOCOLS)}")
+    security["security_protocol"] = protocol
+    sasl = {"KAFKA_SASL_MECHANISM": security.get("sasl_mechanism"),
+            "KAFKA_SASL_USERNAME": security.get("sasl_plain_username"),
+            "KAFKA_SASL_PASSWORD": security.get("sasl_plain_password")}
+    if protocol.startswith("SASL_"):
+        missing = [name for name, value in sasl.items() if not value]
+        if missing:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs {' and '.join(missing)}"
+                             " to be set")
+        mechanism = str(sasl["KAFKA_SASL_MECHANISM"]).upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise ValueError(f"KAFKA_SASL_MECHANISM: {mechanism!r} is not one of "
+                             f"{', '.join(SASL_MECHANISMS)}")
+        security["sasl_mechanism"] = mechanism
+    else:
+        stray = [name for name, value in sasl.items() if value]
+        if stray:  # silently sending no credentials would be a surprise at the broker
+            raise ValueError(f"{' and '.join(stray)} set, but KAFKA_SECURITY_PROTOCOL={protocol}"
+                             " uses no SASL: set SASL_SSL (or SASL_PLAINTEXT), or unset them")
+    cafile = security.get("ssl_cafile")
+    if cafile:
+        if not protocol.endswith("SSL"):
+            raise ValueError(f"KAFKA_SSL_CAFILE set, but KAFKA_SECURITY_PROTOCOL={protocol} uses "
+                             "no TLS: set SSL (or SASL_SSL), or unset it")
+        if not os.path.isfile(cafile) or not os.access(cafile, os.R_OK):
+            raise ValueError(f"KAFKA_SSL_CAFILE: {cafile} is not a readable file")
 
 
 def _port(name: str, value: str | None) -> int | None:
