@@ -41,11 +41,16 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
 
+# The secured-broker test puts Debian's stunnel4 (TLS) in front of the embedded broker.
+STUNNEL := /usr/bin/stunnel4
+$(STUNNEL):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stunnel4
+
 lint: $(STAMP)
 	$(BIN)/ruff check workflow consumers letters reporting tests bench
 	$(BIN)/mypy
 
-test: lint $(CHROMIUM)
+test: lint $(CHROMIUM) $(STUNNEL)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

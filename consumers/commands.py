@@ -81,6 +81,7 @@ def up(db: str | None, config: str | None, bootstrap_servers: str | None,
 
     settings = _settings(bootstrap_servers, topic_prefix)
     runtime.configure_logging(settings.log_level)
+    _check_broker_security(settings)
     app = _open_app(db, config, migrate or init)
     if init:
         if not settings.bootstrap_servers:
@@ -103,10 +104,13 @@ def up(db: str | None, config: str | None, bootstrap_servers: str | None,
     options = runtime.RunOptions(only=only or runtime.COMPONENTS, demo=demo,
                                  demo_rate=demo_rate, duration=duration, ops_token=token,
                                  ops_token_generated=generated)
+    service = runtime.Runtime(app, settings, options, stop)
     try:
-        summary = runtime.Runtime(app, settings, options, stop).run()
+        summary = service.run()
     finally:
         app.engine.dispose()
+    if service.watchdog is not None:
+        service.watchdog.disarm()  # the summary below is printed, the stop is over
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -143,6 +147,18 @@ def publish(file: Path, bootstrap_servers: str | None, topic_prefix: str | None,
     else:
         click.echo(f"published {report.published} message(s) to {settings.topics.events}"
                    + (f" ({report.unkeyed} without a key)" if report.unkeyed else ""))
+
+
+def _check_broker_security(settings: Settings) -> None:
+    """An untrusted broker certificate or refused SASL credentials: exit 1 now, with what to
+    fix, instead of retrying for ever (consumers/preflight.py)."""
+    from consumers.preflight import BrokerSecurityError, check_broker_security
+
+    try:
+        check_broker_security(settings)
+    except BrokerSecurityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 def _settings(bootstrap_servers: str | None, topic_prefix: str | None) -> Settings:

@@ -45,6 +45,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers.settings import Settings
+from consumers.stopping import close_consumer
 from consumers.workflow_consumer import (
     DoneOffsets,
     ForgetRevoked,
@@ -149,13 +150,20 @@ class LetterService:
         self.stats = LetterStats()
         self._offsets = DoneOffsets("letter")
         self._unsynced = False  # files renamed into place since the directory was last synced
+        self._listener = ForgetRevoked(self._offsets)
+
+    def assigned_partitions(self) -> int | None:
+        """Partitions owned now; None before the group assigned any (consumers.health)."""
+        assigned = self._listener.assigned
+        return None if assigned is None else len(assigned)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.remove_stale_temporaries()
         consumer = KafkaConsumer(**self.config)
-        consumer.subscribe([self.topic], listener=ForgetRevoked(self._offsets))
+        self._listener.assigned = None  # a new member: not joined yet
+        consumer.subscribe([self.topic], listener=self._listener)
         log.info("letter service in group %s on %s: %s into %s", self.group_id, self.topic,
                  ",".join(self.formats), self.directory)
         try:
@@ -163,7 +171,7 @@ class LetterService:
                 self.poll_once(consumer, stop)
         finally:
             self._commit(consumer, {})
-            consumer.close(autocommit=False)
+            close_consumer(consumer)
             log.info("letter service closed")
 
     def poll_once(self, consumer: KafkaConsumer, stop: threading.Event | None = None) -> int:

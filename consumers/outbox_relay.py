@@ -25,6 +25,7 @@ from sqlalchemy import Connection, select, text, update
 
 from consumers.producer import OwnedProducer
 from consumers.settings import OUTBOX_TOPICS, Settings
+from consumers.stopping import await_delivery
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
 from workflow.schema import OutboxMessage
@@ -50,6 +51,7 @@ class OutboxRelay:
         self.interval = interval
         # Rejected messages carry up to 1 MiB of raw input, base64 when it is not text.
         self._producer = OwnedProducer(settings, producer, max_request_size=4 * 1024 * 1024)
+        self._stop: threading.Event | None = None  # set by run(): bounds a stop's waits
         self.stats = RelayStats()
         self.postgres = app.engine.dialect.name == "postgresql"
         self._lock_connection: Connection | None = None
@@ -59,6 +61,7 @@ class OutboxRelay:
         return self._producer.get()
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         log.info("outbox relay publishing to %s", ", ".join(self.topics.values()))
         try:
             while not stop.is_set():
@@ -116,9 +119,9 @@ class OutboxRelay:
                 # transaction (upgrading a stale read snapshot fails without waiting).
                 session.rollback()
             futures = [self._send(row) for row in rows]
-            self.producer.flush()
-            for future in futures:
-                future.get(timeout=30)  # raises: nothing is marked, the round is retried
+            # Raises (bounded, sooner once stopping): nothing is marked, the round is
+            # retried; the consumer makes a re-published message a no-op.
+            await_delivery(self.producer, futures, stop=self._stop)
             session.execute(update(OutboxMessage)
                             .where(OutboxMessage.id.in_([r.id for r in rows]))
                             .values(published_at=self.clock.now()))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from consumers.settings import Settings
+from consumers.stopping import KAFKA_CALL_TIMEOUT_S
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -17,6 +20,10 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "acks": "all",
         "linger_ms": 5,
         "batch_size": 256 * 1024,
+        # send() waits for metadata at most this long (kafka-python: 60 s), so that a component
+        # with the broker gone notices a stop in time; flushes are bounded by their callers.
+        "max_block_ms": 10_000,
+        "bootstrap_timeout_ms": 5_000,  # made while the broker is down: kafka-python waits 30 s
     }
     config.update(overrides)
     return config
@@ -42,7 +49,10 @@ class OwnedProducer:
         if self._producer is None:
             return
         if flush:
-            self._producer.flush(timeout=10)
+            with contextlib.suppress(KafkaTimeoutError):
+                self._producer.flush(timeout=KAFKA_CALL_TIMEOUT_S)
         if self._owned:
-            self._producer.close(timeout=5)
+            # Bounded: what is not acknowledged by then was not marked published, and goes
+            # out again on the next start.
+            self._producer.close(timeout=KAFKA_CALL_TIMEOUT_S)
             self._producer = None

@@ -30,10 +30,12 @@ from sqlalchemy import func, select
 from consumers.broker import EmbeddedBroker
 from consumers.delivery import DeliveryService
 from consumers.demo import ContactCentre
+from consumers.health import HealthServer, Readiness
 from consumers.letter_service import LetterService
 from consumers.outbox_relay import OutboxRelay
 from consumers.retention import RetentionService
 from consumers.settings import TOPICS, Settings
+from consumers.stopping import StopWatchdog, where_threads_wait
 from consumers.timer_service import TimerService
 from consumers.workflow_consumer import WorkflowConsumer, _short
 from workflow import queries
@@ -147,6 +149,7 @@ class Runtime:
         self._stops: dict[str, threading.Event] = {}
         self._broker: EmbeddedBroker | None = None
         self._mail_sink: Any = None  # consumers.mail_sink.MailSink, with --demo
+        self.watchdog: StopWatchdog | None = None  # armed when the stop begins
 
     def build(self) -> None:
         factories: dict[str, Callable[[], Component]] = {
@@ -217,13 +220,13 @@ class Runtime:
                 thread.start()
             log.info("running %s (group %s, topics %scomplaints.*)", ", ".join(self.components),
                      self.settings.group_id, self.settings.topics.prefix)
-            self._watch(started)
-            self.stop.set()
-            for name in sorted(self._threads, key=STOP_ORDER.index):
-                self._stops[name].set()
-                self._threads[name].join(timeout=30)
-                if self._threads[name].is_alive():
-                    log.error("%s did not stop within 30 s", name)
+            health = self._health_server()
+            try:
+                self._watch(started)
+                self._stop_components()
+            finally:
+                if health is not None:
+                    health.stop()
             return self.summary(time.monotonic() - started)
         finally:
             if self._mail_sink is not None:
@@ -232,6 +235,55 @@ class Runtime:
             if self._broker is not None:
                 self._broker.stop()
                 self._broker = None
+
+    def _stop_components(self) -> None:
+        """Stop in STOP_ORDER, all within COMPLAINTS_STOP_TIMEOUT_S: each component's own
+        waits are bounded (consumers.stopping); the watchdog is the last resort for a wait
+        that is not (it logs what is left and exits with status 1)."""
+        self.stop.set()
+        timeout = self.settings.stop_timeout_s
+        self.watchdog = StopWatchdog(timeout, self._left).arm()
+        deadline = time.monotonic() + timeout
+        order = sorted(self._threads, key=STOP_ORDER.index)
+        # In order while each stops promptly (the usual case: under a second each); one that
+        # is slow (its broker or database gone) gets a stage of the bound, then the next is
+        # stopped beside it, so that the bounded waits of all run side by side.
+        stage = timeout / (2 * max(1, len(order)))
+        for name in order:
+            self._stops[name].set()
+            self._threads[name].join(timeout=max(0.0, min(stage, deadline - time.monotonic())))
+        for name in order:
+            self._threads[name].join(timeout=max(0.0, deadline - time.monotonic()))
+            if self._threads[name].is_alive():
+                log.error("%s did not stop within %g s", name, timeout)
+                self.watchdog.expire()  # exits (status 1), having logged what is left
+                return
+        # The summary reads the database and, on Kafka, the group's offsets: bounded too.
+
+    def _health_server(self) -> HealthServer | None:
+        """GET /health and /ready on COMPLAINTS_HEALTH_PORT, when it is set."""
+        if self.settings.health_port is None:
+            return None
+        from reporting.web import web_address  # the host the ops server listens on too
+
+        uses_database = set(self.components) & {"consumer", "timer", "relay", "letters"}
+        partitions = {name: component.assigned_partitions
+                      for name, component in self.components.items()
+                      if hasattr(component, "assigned_partitions")}
+        readiness = Readiness(self.app.engine if uses_database else None,
+                              self.settings.client_config(), partitions)
+        return HealthServer(web_address()[0], self.settings.health_port, readiness,
+                            self._alive).start()
+
+    def _alive(self) -> tuple[bool, dict[str, Any]]:
+        threads = {name: "running" if thread.is_alive() else "ended"
+                   for name, thread in self._threads.items()}
+        stopping = self.stop.is_set()
+        return (not stopping and all(v == "running" for v in threads.values()),
+                {"stopping": stopping, "components": threads})
+
+    def _left(self) -> list[str]:
+        return where_threads_wait(self._threads.values())
 
     def _watch(self, started: float) -> None:
         """The main thread: status lines, the health file, the duration limit."""
@@ -260,6 +312,10 @@ class Runtime:
                 component.run(stop)
                 return
             except Exception as exc:  # noqa: BLE001 - a component restarts, the process stays
+                if stop.is_set():  # gave up a bounded wait to stop: nothing to restart
+                    log.warning("%s stopped with %s: %s (what it had not finished is done on "
+                                "the next start)", name, type(exc).__name__, _short(exc))
+                    return
                 # The exception text can quote SQL parameters (personal data): first line and
                 # the stack frames only.
                 log.error("%s failed: %s: %s; restarting in %.0f s\n%s", name,
@@ -323,7 +379,9 @@ def record_summary(app: App, now: datetime | None = None) -> dict[str, Any]:
 def consumer_lag(settings: Settings) -> dict[str, int] | None:
     """Records on the input topics not yet committed by the group, per topic."""
     try:
-        client = settings.client_config()
+        # Bounded: this runs during the stop, perhaps with the broker gone.
+        client = {**settings.client_config(), "request_timeout_ms": 2000,
+                  "bootstrap_timeout_ms": 2000}
         admin = KafkaAdminClient(**client, client_id="complaints-summary")
         try:
             committed = admin.list_group_offsets({settings.group_id: None})[settings.group_id]

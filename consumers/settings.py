@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
+from consumers.stopping import stop_timeout_s
 from letters.render import FORMATS, LetterFormat
 
 Logical = Literal["events", "deadlines", "lifecycle", "letters", "rejected"]
@@ -98,6 +99,12 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
     EnvVar("COMPLAINTS_RISK_REFIT_SECONDS", "How often the ops service refits the breach-risk "
                                             "model from the database and refreshes `/risk`.",
            "300"),
+    EnvVar("COMPLAINTS_STOP_TIMEOUT_S", "Seconds a stop (SIGTERM, Ctrl-C) may take; then what is "
+                                        "left is logged and the process exits with status 1.",
+           "30"),
+    EnvVar("COMPLAINTS_HEALTH_PORT", "Port of the health server (GET /health: alive, GET /ready:"
+                                     " broker and database reachable, partitions assigned; no "
+                                     "token), on COMPLAINTS_WEB_HOST. Unset: none."),
     EnvVar("COMPLAINTS_OPS_URL", "Where `complaints reconcile` asks the aggregator [default: "
                                  "http://COMPLAINTS_WEB_HOST:COMPLAINTS_WEB_PORT]."),
     # (v2) Delivery (consumers/delivery.py)
@@ -199,6 +206,8 @@ class Settings:
     letters_dir: str = "letters-out"
     letter_formats: tuple[LetterFormat, ...] = ("pdf", "html", "txt")
     risk_refit_seconds: float = 300.0
+    stop_timeout_s: float = 30.0
+    health_port: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -209,6 +218,7 @@ class Settings:
             "sasl_plain_password": env("KAFKA_SASL_PASSWORD", environ),
             "ssl_cafile": env("KAFKA_SSL_CAFILE", environ),
         }
+        check_security(security)
         values: dict[str, Any] = {
             "bootstrap_servers": env("KAFKA_BOOTSTRAP_SERVERS", environ),
             "topics": Topics(env("COMPLAINTS_TOPIC_PREFIX", environ) or ""),
@@ -222,6 +232,9 @@ class Settings:
             "letter_formats": letter_formats(env("COMPLAINTS_LETTER_FORMATS", environ)
                                              or "pdf,html,txt"),
             "risk_refit_seconds": float(env("COMPLAINTS_RISK_REFIT_SECONDS", environ) or 300),
+            "stop_timeout_s": stop_timeout_s(env("COMPLAINTS_STOP_TIMEOUT_S", environ)),
+            "health_port": _port("COMPLAINTS_HEALTH_PORT", env("COMPLAINTS_HEALTH_PORT",
+                                                               environ)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -231,6 +244,53 @@ class Settings:
         if not self.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS) are set")
         return {"bootstrap_servers": self.bootstrap_servers.split(","), **self.kafka_security}
+
+
+PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def check_security(security: dict[str, str | None]) -> None:
+    """Refuse a Kafka security setting that cannot work, before any connection, with the
+    variable to fix. Never quotes the password (nor says anything about its value)."""
+    protocol = (security.get("security_protocol") or "PLAINTEXT").upper()
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"KAFKA_SECURITY_PROTOCOL: {protocol!r} is not one of "
+                         f"{', '.join(PROTOCOLS)}")
+    security["security_protocol"] = protocol
+    sasl = {"KAFKA_SASL_MECHANISM": security.get("sasl_mechanism"),
+            "KAFKA_SASL_USERNAME": security.get("sasl_plain_username"),
+            "KAFKA_SASL_PASSWORD": security.get("sasl_plain_password")}
+    if protocol.startswith("SASL_"):
+        missing = [name for name, value in sasl.items() if not value]
+        if missing:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs {' and '.join(missing)}"
+                             " to be set")
+        mechanism = str(sasl["KAFKA_SASL_MECHANISM"]).upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise ValueError(f"KAFKA_SASL_MECHANISM: {mechanism!r} is not one of "
+                             f"{', '.join(SASL_MECHANISMS)}")
+        security["sasl_mechanism"] = mechanism
+    else:
+        stray = [name for name, value in sasl.items() if value]
+        if stray:  # silently sending no credentials would be a surprise at the broker
+            raise ValueError(f"{' and '.join(stray)} set, but KAFKA_SECURITY_PROTOCOL={protocol}"
+                             " uses no SASL: set SASL_SSL (or SASL_PLAINTEXT), or unset them")
+    cafile = security.get("ssl_cafile")
+    if cafile:
+        if not protocol.endswith("SSL"):
+            raise ValueError(f"KAFKA_SSL_CAFILE set, but KAFKA_SECURITY_PROTOCOL={protocol} uses "
+                             "no TLS: set SSL (or SASL_SSL), or unset it")
+        if not os.path.isfile(cafile) or not os.access(cafile, os.R_OK):
+            raise ValueError(f"KAFKA_SSL_CAFILE: {cafile} is not a readable file")
+
+
+def _port(name: str, value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise ValueError(f"{name}: {value!r} is not a port number (0-65535)")
+    return int(value)
 
 
 def environment_help() -> str:

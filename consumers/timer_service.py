@@ -26,6 +26,7 @@ from sqlalchemy import Select, or_, select, update
 
 from consumers.producer import OwnedProducer
 from consumers.settings import Settings
+from consumers.stopping import await_delivery
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
 from workflow.schema import Deadline
@@ -60,6 +61,7 @@ class TimerService:
         self.interval = interval
         self.republish_after = republish_after
         self._producer = OwnedProducer(settings, producer)
+        self._stop: threading.Event | None = None  # set by run(): bounds a stop's waits
         self.stats = TimerStats()
         self.skip_locked = app.engine.dialect.name == "postgresql"
 
@@ -68,6 +70,7 @@ class TimerService:
         return self._producer.get()
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         log.info("timer service publishing due deadlines to %s", self.topic)
         try:
             while not stop.is_set():
@@ -115,9 +118,9 @@ class TimerService:
                     self.topic, key=row.complaint_id.encode(),
                     value=json.dumps(value, separators=(",", ":")).encode(),
                     headers=[("event_id", value["event_id"].encode())]))
-            self.producer.flush()
-            for future in futures:
-                future.get(timeout=30)  # raises: the rows stay unpublished and are retried
+            # Raises (bounded, sooner once stopping): nothing is marked, the round is
+            # retried; the consumer makes a re-published message a no-op.
+            await_delivery(self.producer, futures, stop=self._stop)
             session.execute(update(Deadline).where(Deadline.id.in_([r.id for r in rows]))
                             .values(published_at=now))
             session.commit()

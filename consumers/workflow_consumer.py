@@ -29,13 +29,14 @@ from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from consumers.settings import MAX_MESSAGE_BYTES, Settings
+from consumers.stopping import close_consumer, commit_offsets
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
 from workflow.schema import OutboxMessage, Rejection
@@ -152,6 +153,9 @@ def consumer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "max_poll_records": 500,
         # A message over the contract's 1 MiB limit must still be fetched, to be rejected.
         "max_partition_fetch_bytes": MAX_MESSAGE_BYTES,
+        # Made while the broker is down, the consumer gives up (and is made again after a
+        # back-off) within a stop's bound instead of kafka-python's 30 s.
+        "bootstrap_timeout_ms": 5_000,
     }
     config.update(overrides)
     return config
@@ -166,6 +170,9 @@ class ForgetRevoked(ConsumerRebalanceListener):
                  on_assigned: Callable[[], None] | None = None) -> None:
         self.offsets = offsets
         self.on_assigned = on_assigned
+        # For readiness (consumers.health): the partitions this member owns, None until the
+        # group has assigned it some (or none: an idle standby has joined too).
+        self.assigned: set[TopicPartition] | None = None
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = set(revoked)
@@ -173,8 +180,12 @@ class ForgetRevoked(ConsumerRebalanceListener):
             log.info("%s partitions revoked: %s", self.offsets.what, _describe(revoked))
         for tp in revoked:
             self.offsets.forget(tp)
+        if self.assigned is not None:
+            self.assigned -= revoked
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = set(assigned)
+        self.assigned = (self.assigned or set()) | assigned
         if self.on_assigned is not None:
             self.on_assigned()
         log.info("%s partitions assigned: %s", self.offsets.what, _describe(assigned))
@@ -206,12 +217,18 @@ class WorkflowConsumer:
         self._failures = 0  # consecutive failed attempts at the current batch
         self._one_at_a_time = 0  # records still to take singly after repeated failures
         self._quarantine_streak = 0
+        self._listener = ForgetRevoked(self._offsets, self._count_rebalance)
+
+    def assigned_partitions(self) -> int | None:
+        """Partitions owned now; None before the group assigned any (consumers.health)."""
+        assigned = self._listener.assigned
+        return None if assigned is None else len(assigned)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         consumer = KafkaConsumer(**self.config)
-        consumer.subscribe(list(self.topics),
-                           listener=ForgetRevoked(self._offsets, self._count_rebalance))
+        self._listener.assigned = None  # a new member: not joined yet
+        consumer.subscribe(list(self.topics), listener=self._listener)
         log.info("workflow consumer in group %s on %s", self.settings.group_id,
                  ", ".join(self.topics))
         try:
@@ -219,7 +236,7 @@ class WorkflowConsumer:
                 self.poll_once(consumer)
         finally:
             self._commit_kafka(consumer, {})
-            consumer.close(autocommit=False)
+            close_consumer(consumer)
             log.info("workflow consumer closed")
 
     def poll_once(self, consumer: KafkaConsumer) -> int:
@@ -367,6 +384,7 @@ class DoneOffsets:
     def __init__(self, what: str) -> None:
         self.what = what  # for the log: whose offsets
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._timed_out_at = -1e9  # when a commit last went unanswered (monotonic)
 
     def commit(self, consumer: KafkaConsumer,
                offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
@@ -378,14 +396,18 @@ class DoneOffsets:
         self._uncommitted = pending
         if not pending:
             return
+        if not offsets and time.monotonic() - self._timed_out_at < 1.0:
+            return  # a retry right after a commit went unanswered (a stop): not worth the wait
         try:
-            consumer.commit(pending)
+            commit_offsets(consumer, pending)  # bounded: the broker may be gone
             self._uncommitted = {}
         except CommitFailedError as exc:
             # The group rebalanced: the new owner re-reads these records and finds them done.
             log.info("%s offset commit refused after a rebalance: %s", self.what, _short(exc))
             self._uncommitted = {}
         except KafkaError as exc:
+            if isinstance(exc, KafkaTimeoutError):
+                self._timed_out_at = time.monotonic()
             log.warning("%s offset commit failed, will retry: %s", self.what, _short(exc))
 
     def forget(self, tp: TopicPartition) -> None:

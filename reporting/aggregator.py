@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 TABLE: Final = "complaints"
 NOISY_LOGGERS: Final = ("faust", "mode", "aiokafka", "kafka")
 POLL_S: Final = 0.2
-STOP_TIMEOUT_S: Final = 15.0
+STOP_TIMEOUT_S: Final = 10.0  # faust's own stop; within COMPLAINTS_STOP_TIMEOUT_S
 
 
 class AggregatorError(RuntimeError):
@@ -119,8 +119,10 @@ def source_partitions(settings: Settings) -> int:
     """
     from kafka import KafkaConsumer  # deferred: only needed at start
 
+    # Bounded (the broker may be gone): a stop waits for this call.
     probe = KafkaConsumer(**settings.client_config(), client_id="complaints-aggregator-probe",
-                          enable_auto_commit=False)
+                          enable_auto_commit=False, bootstrap_timeout_ms=5000,
+                          request_timeout_ms=5000)
     try:
         found: dict[str, int] = {}
         for topic in (settings.topics.lifecycle, settings.topics.letters):

@@ -5,8 +5,10 @@ request reads the live view directly: no copy, no lock, no second process.
 
 Endpoints (JSON unless said):
 
-- `GET /health` (open): whether the view is ready, events applied, recovery figures. 200 when
-  ready, 503 while starting or recovering, so it doubles as a readiness probe.
+- `GET /health` (open, liveness): whether the view is ready, events applied, recovery
+  figures; 200 while the server answers.
+- `GET /ready` (open, readiness): the same document; 200 when the view is recovered and its
+  partitions assigned, 503 while starting or recovering.
 - `GET /backlog[?as_of=INSTANT]`: the `complaints backlog` document, from memory.
 - `GET /returns/current[?month=YYYY-MM][&quarter=YYYY-Qn]`: the return items that can be counted
   from the output topics, for the current month and quarter (Europe/London) by default.
@@ -21,8 +23,9 @@ Endpoints (JSON unless said):
 - `GET /` (open): the dashboard page; it holds no data and fetches the endpoints above with the
   token (see reporting/static/dashboard.js for how the token is kept).
 
-All but `/health`, `/` and its static files need `Authorization: Bearer $COMPLAINTS_OPS_TOKEN`.
-The token is compared by digest in constant time; a missing or wrong one gets 401.
+All but `/health`, `/ready`, `/` and its static files need
+`Authorization: Bearer $COMPLAINTS_OPS_TOKEN`. The token is compared by digest in constant
+time; a missing or wrong one gets 401.
 """
 
 from __future__ import annotations
@@ -378,6 +381,11 @@ def create_app(state: OpsState, token: str) -> web.Application:
                             headers={**COMMON_HEADERS, "Cache-Control": "no-cache"})
 
     async def health(request: web.Request) -> web.Response:
+        # Alive (liveness): 200 while the server answers, recovering or not; `ready` says which.
+        return web.json_response(state.health(), headers=COMMON_HEADERS)
+
+    async def ready(request: web.Request) -> web.Response:
+        # Readiness: the view is recovered and its partitions assigned; 503 until then.
         return web.json_response(state.health(), status=200 if state.ready else 503,
                                  headers=COMMON_HEADERS)
 
@@ -554,6 +562,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/static/{name}", static)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
     # Everything with figures needs the token.
     app.router.add_get("/backlog", guarded(backlog))
     app.router.add_get("/returns/current", guarded(returns))

@@ -173,8 +173,9 @@ def _idle_aggregator(scenario: Scenario) -> Any:
 
 def test_figures_through_the_broker_equal_the_database(live: Live, scenario: Scenario) -> None:
     wait_equal(scenario, live.url)
-    status, _, health = get(f"{live.url}/health", token=None)
+    status, _, health = get(f"{live.url}/ready", token=None)
     assert status == 200 and health["ready"]
+    assert get(f"{live.url}/health", token=None)[0] == 200
     events = health["events"]
     assert events["applied"] + events["duplicates"] + events["malformed"] == live.published
     assert events["duplicates"] >= 300 and events["malformed"] == 2
@@ -182,7 +183,7 @@ def test_figures_through_the_broker_equal_the_database(live: Live, scenario: Sce
 
 
 def test_requests_without_the_token_are_refused(live: Live) -> None:
-    wait_for(lambda: get(f"{live.url}/health", None)[0] == 200, 60, "ready")
+    wait_for(lambda: get(f"{live.url}/ready", None)[0] == 200, 60, "ready")
     for path in ("/backlog", "/returns/current", "/metrics", "/backlog?as_of=2026-01-01"):
         for token, scheme in ((None, "Bearer"), ("wrong", "Bearer"), (TOKEN, "Basic"),
                               ("", "Bearer"), (TOKEN + "x", "Bearer")):
@@ -190,15 +191,16 @@ def test_requests_without_the_token_are_refused(live: Live) -> None:
             assert status == 401, (path, token, scheme)
             assert headers["WWW-Authenticate"].startswith("Bearer")
             assert body == {"error": "missing or invalid bearer token"}
-    # Open: health, and the dashboard page (which holds no figures).
+    # Open: health, readiness, and the dashboard page (which holds no figures).
     assert get(f"{live.url}/health", None)[0] == 200
+    assert get(f"{live.url}/ready", None)[0] == 200
     status, headers, page = get(f"{live.url}/", None)
     assert status == 200 and b"<title>Complaints operations</title>" in page
     assert "script-src 'self'" in headers["Content-Security-Policy"]
 
 
 def test_endpoints_with_the_token(live: Live, scenario: Scenario) -> None:
-    wait_for(lambda: get(f"{live.url}/health", None)[0] == 200, 60, "ready")
+    wait_for(lambda: get(f"{live.url}/ready", None)[0] == 200, 60, "ready")
     status, _, backlog = get(f"{live.url}/backlog")
     assert status == 200
     assert set(backlog) == {"as_of", "by_state", "overdue", "due_within_5_working_days",

@@ -97,8 +97,17 @@ def test_kubernetes_runs_each_process_as_a_deployment_and_migrations_as_a_job() 
         accepted_by_cli(container["args"])
         assert container["envFrom"] == [{"configMapRef": {"name": config}},
                                         {"secretRef": {"name": secret}}]
-        probe = " ".join(container["livenessProbe"]["exec"]["command"])
-        assert manifests("ConfigMap")[0]["data"]["COMPLAINTS_HEALTH_FILE"] in probe
+        # Probes on the health server (consumers/health.py), or the ops server's own.
+        data = manifests("ConfigMap")[0]["data"]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        port = "ops" if name == "aggregator" else "health"
+        assert ports[port] == int(data["COMPLAINTS_WEB_PORT" if port == "ops"
+                                       else "COMPLAINTS_HEALTH_PORT"])
+        assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": port}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": port}
+        # A stop ends (exit 1 at worst) before Kubernetes would SIGKILL the pod.
+        grace = spec["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert float(data["COMPLAINTS_STOP_TIMEOUT_S"]) < grace
     assert deployments["complaints-consumer"]["spec"]["replicas"] <= TOPICS["events"].partitions
     (job,) = manifests("Job")
     (container,) = job["spec"]["template"]["spec"]["containers"]
