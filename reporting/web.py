@@ -76,6 +76,8 @@ CASEFILE_TYPES: Final = {"pdf": "application/pdf", "zip": "application/zip"}
 
 
 # --------------------------------------------------------------------------- configuration
+
+
 def web_address(environ: Mapping[str, str] | None = None) -> tuple[str, int]:
     """COMPLAINTS_WEB_HOST (default 127.0.0.1) and COMPLAINTS_WEB_PORT (default 8080)."""
     env = os.environ if environ is None else environ
@@ -255,6 +257,8 @@ def delivery_document(state: OpsState) -> dict[str, Any]:
     return {"paused": bool(paused), "placeholders": list(paused),
             "message": pause_message(paused) if paused else None,
             "undelivered_letters": undelivered}
+
+
 def obligation_gauges(state: OpsState) -> Iterable[Metric]:
     """(v2) The submissions calendar as gauges, from the last answer computed (the metrics
     handler refreshes it in a worker thread first; a scrape never blocks the loop on SQL)."""
@@ -283,6 +287,8 @@ def obligation_gauges(state: OpsState) -> Iterable[Metric]:
         day = datetime.fromisoformat(upcoming["due"]).date()
         due.add_metric([upcoming["kind"], upcoming["period"]], end_of_date(day).timestamp())
         yield due
+
+
 def _retention_metrics(stats: Any) -> Iterable[Metric]:
     """The daily retention run of `complaints up` (consumers/retention.py), when it runs."""
     if stats is None:
@@ -310,6 +316,8 @@ def periods_of_now(now: datetime) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------------- the application
+
+
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -422,6 +430,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
 
     async def delivery(request: web.Request) -> web.Response:
         return web.json_response(delivery_document(state), headers=COMMON_HEADERS)
+
     async def submissions_due(request: web.Request) -> web.Response:
         try:
             as_of = (_instant_param(request, "as_of") if "as_of" in request.query else None)
@@ -432,6 +441,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(503, "no database here: the submissions calendar is not available")
         summary = await asyncio.get_running_loop().run_in_executor(None, source.summary, as_of)
         return web.json_response(summary, headers=COMMON_HEADERS)
+
     async def casefile(request: web.Request) -> web.Response:
         """One complaint's case file (PDF, or ZIP with its letters): personal data, so each
         read is recorded (who, when, which complaint) before it is sent."""

@@ -143,6 +143,8 @@ def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dic
         "overdue": overdue,
         "due_within_5_working_days": due_soon,
         "late_referrals": late_referrals(session),
+        # (v2) additive: letters issued and not yet delivered, as the record stands now
+        "undelivered_letters": undelivered_letters(session),
     }
 
 
@@ -152,9 +154,6 @@ def late_referrals(session: Session) -> int:
         select(func.count()).select_from(Complaint)
         .where(and_(Complaint.late_referral.is_(True), Complaint.state == "ombudsman"))
     ) or 0
-        # (v2) additive: letters issued and not yet delivered, as the record stands now
-        "undelivered_letters": undelivered_letters(session),
-    }
 
 
 def undelivered_letters(session: Session) -> int:
