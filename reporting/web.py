@@ -76,8 +76,6 @@ CASEFILE_TYPES: Final = {"pdf": "application/pdf", "zip": "application/zip"}
 
 
 # --------------------------------------------------------------------------- configuration
-
-
 def web_address(environ: Mapping[str, str] | None = None) -> tuple[str, int]:
     """COMPLAINTS_WEB_HOST (default 127.0.0.1) and COMPLAINTS_WEB_PORT (default 8080)."""
     env = os.environ if environ is None else environ
@@ -316,8 +314,6 @@ def periods_of_now(now: datetime) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------------- the application
-
-
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
