@@ -6,7 +6,7 @@ the mail server's reply or the print file. Letters issued before this revision g
 they were delivered, as before, by whoever collected the letter service's folder.
 
 Revision ID: 0006
-Revises: 0004 (the lead re-chains the parallel revisions on merge)
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,7 @@ the SHA-256 of its canonical JSON, and the CSV and workbook bytes exactly as sub
 are never updated or deleted: triggers refuse both, on SQLite and PostgreSQL.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic import op
 import workflow.schema
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,7 @@ history keeps a normalised copy of complaint events only, without the bytes, wit
 before this revision have no rows here (export says so).
 
 Revision ID: 0008
-Revises: 0004 (re-chained by the lead on merge)
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from alembic import op
 import workflow.schema
 
 revision = "0008"
-down_revision = "0004"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -8,7 +8,7 @@ one closed by the Ombudsman's decision cannot. `closed_by` keeps what moved it t
 referral window.
 
 Revision ID: 0010
-Revises: 0004
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0004"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
