@@ -623,6 +623,25 @@ def test_customer_markup_is_escaped_in_html_and_verbatim_in_text() -> None:
     assert "&lt;" not in text and "&amp;" not in text
 
 
+@pytest.mark.parametrize("kind", ["deadlock", "eight_week"])
+def test_names_and_summaries_from_the_record_are_escaped(kind: str) -> None:
+    # The deadlock summary and the 8-week update quote the record (people's names, their
+    # words, an offer): escaped in HTML like everything else, verbatim in text.
+    context = sample(kind)
+    if kind == "deadlock":
+        context["communications"][4]["who"] = HOSTILE
+        context["communications"][0]["summary"] = HOSTILE
+        context["offer"]["description"] = HOSTILE
+    else:
+        context["latest_response"] = {"kind": "senior_manager_response", "date": "2026-02-20",
+                                      "who": HOSTILE, "summary": HOSTILE}
+    context["owner"]["name"] = HOSTILE
+    html = render_html(context)
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in html
+    assert not {"script"} & set(parse(html).tags)
+    assert HOSTILE in render_text(context)
+
+
 # --- strictness ------------------------------------------------------------------------------
 
 
