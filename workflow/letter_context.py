@@ -37,14 +37,14 @@ def dedupe_key(complaint: Complaint, kind: str, escalation: str | None = None) -
     update (per escalation), the 8-week letter (once per complaint, ever) and (v2) the
     progress update (per progress-update deadline: `escalation` is then that deadline's
     cause)."""
+    if kind == "progress_update" and escalation is not None:
+        return f"{complaint.complaint_id}/progress_update/{complaint.cycle}/{escalation}"
     if kind == "eight_week":
         return f"{complaint.complaint_id}/eight_week"
     if kind == "senior_manager_update":
         return f"{complaint.complaint_id}/senior_manager_update/{escalation}"
     if kind == "withdrawal":
         return f"{complaint.complaint_id}/withdrawal"  # (v2) once per complaint
-    if kind == "progress_update" and escalation is not None:
-        return f"{complaint.complaint_id}/progress_update/{complaint.cycle}/{escalation}"
     return f"{complaint.complaint_id}/{kind}/{complaint.cycle}"
 
 

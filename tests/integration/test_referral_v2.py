@@ -182,3 +182,31 @@ def test_show_and_backlog_on_the_command_line_name_a_late_referral(tmp_path: Pat
     counts = runner.invoke(main, ["backlog", "--db", db, "--format", "json",
                                   "--as-of", "2027-03-02T00:00:00Z"])
     assert json.loads(counts.stdout)["late_referrals"] == 1
+
+
+def test_migration_0010_takes_closed_by_from_the_history(app: App, tmp_path: Path) -> None:
+    # A record written before 0010: closed by a withdrawal (C1), by the Ombudsman's decision
+    # (C4), and one not closed (C5). Down to 0004 (the columns go), up again: closed_by comes
+    # back from each closed complaint's latest transition into closed; C1 is referable.
+    from alembic import command
+
+    from workflow.database import alembic_config
+
+    report = ingest(app, tmp_path, "a.jsonl", [
+        *deadlocked("C1"),
+        simple("complaint.withdrawn", "C1-w", "C1", "2026-03-03T10:00:00+00:00"),
+        *deadlocked("C4"),
+        simple("complaint.referred_to_ombudsman", "C4-o", "C4", "2026-02-10T10:00:00+00:00"),
+        simple("complaint.ombudsman_decision", "C4-n", "C4", "2026-04-01T10:00:00+01:00",
+               accepted=False),
+        *deadlocked("C5"),
+    ])
+    assert report.rejected == 0, report.rejections
+    config = alembic_config(app.engine)
+    command.downgrade(config, "0004")
+    command.upgrade(config, "head")
+    assert [show(app, cid)["closed_by"] for cid in ("C1", "C4", "C5")] == [
+        "complaint.withdrawn", "complaint.ombudsman_decision", None]
+    assert ingest(app, tmp_path, "b.jsonl", [
+        simple("complaint.referred_to_ombudsman", "C1-o", "C1", "2026-06-01T09:00:00+01:00"),
+    ]).applied == 1

@@ -22,11 +22,14 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE ADD/DROP COLUMN, not a batch: on SQLite a batch copies the table and drops
+# the old one, which the foreign keys into `complaints` refuse once it holds data.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("complaints") as batch_op:
-        batch_op.add_column(sa.Column("closed_by", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("late_referral", sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
+    op.add_column("complaints", sa.Column("closed_by", sa.String(length=64), nullable=True))
+    op.add_column("complaints", sa.Column("late_referral", sa.Boolean(), nullable=False,
+                                          server_default=sa.false()))
     # The latest transition into `closed` says how each closed complaint was closed.
     op.execute(
         "UPDATE complaints SET closed_by = ("
@@ -39,6 +42,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("complaints") as batch_op:
-        batch_op.drop_column("late_referral")
-        batch_op.drop_column("closed_by")
+    op.drop_column("complaints", "late_referral")
+    op.drop_column("complaints", "closed_by")
