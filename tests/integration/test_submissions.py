@@ -296,3 +296,23 @@ def test_an_earlier_receipt_sharing_a_contact_moves_the_quarter(app: App, tmp_pa
                                                   as_of=at("2026-07-03T00:00:00+00:00"))
                  if e["kind"] == "quarterly" and e["period"] == "2026-Q2"]
     assert status_q2 == ["resubmission_needed"]
+
+
+def test_a_late_deadlock_letter_moves_d17(app: App, tmp_path: Path) -> None:
+    # D2 received 2 Apr; Q2 submitted 2 Jul with D17 = 0. Then its deadlock, reached on
+    # 10 Jun, is recorded: a deadlock letter dated in Q2 (issued at the event's instant).
+    ingest(app, tmp_path, "q2", [
+        received("d2", "D2", "2026-04-02T10:00:00+01:00"),
+        snapshot("snap-jun", "2026-07-01T09:00:00+01:00", "2026-06-30", 1_000, 500)])
+    q2 = parse_quarter("2026-Q2")
+    _, sub = submit(app, QUARTERLY, q2, now=at("2026-07-02T10:00:00+00:00"), by="Priya Shah")
+    assert sub.document["items"]["D17"] == 0
+    ingest(app, tmp_path, "late", [simple("complaint.deadlock_reached", "d2-dl", "D2",
+                                          "2026-06-10T10:00:00+01:00")])
+    with app.engine.connect() as conn:
+        assert changed_sources(conn, sub, q2) == {"letter"}
+    moved = diff(app, sub.id, now=at("2026-07-03T00:00:00+00:00"))
+    assert moved is not None and moved["changed"] == {"D17": {
+        "submitted": 0, "now": 1, "by": 1,
+        "reasons": [{"complaint_id": "D2", "change": "deadlock letter",
+                     "at": "2026-06-10T09:00:00+00:00", "late": True}]}}
