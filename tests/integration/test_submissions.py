@@ -316,3 +316,21 @@ def test_a_late_deadlock_letter_moves_d17(app: App, tmp_path: Path) -> None:
         "submitted": 0, "now": 1, "by": 1,
         "reasons": [{"complaint_id": "D2", "change": "deadlock letter",
                      "at": "2026-06-10T09:00:00+00:00", "late": True}]}}
+
+
+def test_a_past_as_of_with_later_instants_in_the_record(submitted_january: App,
+                                                        tmp_path: Path) -> None:
+    # Submitted as of 1 Mar while the record already holds instants up to 1 Apr: rows dated
+    # after the as-of count as changes too (here none touches January until S2's
+    # recategorisation, dated 5 Apr).
+    app = submitted_january
+    ingest(app, tmp_path, "stage2", STAGE_2)
+    _, past = submit(app, MONTHLY, JANUARY, now=at("2026-04-02T10:00:00+00:00"), by="Priya Shah",
+                     as_of=at("2026-03-01T00:00:00+00:00"))
+    assert past.watermarks["record_ahead_of_as_of"] is True
+    assert past.document["items"]["A1"] == 3  # S4 is dated 28 Jan
+    with app.engine.connect() as conn:
+        assert changed_sources(conn, past, JANUARY) == set()
+    ingest(app, tmp_path, "stage3", STAGE_3)
+    with app.engine.connect() as conn:
+        assert changed_sources(conn, past, JANUARY) == {"recategorisation"}
