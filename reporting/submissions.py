@@ -266,24 +266,32 @@ def _window(period: Period) -> tuple[datetime, datetime]:
     return start_of_date(period.first), start_of_date(period.end)
 
 
-def _letters_since(sub: Submission) -> ColumnElement[bool]:
-    # Letters have no sequential id; every letter is issued by an event or a deadline, which
-    # writes a history row (event id, or "deadline:" + the deadline key) in the same batch.
-    caused = select(history.c.id).where(
-        history.c.complaint_id == m.letters.c.complaint_id,
-        history.c.id > int(sub.watermarks.get("history", 0)),
-        or_(history.c.event_id == m.letters.c.cause,
-            history.c.event_id == literal("deadline:").concat(m.letters.c.cause)),
-    ).exists()
-    return or_(caused, m.letters.c.issued_at > sub.as_of) if sub.watermarks.get(AHEAD) else caused
+def _letters_query(sub: Submission, start: datetime, end: datetime) -> Select[Any]:
+    """D16/D17 letters issued in [start, end) since the submission. Letters have no sequential
+    id; every letter is issued by an event or a deadline, which writes a history row (its
+    event id, or "deadline:" + the deadline key) in the same batch: so the history rows since
+    the submission (an id range) lead to the letters, through the letters' complaint index."""
+    lt = m.letters
+    caused_by = or_(history.c.event_id == lt.c.cause,
+                    history.c.event_id == literal("deadline:").concat(lt.c.cause))
+    in_period = and_(lt.c.kind.in_(("eight_week", "deadlock")), lt.c.issued_at >= start,
+                     lt.c.issued_at < end)
+    mark = int(sub.watermarks.get("history", 0))
+    if sub.watermarks.get(AHEAD):
+        since = or_(select(history.c.id).where(history.c.complaint_id == lt.c.complaint_id,
+                                               history.c.id > mark, caused_by).exists(),
+                    lt.c.issued_at > sub.as_of)
+        return select(lt.c.complaint_id, lt.c.issued_at, lt.c.kind).where(in_period, since)
+    return (select(lt.c.complaint_id, lt.c.issued_at, lt.c.kind)
+            .select_from(history.join(lt, lt.c.complaint_id == history.c.complaint_id))
+            .where(history.c.id > mark, caused_by, in_period))
 
 
 def _source_queries(sub: Submission, period: Period) -> dict[str, Select[Any]]:
     """For each kind of change, the rows since the submission that could move its return:
     (complaint_id or event id, instant, what changed)."""
     start, end = _window(period)
-    r, s, c, k, a, lt = (m.receipts, m.resolutions, m.category_changes, m.contacts,
-                         m.snapshots, m.letters)
+    r, s, c, k, a = m.receipts, m.resolutions, m.category_changes, m.contacts, m.snapshots
     accounts = select(a.c.event_id, a.c.occurred_at, literal("accounts_snapshot")).where(
         _since(sub, a.c.id, a.c.occurred_at, "accounts_snapshots"),
         a.c.as_of >= period.first, a.c.as_of <= period.last)
@@ -324,9 +332,7 @@ def _source_queries(sub: Submission, period: Period) -> dict[str, Select[Any]]:
         "resolution": select(s.c.complaint_id, s.c.resolved_at, literal("resolution")).where(
             _since(sub, s.c.id, s.c.resolved_at, "resolutions"),
             s.c.resolved_at >= start, s.c.resolved_at < end),
-        "letter": select(lt.c.complaint_id, lt.c.issued_at, lt.c.kind).where(
-            lt.c.kind.in_(("eight_week", "deadlock")), lt.c.issued_at >= start,
-            lt.c.issued_at < end, _letters_since(sub)),
+        "letter": _letters_query(sub, start, end),
         "accounts_snapshot": accounts,
     }
 

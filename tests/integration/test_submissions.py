@@ -296,3 +296,41 @@ def test_an_earlier_receipt_sharing_a_contact_moves_the_quarter(app: App, tmp_pa
                                                   as_of=at("2026-07-03T00:00:00+00:00"))
                  if e["kind"] == "quarterly" and e["period"] == "2026-Q2"]
     assert status_q2 == ["resubmission_needed"]
+
+
+def test_a_late_deadlock_letter_moves_d17(app: App, tmp_path: Path) -> None:
+    # D2 received 2 Apr; Q2 submitted 2 Jul with D17 = 0. Then its deadlock, reached on
+    # 10 Jun, is recorded: a deadlock letter dated in Q2 (issued at the event's instant).
+    ingest(app, tmp_path, "q2", [
+        received("d2", "D2", "2026-04-02T10:00:00+01:00"),
+        snapshot("snap-jun", "2026-07-01T09:00:00+01:00", "2026-06-30", 1_000, 500)])
+    q2 = parse_quarter("2026-Q2")
+    _, sub = submit(app, QUARTERLY, q2, now=at("2026-07-02T10:00:00+00:00"), by="Priya Shah")
+    assert sub.document["items"]["D17"] == 0
+    ingest(app, tmp_path, "late", [simple("complaint.deadlock_reached", "d2-dl", "D2",
+                                          "2026-06-10T10:00:00+01:00")])
+    with app.engine.connect() as conn:
+        assert changed_sources(conn, sub, q2) == {"letter"}
+    moved = diff(app, sub.id, now=at("2026-07-03T00:00:00+00:00"))
+    assert moved is not None and moved["changed"] == {"D17": {
+        "submitted": 0, "now": 1, "by": 1,
+        "reasons": [{"complaint_id": "D2", "change": "deadlock letter",
+                     "at": "2026-06-10T09:00:00+00:00", "late": True}]}}
+
+
+def test_a_past_as_of_with_later_instants_in_the_record(submitted_january: App,
+                                                        tmp_path: Path) -> None:
+    # Submitted as of 1 Mar while the record already holds instants up to 1 Apr: rows dated
+    # after the as-of count as changes too (here none touches January until S2's
+    # recategorisation, dated 5 Apr).
+    app = submitted_january
+    ingest(app, tmp_path, "stage2", STAGE_2)
+    _, past = submit(app, MONTHLY, JANUARY, now=at("2026-04-02T10:00:00+00:00"), by="Priya Shah",
+                     as_of=at("2026-03-01T00:00:00+00:00"))
+    assert past.watermarks["record_ahead_of_as_of"] is True
+    assert past.document["items"]["A1"] == 3  # S4 is dated 28 Jan
+    with app.engine.connect() as conn:
+        assert changed_sources(conn, past, JANUARY) == set()
+    ingest(app, tmp_path, "stage3", STAGE_3)
+    with app.engine.connect() as conn:
+        assert changed_sources(conn, past, JANUARY) == {"recategorisation"}
