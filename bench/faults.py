@@ -29,7 +29,9 @@ from tests.pgcluster import PostgresCluster
 
 def run(scenario: str, faults: int, scale: float, work: Path) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
-    old, new, bad = int(300 * scale), int(2700 * scale), int(30 * scale)
+    # About 1,000 lines per fault (two consumer batches), so that each lands mid-stream.
+    total = max(100, round(1000 * scale * faults))
+    old, new, bad = total // 10, total - total // 10, max(3, total // 100)
     if scenario == "broker":
         return broker_crash(work, kills=faults, old=old, new=new, bad=bad)
     with EmbeddedBroker() as broker:
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                         default="all")
     parser.add_argument("--faults", type=int, default=10, help="faults injected per scenario")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="stream size: 1 is 3,000 complaints (300 with a letter)")
+                        help="stream size: 1 is about 1,000 complaints per fault (a tenth "
+                             "with a letter)")
     parser.add_argument("--keep", action="store_true", help="keep the logs and databases")
     args = parser.parse_args(argv)
     scenarios = ("broker", "postgres", "sqlite") if args.scenario == "all" else (args.scenario,)

@@ -113,7 +113,7 @@ def broker_crash(tmp_path: Path, *, kills: int = 3, old: int = 300, new: int = 2
         assert code == 0, f"exit {code}; log {service.log_path}"
         broker.start()
         service.start()
-        wait_for(lambda: settled(app, stream, letters), 120,
+        wait_for(lambda: settled(app, stream, letters), 120 + (old + new) / 50,
                  f"the end state; logs in {tmp_path}")
         time.sleep(2)  # anything that would be applied twice has had its chance
         code, _ = service.terminate()
@@ -178,7 +178,8 @@ def postgres_crash(tmp_path: Path, kafka_broker: EmbeddedBroker, pg_cluster: Pos
     assert code == 0, f"exit {code}; log {service.log_path}"
     pg_cluster.start()
     service.start()
-    wait_for(lambda: settled(app, stream, letters), 120, f"the end state; logs in {tmp_path}")
+    wait_for(lambda: settled(app, stream, letters), 120 + (old + new) / 50,
+             f"the end state; logs in {tmp_path}")
     time.sleep(2)
     assert service.terminate()[0] == 0
     end = check_end_state(app, stream, letters)
@@ -219,7 +220,8 @@ def sqlite_kills(tmp_path: Path, kafka_broker: EmbeddedBroker, *, kills: int = 3
     assert killed[-1]["applied_after"] > 0, "the kills landed while work was under way"
     service = ServiceProcess(COMPONENTS, env, tmp_path)
     service.start()
-    wait_for(lambda: settled(app, stream, letters), 120, f"the end state; logs in {tmp_path}")
+    wait_for(lambda: settled(app, stream, letters), 120 + (old + new) / 50,
+             f"the end state; logs in {tmp_path}")
     time.sleep(2)
     assert service.terminate()[0] == 0
     end = check_end_state(app, stream, letters)
