@@ -7,6 +7,8 @@ module imports nothing from cli.py, so either can be imported first.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import signal
 import sys
 import threading
@@ -109,12 +111,31 @@ def up(db: str | None, config: str | None, bootstrap_servers: str | None,
         summary = service.run()
     finally:
         app.engine.dispose()
-    if service.watchdog is not None:
-        service.watchdog.disarm()  # the summary below is printed, the stop is over
+    # The stop's watchdog stays armed through the interpreter's exit, which waits for every
+    # thread that is not a daemon (a library's, blocked on a dead broker, would hold it).
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(runtime.human_summary(summary))
+    _exit_past_lingering_threads()
+
+
+def _exit_past_lingering_threads() -> None:
+    """Every component has stopped and its work is committed; a library thread that is not a
+    daemon and still waits on a dead broker (faust's consumer thread, after its bounded stop
+    gave up) would hold the interpreter's exit until the watchdog: exit now, with 0."""
+    lingering = [t.name for t in threading.enumerate()
+                 if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+    if not lingering:
+        return
+    logging.getLogger(__name__).warning(
+        "exiting past %d library thread(s) still waiting on the broker: %s", len(lingering),
+        ", ".join(lingering))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @click.command()

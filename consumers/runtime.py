@@ -283,7 +283,9 @@ class Runtime:
                 {"stopping": stopping, "components": threads})
 
     def _left(self) -> list[str]:
-        return where_threads_wait(self._threads.values())
+        others = [t for t in threading.enumerate()
+                  if not t.daemon and t is not threading.main_thread()]
+        return where_threads_wait([*self._threads.values(), *others])
 
     def _watch(self, started: float) -> None:
         """The main thread: status lines, the health file, the duration limit."""

@@ -313,7 +313,10 @@ class WorkflowConsumer:
         if len(records) == 1 and self._failures >= ATTEMPTS and self._poison(exc):
             self._quarantine(consumer, first, exc)
             return
-        if self._failures >= ATTEMPTS and len(records) > 1:
+        # Narrowing down finds a record that fails on its own; with the database gone every
+        # record fails, and the batch would then be applied one record per transaction once
+        # it is back: retry it whole instead.
+        if self._failures >= ATTEMPTS and len(records) > 1 and not _database_gone(exc):
             self._one_at_a_time = len(records)  # find the record that fails on its own
             self._failures = 0
         self._rewind(consumer, records)
@@ -459,6 +462,12 @@ def take_write_lock(uow: UnitOfWork) -> None:
     """
     if uow.session.get_bind().dialect.name == "sqlite":
         uow.session.execute(text("DELETE FROM outbox WHERE 0"))
+
+
+def _database_gone(exc: BaseException) -> bool:
+    """The connection failed (server down, restarting, unreachable), not a statement."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 def _next_offsets(records: list[Record]) -> dict[TopicPartition, OffsetAndMetadata]:

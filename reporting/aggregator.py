@@ -214,12 +214,18 @@ async def _run_faust(app: faust.App, stop: threading.Event) -> None:
     finally:
         if not starting.done():
             starting.cancel()
-        try:
-            # Bounded: with the broker already gone, faust's final commit and flush would
-            # wait for it forever.
-            await asyncio.wait_for(app.stop(), STOP_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - stopping must not hide why we stop
-            log.warning("faust app did not stop cleanly: %s", type(exc).__name__)
+        # Bounded: with the broker already gone, faust's final commit and flush would wait
+        # for it forever, and its stop does not always give in to a cancel (so no wait_for,
+        # which waits for the cancelled task to finish).
+        stopping = asyncio.ensure_future(app.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=STOP_TIMEOUT_S)
+        if not done:
+            stopping.cancel()
+            log.warning("faust app did not stop within %.0f s (broker gone?); leaving it",
+                        STOP_TIMEOUT_S)
+        elif stopping.exception() is not None:
+            log.warning("faust app did not stop cleanly: %s",
+                        type(stopping.exception()).__name__)
 
 
 async def run_async(settings: Settings, procedure: Procedure, stop: threading.Event, *,
@@ -307,10 +313,28 @@ def run_aggregator(settings: Settings, stop: threading.Event, *,
             raise AggregatorError("COMPLAINTS_OPS_TOKEN is not set (use "
                                   "reporting.web.ensure_ops_token to make one)")
     default_host, default_port = web_address()
-    asyncio.run(run_async(
-        settings, procedure or load_procedure(None), stop, token=token,
-        host=host or default_host, port=default_port if port is None else port,
-        config=config, state=state, on_listening=on_listening))
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run_async(
+            settings, procedure or load_procedure(None), stop, token=token,
+            host=host or default_host, port=default_port if port is None else port,
+            config=config, state=state, on_listening=on_listening))
+    finally:
+        _close_loop(loop)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop, timeout_s: float = 3.0) -> None:
+    """asyncio.run's clean-up, bounded: it waits for every task it cancels, and a faust or
+    aiokafka task blocked on a dead broker may never finish (a stop must end in time)."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.wait(pending, timeout=timeout_s))
+    left = sum(1 for task in pending if not task.done())
+    if left:
+        log.warning("%d aggregator task(s) still waiting on the broker at exit: left", left)
+    loop.close()
 
 
 class OpsService:

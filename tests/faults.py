@@ -287,7 +287,7 @@ def settled(app: App, stream: FaultStream, letters_dir: Path) -> bool:
     """Everything the stream leads to is done: receipts, rejections, fired deadlines, files."""
     old_acks = count(app, Deadline, Deadline.kind == "acknowledgement",
                      Deadline.fired_at.is_not(None))
-    files = len(list(letters_dir.glob("*.txt"))) if letters_dir.exists() else 0
+    files = len(list(letters_dir.glob("[!.]*.txt"))) if letters_dir.exists() else 0
     return (applied(app, stream) >= stream.old + stream.new
             and count(app, Rejection) >= stream.bad
             and old_acks >= stream.old and files >= stream.old)
@@ -321,8 +321,14 @@ def check_end_state(app: App, stream: FaultStream, letters_dir: Path) -> dict[st
         rejections = session.execute(select(Rejection.reason, Rejection.raw)).all()
     assert len(rejections) == stream.bad, "every bad message rejected, once"
     assert all(r.reason for r in rejections)
-    files = sorted(p.name for p in letters_dir.iterdir())
+    names = [p.name for p in letters_dir.iterdir()]
+    files = sorted(n for n in names if not n.startswith("."))
     assert files == sorted(f"{x.letter_id}.txt" for x in letters), "each letter's file, once"
+    # A process killed while writing a letter leaves its temporary file (removed after an
+    # hour by the next start), never a partial file under the letter's name.
+    leftovers = [n for n in names if n.startswith(".")]
+    assert all(n.endswith(".tmp") and n[1:].split(".txt.")[0] + ".txt" in files
+               for n in leftovers), leftovers
     return {"complaints": len(states), "letters": len(letters), "rejections": len(rejections),
             "deadlines": len(deadlines)}
 
