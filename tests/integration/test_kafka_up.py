@@ -38,7 +38,11 @@ def test_up_demo_runs_the_whole_flow_and_stops_after_its_duration(tmp_path: Path
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     parts = summary["components"]
-    assert set(parts) == {"consumer", "timer", "relay", "letters", "aggregator", "demo"}
+    assert set(parts) == {"consumer", "timer", "relay", "letters", "aggregator", "retention",
+                          "demo"}
+    # The daily retention run ran once at start: the demo's complaints are all recent.
+    assert (parts["retention"]["runs"], parts["retention"]["failures"],
+            parts["retention"]["erased"]) == (1, 0, 0)
     assert parts["demo"]["published"] > 50
     assert parts["consumer"]["applied"] > 50
     # The demo's backlog of old complaints has deadlines due at once: fired, letters out.
