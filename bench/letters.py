@@ -30,7 +30,7 @@ import jinja2  # noqa: E402
 import letters.render as letters  # noqa: E402
 from tests.unit.letter_samples import SAMPLES  # noqa: E402
 
-TEMPLATES = ROOT / "letters" / "templates"
+TEMPLATES = ROOT / "letters" / "templates" / f"v{letters.CURRENT_TEMPLATE_VERSION}"
 
 
 def bare_jinja(suffix: str) -> Callable[[Mapping[str, Any]], str]:

@@ -1,7 +1,7 @@
 """The Ombudsman case file as a PDF, or a ZIP of that PDF with every letter's PDF.
 
 The content comes from `workflow.casefile.casefile_record`; the HTML template is
-`letters/templates/casefile.html` in the letters' Jinja2 environment (autoescaped), and the
+`letters/templates/casefile/casefile.html` (autoescaped, StrictUndefined, as letters), and the
 PDF is made by the letters' own machinery (`letters.render.pdf_from_html`), in clear print:
 body text 12 pt, nothing under 10 pt.
 """
@@ -12,13 +12,26 @@ import io
 import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from letters.render import environment, pdf_from_html, render_pdf
+import jinja2
+
+from letters.render import pdf_from_html, render_pdf
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    """The case file's templates (`letters/templates/casefile/`), set up as the letters' are:
+    autoescaped, StrictUndefined (a key the template needs and the record lacks raises)."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("letters", "templates/casefile"),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+        lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False)
 
 
 def casefile_html(record: Mapping[str, Any]) -> str:
-    return environment().get_template("casefile.html").render(dict(record))
+    return _environment().get_template("casefile.html").render(dict(record))
 
 
 def casefile_pdf(record: Mapping[str, Any]) -> bytes:

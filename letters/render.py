@@ -40,8 +40,9 @@ class LetterKind:
     keys: tuple[str, ...] = ()  # kind-specific context keys, on top of COMMON_KEYS
 
 
-# The one table of truth: every kind of letter, in lifecycle order.
-KINDS: Final[Mapping[str, LetterKind]] = MappingProxyType(
+# The one table of truth: every kind of letter, in lifecycle order. Template version 1 (the
+# letters issued before rules revision 2) is frozen: its letters must render as issued.
+KINDS_V1: Final[Mapping[str, LetterKind]] = MappingProxyType(
     {
         "acknowledgement": LetterKind(
             "We have received your complaint", keys=("expected_by", "eight_week_date")
@@ -69,10 +70,33 @@ KINDS: Final[Mapping[str, LetterKind]] = MappingProxyType(
         ),
     }
 )
+# Template version 2 (rules revision 2): the letters issued from now on.
+KINDS: Final[Mapping[str, LetterKind]] = MappingProxyType(
+    {
+        **KINDS_V1,
+        "deadlock": LetterKind(
+            "Deadlock letter",
+            "Our final response to your complaint",
+            signposting=True,
+            keys=("position", "offer_open", "offer", "communications", "referral_deadline"),
+        ),
+        "eight_week": LetterKind(
+            "8-week letter",
+            "Your complaint has not been resolved within eight weeks",
+            signposting=True,
+            keys=("referral_deadline", "stage", "latest_response"),
+        ),
+        # Not labelled as a deadlock or 8-week letter, though it carries the signposting
+        # block while a referral window is still open (`referral_deadline` not null).
+        "withdrawal": LetterKind(
+            "Your complaint has been withdrawn", keys=("withdrawn_on", "referral_deadline")
+        ),
+    }
+)
 LETTER_KINDS: Final[tuple[str, ...]] = tuple(KINDS)
 
 # Present in every letter's context (values may be null where the contract allows).
-COMMON_KEYS: Final[tuple[str, ...]] = (
+COMMON_KEYS_V1: Final[tuple[str, ...]] = (
     "kind",
     "letter_id",
     "issued_at",
@@ -92,6 +116,34 @@ COMMON_KEYS: Final[tuple[str, ...]] = (
     "original_received_on",
     "cycle",
 )
+# Version 2: the owner is always a person; the advice body is the customer's nation's.
+COMMON_KEYS: Final[tuple[str, ...]] = (
+    *(key for key in COMMON_KEYS_V1 if key != "citizens_advice"),
+    "advice",
+    "template_version",
+)
+
+
+@dataclass(frozen=True)
+class TemplateSet:
+    """One version of the templates (`letters/templates/v<N>/`) and what its contexts hold."""
+
+    version: int
+    kinds: Mapping[str, LetterKind]
+    common_keys: tuple[str, ...]
+    pdf_variant: str | None  # WeasyPrint's PDF variant; None: plain PDF (tagged)
+
+
+# A letter's context records the version it was issued with (`template_version`); a context
+# without one was issued before versions existed: version 1.
+TEMPLATE_SETS: Final[Mapping[int, TemplateSet]] = MappingProxyType(
+    {
+        1: TemplateSet(1, KINDS_V1, COMMON_KEYS_V1, None),
+        # PDF/A-3a: archival, and level A is tagged (WeasyPrint makes one variant a document).
+        2: TemplateSet(2, KINDS, COMMON_KEYS, "pdf/a-3a"),
+    }
+)
+CURRENT_TEMPLATE_VERSION: Final = max(TEMPLATE_SETS)
 
 SUFFIX_FORMATS: Final[Mapping[str, LetterFormat]] = MappingProxyType(
     {".html": "html", ".htm": "html", ".txt": "txt", ".pdf": "pdf"}
@@ -223,10 +275,13 @@ def free_text(value: Any, indent: str = "    ") -> str:
 
 
 @cache
-def environment() -> jinja2.Environment:
-    """The letters' Jinja2 environment: `.html` autoescaped, `.txt` not, StrictUndefined."""
+def environment(version: int = CURRENT_TEMPLATE_VERSION) -> jinja2.Environment:
+    """The Jinja2 environment of one template version: `.html` autoescaped, `.txt` not,
+    StrictUndefined."""
+    if version not in TEMPLATE_SETS:
+        raise ValueError(f"unknown letter template version {version!r}")
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("letters", "templates"),
+        loader=jinja2.PackageLoader("letters", f"templates/v{version}"),
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html", "htm", "xml"),
             disabled_extensions=("txt",),
@@ -250,15 +305,30 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def template_set(context: Mapping[str, Any]) -> TemplateSet:
+    """The templates a stored context was issued with (version 1 when it names none)."""
+    version = context.get("template_version", 1)
+    if isinstance(version, bool) or version not in TEMPLATE_SETS:
+        raise ValueError(
+            f"unknown letter template version {version!r}; expected one of "
+            f"{', '.join(map(str, TEMPLATE_SETS))}"
+        )
+    return TEMPLATE_SETS[version]
+
+
 def letter_kind(context: Mapping[str, Any]) -> LetterKind:
     """The kind's entry, after checking the context has every key that kind needs."""
     if "kind" not in context:
         raise MissingContextKeyError("letter context has no 'kind'")
+    templates = template_set(context)
     kind = context["kind"]
-    if kind not in KINDS:
-        raise ValueError(f"unknown letter kind {kind!r}; expected one of {', '.join(KINDS)}")
-    spec = KINDS[kind]
-    missing = [key for key in (*COMMON_KEYS, *spec.keys) if key not in context]
+    if kind not in templates.kinds:
+        raise ValueError(
+            f"unknown letter kind {kind!r} for template version {templates.version}; "
+            f"expected one of {', '.join(templates.kinds)}"
+        )
+    spec = templates.kinds[kind]
+    missing = [key for key in (*templates.common_keys, *spec.keys) if key not in context]
     if missing:
         raise MissingContextKeyError(
             f"{kind} letter context is missing {', '.join(repr(k) for k in missing)}"
@@ -270,7 +340,8 @@ def letter_kind(context: Mapping[str, Any]) -> LetterKind:
 
 def _render(context: Mapping[str, Any], suffix: str) -> str:
     spec = letter_kind(context)
-    template = environment().get_template(f"{context['kind']}.{suffix}")
+    version = template_set(context).version
+    template = environment(version).get_template(f"{context['kind']}.{suffix}")
     return template.render({**context, "letter": spec})
 
 
@@ -328,25 +399,31 @@ def render_pdf(context: Mapping[str, Any]) -> bytes:
     the embedded fonts' timestamps are pinned to `issued_at` too.
     """
     html = render_html(context)
+    variant = template_set(context).pdf_variant
     issued_at = datetime.fromisoformat(str(context["issued_at"]))
     if issued_at.utcoffset() is None:
         raise ValueError(f"issued_at has no UTC offset: {context['issued_at']!r}")
-    return pdf_from_html(html, identifier=str(context["letter_id"]), created=issued_at)
+    return pdf_from_html(html, identifier=str(context["letter_id"]), created=issued_at,
+                         variant=variant)
 
 
-def pdf_from_html(html: str, *, identifier: str, created: datetime) -> bytes:
+def pdf_from_html(html: str, *, identifier: str, created: datetime,
+                  variant: str | None = None) -> bytes:
     """A standalone HTML document of ours (a letter, a case file) as a PDF, the same way
     every time: no external resources, tagged for screen readers, the file identifier
-    `identifier`, the embedded fonts' timestamps pinned to `created`."""
+    `identifier`, the embedded fonts' timestamps pinned to `created`; `variant` a WeasyPrint
+    PDF variant (e.g. PDF/A-3a for v2 letters)."""
     import weasyprint  # heavy (pango, fonts): only when a PDF is wanted
 
     if created.utcoffset() is None:
         raise ValueError(f"created has no UTC offset: {created!r}")
     document = weasyprint.HTML(string=html, base_url=None, url_fetcher=_refuse_fetch).render()
     with _source_date_epoch(int(created.timestamp())):
+        options: dict[str, Any] = {"pdf_variant": variant} if variant else {}
         pdf: bytes = document.write_pdf(
             pdf_identifier=identifier.encode("utf-8"),
             pdf_tags=True,  # structure for screen readers
+            **options,
         )
     return pdf
 

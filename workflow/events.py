@@ -103,6 +103,8 @@ class Customer(_Part):
     preferred_contact: _choice("letter", "email", "phone")  # type: ignore[valid-type]
     region: _choice("ENG", "WLS", "SCT") | None = None  # type: ignore[valid-type]
     vulnerable: StrictBool | None = None
+    # (v2) How letters are printed; absent means "standard".
+    accessible_format: _choice("standard", "large_print") | None = None  # type: ignore[valid-type]
 
 
 class Resolution(_Part):
@@ -111,6 +113,13 @@ class Resolution(_Part):
     corrective_action: Text | None = None
     goodwill_pence: Count | None = None
     compensation_pence: Count | None = None
+
+
+class Offer(_Part):
+    """(v2) An offer made to settle the complaint, stated in full in the deadlock letter."""
+
+    description: Text
+    amount_pence: Count | None = None
 
 
 class Remedies(_Part):
@@ -202,6 +211,7 @@ class SeniorManagerResponse(ComplaintEvent):
     type: Literal["complaint.senior_manager_response"]
     manager: Person
     summary: Text
+    offer: Offer | None = None  # (v2)
 
 
 class CustomerDissatisfied(ComplaintEvent):
@@ -213,6 +223,7 @@ class DeadlockReached(ComplaintEvent):
     type: Literal["complaint.deadlock_reached"]
     position: Text
     offer_open: StrictBool
+    offer: Offer | None = None  # (v2) the offer made to settle
 
 
 class ComplaintResolved(ComplaintEvent):

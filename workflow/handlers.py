@@ -18,11 +18,18 @@ from workflow.clock import Clock
 from workflow.delivery import new_delivery
 from workflow.letter_context import (
     DEFAULT_POSITION,
+    HANDLER_ROLE,
+    SENIOR_MANAGER_ROLE,
     SIGNPOSTING_KINDS,
     build_context,
+    communications,
     dedupe_key,
     expected_resolution_date,
+    latest_offer,
     letter_id_for,
+    offer_of,
+    owner_from,
+    where_it_stands,
 )
 from workflow.lifecycle import OPEN_STATES, transition
 from workflow.procedure import Procedure
@@ -142,6 +149,7 @@ class Workflow:
             customer=event.customer.model_dump(),
             taken_by=handler,
             handler=handler,
+            owner=owner_from(handler, HANDLER_ROLE) if handler else None,
             received_at=at,
             received_event_id=event.event_id,
             cycle=1,
@@ -207,6 +215,8 @@ class Workflow:
             # Assigned during the review: the senior manager reviewing it, whose name the
             # senior manager update gives "if known" (RULES s.6).
             complaint.senior_manager = complaint.handler
+        complaint.owner = owner_from(complaint.handler, SENIOR_MANAGER_ROLE
+                                     if complaint.state == "senior_manager" else HANDLER_ROLE)
 
     def _acknowledged(self, complaint: Complaint, event: ev.ComplaintAcknowledged) -> None:
         complaint.acknowledged_cycle = complaint.cycle
@@ -243,6 +253,7 @@ class Workflow:
         self, complaint: Complaint, event: ev.SeniorManagerResponse
     ) -> None:
         complaint.senior_manager = event.manager.model_dump()
+        complaint.owner = owner_from(complaint.senior_manager, SENIOR_MANAGER_ROLE)
         complaint.senior_manager_responded = True
         complaint.senior_manager_position = event.summary
 
@@ -253,7 +264,7 @@ class Workflow:
 
     def _deadlock_reached(self, complaint: Complaint, event: ev.DeadlockReached) -> None:
         self._deadlock_letter(complaint, event.event_id, event.occurred_at,
-                              event.position, event.offer_open)
+                              event.position, event.offer_open, offer_of(event.offer))
 
     def _resolved(self, complaint: Complaint, event: ev.ComplaintResolved) -> None:
         self._record_resolution(complaint, event)
@@ -298,6 +309,21 @@ class Workflow:
         self._issue_letter(complaint, "ombudsman_outcome", event.event_id, event.occurred_at, {
             "ombudsman_ref": complaint.ombudsman_ref,
             "remedy_summary": event.summary,
+        })
+
+    def _withdrawn(self, complaint: Complaint, event: ev.ComplaintWithdrawn) -> None:
+        """(v2) The withdrawal confirmed in writing, once per complaint; inside the referral
+        window of the latest 8-week or deadlock letter, with the date it ends (RULES s.6)."""
+        at = event.occurred_at
+        referral_deadline = None
+        if complaint.signposting_letter_at is not None:
+            window_end = referral_window_end(complaint.signposting_letter_at,
+                                             self.procedure.referral_window_months)
+            if at < window_end:
+                referral_deadline = local_date(window_end).isoformat()
+        self._issue_letter(complaint, "withdrawal", event.event_id, at, {
+            "withdrawn_on": local_date(at).isoformat(),
+            "referral_deadline": referral_deadline,
         })
 
     def _no_effect(self, complaint: Complaint, event: ev.ComplaintEvent) -> None:
@@ -384,9 +410,12 @@ class Workflow:
             return f"no longer applies: state {complaint.state}"
         before = complaint.state
         transition(complaint, "reach_deadlock")
+        # Reached by its deadline: the offer is the latest senior manager response's, and it
+        # does not stay open (RULES s.6).
         letter = self._deadlock_letter(
             complaint, deadline.deadline_key, deadline.due_at,
-            complaint.senior_manager_position or DEFAULT_POSITION, False)
+            complaint.senior_manager_position or DEFAULT_POSITION, False,
+            latest_offer(self.uow.record_of(complaint.complaint_id)[0]))
         return f"{before} -> deadlock; {letter}"
 
     def _eight_week_due(self, complaint: Complaint, deadline: Deadline) -> str:
@@ -397,7 +426,8 @@ class Workflow:
         before = complaint.state
         transition(complaint, "eight_weeks_pass")
         letter = self._issue_letter(complaint, "eight_week", deadline.deadline_key,
-                                    deadline.due_at, {})
+                                    deadline.due_at, where_it_stands(
+                                        before, self.uow.record_of(complaint.complaint_id)[0]))
         return f"{before} -> eight_week; {letter}"
 
     def _remedy_due(self, complaint: Complaint, deadline: Deadline) -> str:
@@ -449,10 +479,14 @@ class Workflow:
             self.on_deadline_created(deadline)
 
     def _deadlock_letter(self, complaint: Complaint, cause: str, at: datetime,
-                         position: str, offer_open: bool) -> str:
+                         position: str, offer_open: bool, offer: dict[str, Any] | None) -> str:
+        history, letters = self.uow.record_of(complaint.complaint_id)
         return self._issue_letter(complaint, "deadlock", cause, at, {
             "position": position,
-            "offer_open": offer_open,
+            # With no offer there is nothing to stay open, whatever the event said.
+            "offer_open": offer_open and offer is not None,
+            "offer": offer,
+            "communications": communications(history, letters),
         })
 
     def _issue_letter(self, complaint: Complaint, kind: str, cause: str, issued_at: datetime,
@@ -546,7 +580,7 @@ EFFECTS: Final[dict[type, Callable[[Workflow, Complaint, Any], None]]] = {
     ev.ReferredToOmbudsman: Workflow._referred,
     ev.OmbudsmanDecision: Workflow._decided,
     ev.RemedyImplemented: Workflow._remedy_implemented,
-    ev.ComplaintWithdrawn: Workflow._no_effect,
+    ev.ComplaintWithdrawn: Workflow._withdrawn,
 }
 
 DEADLINE_EFFECTS: Final[dict[str, Callable[[Workflow, Complaint, Deadline], str]]] = {

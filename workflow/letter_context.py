@@ -23,8 +23,12 @@ LETTER_KINDS: Final = (
     "eight_week",
     "resolution",
     "ombudsman_outcome",
+    "withdrawal",
 )
 SIGNPOSTING_KINDS: Final = frozenset({"deadlock", "eight_week"})
+# The templates a letter issued now is rendered with (letters/templates/v<N>/), stored in its
+# context so that a later change of templates leaves it as issued (RULES s.6).
+TEMPLATE_VERSION: Final = 2
 DEFAULT_POSITION: Final = "Our position is set out in our previous correspondence."
 
 
@@ -35,6 +39,8 @@ def dedupe_key(complaint: Complaint, kind: str, escalation: str | None = None) -
         return f"{complaint.complaint_id}/eight_week"
     if kind == "senior_manager_update":
         return f"{complaint.complaint_id}/senior_manager_update/{escalation}"
+    if kind == "withdrawal":
+        return f"{complaint.complaint_id}/withdrawal"  # (v2) once per complaint
     return f"{complaint.complaint_id}/{kind}/{complaint.cycle}"
 
 
@@ -51,6 +57,7 @@ def build_context(
     specifics: dict[str, Any],
 ) -> dict[str, Any]:
     customer = complaint.customer
+    region = customer.get("region")
     return {
         "kind": kind,
         "letter_id": letter_id,
@@ -67,19 +74,20 @@ def build_context(
             "email": customer.get("email"),
             "phone": customer.get("phone"),
             "preferred_contact": customer["preferred_contact"],
+            "region": region,
+            "accessible_format": customer.get("accessible_format") or "standard",
         },
-        "owner": complaint.handler,
+        "owner": letter_owner(complaint, procedure),
         "procedure": procedure.durations(),
         "ombudsman": procedure.ombudsman.model_dump(exclude={"placeholder"}),
-        "citizens_advice": procedure.advice_england_and_wales.model_dump(
-            exclude={"placeholder", "welsh_phone"}
-        ),
+        "advice": procedure.advice_body(region).model_dump(exclude={"placeholder"}),
         "category": complaint.category,
         "category_description": CATEGORIES[complaint.category],
         "summary": complaint.summary,
         "received_on": local_date(complaint.cycle_received_at).isoformat(),
         "original_received_on": local_date(complaint.received_at).isoformat(),
         "cycle": complaint.cycle,
+        "template_version": TEMPLATE_VERSION,
         **specifics,
     }
 
@@ -99,3 +107,107 @@ def expected_resolution_date(
     if eight_weeks > from_instant:
         target = min(target, eight_weeks)
     return local_date(target).isoformat()
+
+
+# --- (v2) the owner, and what the deadlock and 8-week letters say from the record -------------
+
+HANDLER_ROLE: Final = "Complaint handler"
+SENIOR_MANAGER_ROLE: Final = "Senior manager"
+
+
+def owner_from(person: dict[str, Any], role: str) -> dict[str, Any]:
+    """The owner as the complaint keeps it: the person (`id`, `name`) and the role signed."""
+    return {"id": person["id"], "name": person["name"], "role": role}
+
+
+def letter_owner(complaint: Complaint, procedure: Procedure) -> dict[str, Any]:
+    """The person a letter names and is signed by (RULES s.6 "A person, not a team"): the
+    complaint's owner, else the procedure's complaints manager."""
+    if complaint.owner:
+        return dict(complaint.owner)
+    manager = procedure.complaints_manager
+    return {"id": None, "name": manager.name, "role": manager.role}
+
+
+HistoryRows = list[tuple[str, datetime, dict[str, Any]]]
+LetterRows = list[tuple[str, datetime]]
+
+# The history entries a deadlock letter summarises, by the name its template gives them.
+COMMUNICATIONS: Final = {
+    "complaint.received": "receipt",
+    "complaint.reopened": "reopen",
+    "complaint.contact_logged": "contact",
+    "complaint.escalation_requested": "escalation",
+    "complaint.senior_manager_response": "senior_manager_response",
+    "complaint.dissatisfied": "dissatisfied",
+}
+
+
+def communications(history: HistoryRows, letters: LetterRows) -> list[dict[str, Any]]:
+    """The communications before a deadlock letter, in date order (RULES s.6): each receipt
+    and reopen (date, channel, summary), contact logged (date, channel, who, summary),
+    escalation request (date, summary if given), senior manager response (date, manager,
+    summary), dissatisfaction (date, summary) and letter (date, kind). Equal instants keep
+    the record's order, events before letters."""
+    items: list[tuple[datetime, int, dict[str, Any]]] = []
+    for order, (entry_type, at, detail) in enumerate(history):
+        kind = COMMUNICATIONS.get(entry_type)
+        if kind is None:
+            continue
+        who = None
+        if kind == "contact":
+            who = detail.get("party")
+        elif kind == "senior_manager_response":
+            who = (detail.get("manager") or {}).get("name")
+        items.append((at, order, {
+            "date": local_date(at).isoformat(),
+            "kind": kind,
+            "channel": detail.get("channel") if kind in ("receipt", "reopen", "contact")
+            else None,
+            "who": who,
+            "summary": detail.get("summary"),
+        }))
+    for order, (letter_kind, issued_at) in enumerate(letters, start=len(history)):
+        items.append((issued_at, order, {
+            "date": local_date(issued_at).isoformat(), "kind": "letter",
+            "channel": None, "who": None, "summary": None, "letter_kind": letter_kind,
+        }))
+    items.sort(key=lambda item: (item[0], item[1]))
+    return [item for _, _, item in items]
+
+
+def latest_offer(history: HistoryRows) -> dict[str, Any] | None:
+    """The offer of the latest senior manager response that carried one (for a deadlock
+    reached by its deadline, RULES s.6)."""
+    for entry_type, _, detail in reversed(history):
+        if entry_type == "complaint.senior_manager_response" and detail.get("offer"):
+            return _offer(detail["offer"])
+    return None
+
+
+def offer_of(offer: Any) -> dict[str, Any] | None:
+    """An event's offer, as a letter states it."""
+    return None if offer is None else _offer(offer.model_dump(mode="json"))
+
+
+def _offer(offer: dict[str, Any]) -> dict[str, Any]:
+    return {"description": offer["description"], "amount_pence": offer.get("amount_pence")}
+
+
+def where_it_stands(stage: str, history: HistoryRows) -> dict[str, Any]:
+    """What the 8-week letter says of the complaint (RULES s.6): the stage it had reached,
+    and the latest senior manager response, else the latest contact logged, else neither."""
+    latest: dict[str, Any] | None = None
+    for wanted in ("complaint.senior_manager_response", "complaint.contact_logged"):
+        for entry_type, at, detail in reversed(history):
+            if entry_type == wanted:
+                latest = {
+                    "kind": COMMUNICATIONS[wanted],
+                    "date": local_date(at).isoformat(),
+                    "who": (detail.get("manager") or {}).get("name"),
+                    "summary": detail["summary"],
+                }
+                break
+        if latest is not None:
+            break
+    return {"stage": stage, "latest_response": latest}

@@ -121,6 +121,7 @@ class Procedure(BaseModel):
             "eight_weeks_days": self.eight_weeks_days,
             "referral_window_months": self.referral_window_months,
             "remedy_days": self.remedy_days,
+            "progress_update_interval_days": self.progress_update_interval_days,  # (v2)
         }
 
 

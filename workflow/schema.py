@@ -93,6 +93,9 @@ class Complaint(Base):
     customer: Mapped[dict[str, Any]] = mapped_column(Json)
     taken_by: Mapped[dict[str, Any] | None] = mapped_column(Json)  # who registered it
     handler: Mapped[dict[str, Any] | None] = mapped_column(Json)  # the complaint owner
+    # (v2) The person letters name and are signed by: the latest received/assigned handler or
+    # senior manager who responded, with their role ({"id", "name", "role"}; RULES s.6).
+    owner: Mapped[dict[str, Any] | None] = mapped_column(Json)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the original receipt
     received_event_id: Mapped[str] = mapped_column(String(128))
     cycle: Mapped[int] = mapped_column(Integer, default=1)

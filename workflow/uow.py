@@ -14,7 +14,7 @@ rollback takes a refused message's rows away with it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any, cast
 
@@ -25,7 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from workflow.bulk import BulkInsert, Prepared
 from workflow.database import planned_for_their_values
-from workflow.schema import Base, Complaint, Deadline, Letter, ProcessedEvent
+from workflow.schema import Base, Complaint, Deadline, HistoryEntry, Letter, ProcessedEvent
 
 # Rows that are only ever inserted; everything else goes through the ORM.
 APPEND_ONLY = ("history", "outbox", "letters", "receipts", "category_changes", "resolutions",
@@ -325,6 +325,34 @@ class UnitOfWork:
                     select(Letter.dedupe_key).where(Letter.complaint_id == complaint_id)))
             self._letter_keys[complaint_id] = keys
         return keys
+
+    def record_of(
+        self, complaint_id: str
+    ) -> tuple[list[tuple[str, datetime, dict[str, Any]]], list[tuple[str, datetime]]]:
+        """(v2) A complaint's history entries `(type, at, detail)` in applied order and its
+        letters `(kind, issued_at)` in issue order, with those of this transaction not yet
+        written: what a deadlock or 8-week letter summarises (RULES s.6). One query each,
+        so only for those letters."""
+        history_query = (select(HistoryEntry.type, HistoryEntry.at, HistoryEntry.detail)
+                         .where(HistoryEntry.complaint_id == complaint_id)
+                         .order_by(HistoryEntry.id))
+        letters_query = (select(Letter.kind, Letter.issued_at)
+                         .where(Letter.complaint_id == complaint_id)
+                         .order_by(Letter.issued_at, Letter.letter_id))
+        # Unbuffered, rows go through the session: its autoflush writes them (inside the
+        # message's savepoint) in the order they were added, so the queries see them all.
+        # Buffered, the ORM must not flush (the buffer comes after it): the buffer is added.
+        with self.session.no_autoflush if self.buffering else nullcontext():
+            history = [(row[0], row[1], row[2]) for row in self.session.execute(history_query)]
+            letters = [(row[0], row[1]) for row in self.session.execute(letters_query)]
+        for model, values in self._buffer:
+            if values.get("complaint_id") != complaint_id:
+                continue
+            if model is HistoryEntry:
+                history.append((values["type"], values["at"], values["detail"]))
+            elif model is Letter:
+                letters.append((values["kind"], values["issued_at"]))
+        return history, letters
 
     def deadline_by_key(self, deadline_key: str) -> Deadline | None:
         pending = self._new_deadlines.get(deadline_key)

@@ -29,7 +29,7 @@ from workflow.events import EVENT_TYPES, MAX_MESSAGE_BYTES
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 KAFKA_BINDING = "0.5.0"
 # The contract's own version: minor for an added field or message, major for a removal.
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 
 
 class _WithCodes(GenerateJsonSchema):

@@ -137,3 +137,31 @@ def test_a_decision_has_a_remedy(remedies: dict[str, Any], has_remedy: bool) -> 
     parsed = ev.parse_event(json.dumps(document))
     assert isinstance(parsed, ev.OmbudsmanDecision)
     assert parsed.remedies.any() is has_remedy
+
+
+@pytest.mark.parametrize("type_", ["complaint.deadlock_reached",
+                                   "complaint.senior_manager_response"])
+def test_an_offer_is_optional_and_checked(type_: str) -> None:
+    # (v2) `offer`: {"description": str, "amount_pence": int?} on both events.
+    assert ev.validate(simple(type_, "e1", "C1", AT)).offer is None  # type: ignore[union-attr]
+    offer = {"description": "A goodwill credit", "amount_pence": 2500}
+    parsed = ev.validate(simple(type_, "e1", "C1", AT, offer=offer))
+    assert parsed.offer is not None and parsed.offer.amount_pence == 2500  # type: ignore[union-attr]
+    described = ev.validate(simple(type_, "e1", "C1", AT, offer={"description": "An apology"}))
+    assert described.offer.amount_pence is None  # type: ignore[union-attr]
+    assert reason(simple(type_, "e1", "C1", AT, offer={"amount_pence": 100})) == (
+        "offer.description is required")
+    assert reason(simple(type_, "e1", "C1", AT, offer={
+        "description": "x", "amount_pence": -1})).startswith("offer.amount_pence:")
+
+
+@pytest.mark.parametrize(("value", "ok"), [("standard", True), ("large_print", True),
+                                           ("braille", False)])
+def test_accessible_format(value: str, ok: bool) -> None:
+    document = received("e1", "C1", AT)
+    document["customer"]["accessible_format"] = value
+    if ok:
+        parsed = ev.validate(document)
+        assert parsed.customer.accessible_format == value  # type: ignore[union-attr]
+    else:
+        assert "customer.accessible_format" in reason(document)

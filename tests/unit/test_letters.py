@@ -11,9 +11,11 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -115,6 +117,29 @@ def pdf_pages(data: bytes) -> list[str]:
     return [normalise(page.extract_text() or "") for page in reader.pages]
 
 
+def pdf_font_sizes(data: bytes) -> list[tuple[float, str]]:
+    """(size in pt, text) of every run of text the PDF shows: the font size scaled by the text
+    and transformation matrices, as a reader measures it (not what the CSS asked for)."""
+    runs: list[tuple[float, str]] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
+        if text.strip():
+            # The height of a text-space unit in user space (points): the y column of tm x cm.
+            y = (tm[2] * cm[0] + tm[3] * cm[2], tm[2] * cm[1] + tm[3] * cm[3])
+            runs.append((round(size * math.hypot(*y), 2), text))
+
+    for page in pypdf.PdfReader(io.BytesIO(data)).pages:
+        page.extract_text(visitor_text=visit)
+    return runs
+
+
+def size_of(runs: list[tuple[float, str]], phrase: str) -> float:
+    """The font size of the run containing `phrase` (normalised)."""
+    matches = [size for size, text in runs if phrase in normalise(text)]
+    assert matches, f"{phrase!r} not found in the PDF's text runs"
+    return min(matches)
+
+
 def money(context: dict[str, Any], key: str) -> str:
     return pounds(context["resolution"][key])
 
@@ -127,18 +152,26 @@ SIGNPOSTING = [
     "give you an explanation",
     "take practical action to put things right",
     "make you a financial award",
-    "binding on us but not on you",
-    "12 months from the date of this letter",
+    "we must do what it says",
+    "You do not have to accept it",
     "P.O. Box 966",
     "Warrington",
     "WA4 9DF",
     "0330 440 1624",
     "www.energyombudsman.org",
-    "Citizens Advice consumer service",
-    "0808 223 1133",
-    "www.citizensadvice.org.uk",
     "free and impartial advice",
 ]
+# RULES s.6 (v2) "Plain words": the Ombudsman's list of words to avoid in these letters.
+AVOIDED_WORDS = ("binding", "exhausted", "remedy", "redress", "abide", "oblige", "constitutes")
+
+
+def advice_phrases(context: dict[str, Any]) -> list[str]:
+    """The advice body of the customer's nation, as the letter must name it."""
+    advice = context["advice"]
+    phrases = [advice["name"], advice["phone"], advice["website"]]
+    if advice["welsh_phone"]:
+        phrases.append(f"Welsh-language line {advice['welsh_phone']}")
+    return phrases
 
 
 def required_phrases(context: dict[str, Any]) -> list[str]:
@@ -157,9 +190,11 @@ def required_phrases(context: dict[str, Any]) -> list[str]:
         customer["postcode"],
         f"Dear {customer['name']},",
         KINDS[context["kind"]].title,
+        # A person, not a team: named and signing (RULES s.6).
+        f"Complaint handled by: {context['owner']['name']}",
+        f"Yours sincerely, {context['owner']['name']} {context['owner']['role']}, "
+        f"{supplier['name']}",
     ]
-    if context["owner"]:
-        phrases.append(context["owner"]["name"])
     kind = context["kind"]
     if kind == "acknowledgement":
         procedure = context["procedure"]
@@ -176,8 +211,8 @@ def required_phrases(context: dict[str, Any]) -> list[str]:
                 f"within {procedure['resolution_target_days']} days",
                 normalise(long_date(context["expected_by"])),
             ]
-        if context["owner"]:
-            phrases.append(f"{context['owner']['name']} is handling your complaint")
+        phrases.append(f"{context['owner']['name']} ({context['owner']['role'].lower()}) "
+                       "is handling your complaint")
     elif kind == "progress_update":
         phrases += [
             "We are still working on your complaint",
@@ -197,16 +232,27 @@ def required_phrases(context: dict[str, Any]) -> list[str]:
     elif kind in ("deadlock", "eight_week"):
         phrases += [
             *SIGNPOSTING,
+            *advice_phrases(context),
+            "12 months from the date of this letter",
             f"please do so by {normalise(long_date(context['referral_deadline']))}",
             context["reference"],
         ]
         if kind == "deadlock":
-            phrases += ["Our final position", normalise(context["position"])]
-            phrases.append(
-                "will stay open if you" if context["offer_open"] else "will not stay open"
-            )
+            phrases += ["Our final position", normalise(context["position"]),
+                        "What has happened so far"]
+            phrases += [f"{normalise(long_date(item['date']))}: "
+                        for item in context["communications"]]
+            if context["offer"] is None:
+                phrases.append("no offer has been made")
+            else:
+                phrases += [normalise(context["offer"]["description"]),
+                            "will stay open if you" if context["offer_open"]
+                            else "will not stay open"]
         else:
-            phrases += ["Eight weeks have now passed", "still working"]
+            phrases += ["Eight weeks have now passed", "Where your complaint stands",
+                        f"{context['owner']['name']} is still working on your complaint",
+                        "we will write to you when we have resolved it",
+                        "You do not have to wait for us"]
     elif kind == "resolution":
         resolution = context["resolution"]
         phrases += [context["reference"], normalise(resolution["explanation"])]
@@ -223,8 +269,18 @@ def required_phrases(context: dict[str, Any]) -> list[str]:
             context["reference"],
             context["ombudsman_ref"],
             normalise(context["remedy_summary"]),
-            "The remedy has been implemented and your complaint is now resolved",
+            "We have done what the decision told us to do, and your complaint is now resolved",
         ]
+    elif kind == "withdrawal":
+        phrases += [
+            context["reference"],
+            "we have closed your complaint",
+            f"You withdrew your complaint on {normalise(long_date(context['withdrawn_on']))}",
+            *advice_phrases(context),
+        ]
+        if context["referral_deadline"]:
+            phrases += [*SIGNPOSTING, "you can still refer it to the Energy Ombudsman until "
+                        f"{normalise(long_date(context['referral_deadline']))}"]
     return phrases
 
 
@@ -237,7 +293,7 @@ def assert_says(text: str, phrases: list[str]) -> None:
 # --- the table of kinds ----------------------------------------------------------------------
 
 
-def test_letter_kinds_are_the_seven_of_the_rules() -> None:
+def test_letter_kinds_are_the_eight_of_the_rules() -> None:
     assert LETTER_KINDS == (
         "acknowledgement",
         "progress_update",
@@ -246,9 +302,10 @@ def test_letter_kinds_are_the_seven_of_the_rules() -> None:
         "eight_week",
         "resolution",
         "ombudsman_outcome",
+        "withdrawal",
     )
     assert set(SAMPLES) == set(LETTER_KINDS)
-    templates = Path(__file__).resolve().parents[2] / "letters" / "templates"
+    templates = Path(__file__).resolve().parents[2] / "letters" / "templates" / "v2"
     for kind in LETTER_KINDS:
         assert (templates / f"{kind}.html").is_file()
         assert (templates / f"{kind}.txt").is_file()
@@ -301,14 +358,16 @@ def test_signposting_letters_are_labelled_and_signpost_prominently(kind: str) ->
     )
     assert 'class="signposting"' in render_html(context)
     text = page.text
-    assert text.index(title) < text.index("Dear ") < text.index("binding on us but not on you")
+    assert text.index(title) < text.index("Dear ") < text.index("we must do what it says")
     # The text version too: a ruled, upper-case label before the salutation.
     plain = render_text(context)
     assert plain.index(title.upper()) < plain.index("Dear ")
     assert plain.index("YOUR RIGHT TO REFER YOUR COMPLAINT") < plain.index("Yours sincerely")
-    # And in print, the whole box is on the first page.
-    first_page = pdf_pages(pdf_of(kind))[0]
-    assert_says(first_page, [title, *SIGNPOSTING])
+    # And in print, the box starts on the first page, straight after the opening; at clear
+    # print sizes it runs on to the second.
+    first_page, second_page = pdf_pages(pdf_of(kind))[:2]
+    assert_says(first_page, [title, "Your right to refer your complaint to the Energy Ombudsman"])
+    assert_says(first_page + " " + second_page, SIGNPOSTING)
 
 
 def test_acknowledgement_without_a_resolution_target_or_handler() -> None:
@@ -317,8 +376,11 @@ def test_acknowledgement_without_a_resolution_target_or_handler() -> None:
         assert "within 1 working day of receiving it" in normalise(text)
         assert "We aim to resolve complaints within" not in text
         assert "keep you informed of our progress" in normalise(text)
-        assert "Complaint handled by: our complaints team" in normalise(text)
-        assert "We will tell you the name of the person handling it" in normalise(text)
+        # No handler yet: the procedure's complaints manager owns and signs it.
+        assert "Complaint handled by: Helen Marsh" in normalise(text)
+        assert "Helen Marsh (complaints manager) is handling your complaint" in normalise(text)
+        assert "Yours sincerely, Helen Marsh Complaints Manager, Lastmile" in normalise(text)
+        assert "complaints team" not in normalise(text)
         assert "by email at grace@example.org" in normalise(text)
 
 
@@ -360,19 +422,124 @@ def test_update_after_eight_weeks_does_not_promise_them_again(kind: str) -> None
             assert "If we have not resolved your complaint within eight weeks" in text
 
 
-def test_deadlock_offer_not_kept_open_and_no_owner() -> None:
+def test_deadlock_offer_stated_in_full_and_kept_open() -> None:
+    for text in (parse(render_html(SAMPLES["deadlock"])).text,
+                 normalise(render_text(SAMPLES["deadlock"]))):
+        assert ("We have offered you: A goodwill payment for the inconvenience, credited to your "
+                "account. Amount: £30.00 This offer will stay open if you refer your complaint "
+                "to the Energy Ombudsman") in text
+        assert "no offer has been made" not in text
+        assert "if we have made you an offer" not in text.casefold()
+
+
+def test_deadlock_offer_not_kept_open() -> None:
     context = sample("deadlock")
-    context.update(offer_open=False, owner=None)
+    context.update(offer_open=False, offer={"description": "A credit of £40.00 to your account.",
+                                            "amount_pence": None})
     for text in (parse(render_html(context)).text, normalise(render_text(context))):
-        assert "it will not stay open if you refer your complaint to the Energy Ombudsman" in text
-        assert "will stay open if you" not in text.replace("will not stay open", "")
-        assert "Complaint handled by: our complaints team" in text
-        assert "which has been handled by" not in text
+        assert ("We have offered you: A credit of £40.00 to your account. This offer will not "
+                "stay open if you refer your complaint to the Energy Ombudsman") in text
+        assert "Amount:" not in text  # no amount given: the description alone
+
+
+@pytest.mark.parametrize("offer_open", [True, False])
+def test_deadlock_without_an_offer_says_none_was_made(offer_open: bool) -> None:
+    context = sample("deadlock")
+    context.update(offer=None, offer_open=offer_open)
+    for text in (parse(render_html(context)).text, normalise(render_text(context))):
+        assert "So far, no offer has been made to settle your complaint." in text
+        assert "stay open" not in text
+        assert "if we have made you an offer" not in text.casefold()
+
+
+def test_deadlock_summarises_the_communications_in_order() -> None:
+    # The sample's six communications, in the words and order the customer reads them.
+    expected = [
+        "2 March 2026: You made your complaint by phone: Customer says the March bill is "
+        "estimated although she sent a meter reading on 28 February.",
+        "5 March 2026: We sent you our acknowledgement of your complaint.",
+        "9 March 2026: We were in contact with you by email: Sent a photo of the meter "
+        "showing the reading.",
+        "16 March 2026: You asked for a senior manager to review your complaint.",
+        "20 March 2026: Rachel Okafor, a senior manager, gave you our response: Rebilled with "
+        "the customer's reading; offered £30.00 goodwill.",
+        "2 April 2026: You told us you were still not satisfied: Wants the estimated bill's "
+        "late-payment fee refunded too.",
+    ]
+    for text in (parse(render_html(SAMPLES["deadlock"])).text,
+                 normalise(render_text(SAMPLES["deadlock"]))):
+        positions = [text.index(line) for line in expected]
+        assert positions == sorted(positions)
+        assert text.index("What has happened so far") < positions[0]
+        assert positions[-1] < text.index("Our final position") < text.index("Our offer")
+
+
+def test_eight_week_letter_says_where_the_complaint_stands() -> None:
+    context = SAMPLES["eight_week"]  # immediate stage, a contact logged, no manager response
+    for text in (parse(render_html(context)).text, normalise(render_text(context))):
+        assert ("When the eight weeks ended, our customer services team were looking into "
+                "it.") in text
+        assert ("Our latest contact with you about it was on 10 February 2026: Engineer visit "
+                "booked for 24 February to test the meter.") in text
+    with_manager = sample("eight_week")
+    with_manager.update(stage="senior_manager", latest_response={
+        "kind": "senior_manager_response", "date": "2026-02-20", "who": "Priya Shah",
+        "summary": "We will replace the meter."})
+    for text in (parse(render_html(with_manager)).text, normalise(render_text(with_manager))):
+        assert "When the eight weeks ended, a senior manager was reviewing it." in text
+        assert ("On 20 February 2026, Priya Shah, a senior manager, gave you our response: We "
+                "will replace the meter.") in text
+    neither = sample("eight_week")
+    neither.update(stage="received", latest_response=None)
+    for text in (parse(render_html(neither)).text, normalise(render_text(neither))):
+        assert "we had received it and were looking into it" in text
+        assert "We have not yet been able to give you a response." in text
+
+
+def test_withdrawal_outside_a_referral_window_has_no_signposting() -> None:
+    context = GOLDEN["withdrawal-no-window"]
+    for text in (parse(render_html(context)).text, normalise(render_text(context))):
+        assert "You withdrew your complaint on 6 March 2026" in text
+        assert "refer your complaint to the Energy Ombudsman" not in text
+        assert "Citizens Advice consumer service" in text  # independent advice still given
+    page = parse(render_html(context))
+    assert page.headings["h1"] == ["Your complaint has been withdrawn"]
+    assert "Deadlock" not in page.text and "8-week" not in page.text
+
+
+def test_withdrawal_inside_the_window_signposts_to_its_end_and_is_not_labelled() -> None:
+    context = SAMPLES["withdrawal"]
+    page = parse(render_html(context))
+    assert page.headings["h1"] == ["Your complaint has been withdrawn"]
+    assert "Deadlock letter" not in page.text and "8-week letter" not in page.text
+    assert "12 months" not in page.text  # the window's end date in its place
+    assert not KINDS["withdrawal"].signposting
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_letters_use_plain_words(name: str) -> None:
+    for text in (parse(render_html(GOLDEN[name])).text, render_text(GOLDEN[name])):
+        found = [word for word in AVOIDED_WORDS if word in text.casefold()]
+        assert not found, f"{name}: {found}"
+
+
+def test_the_advice_body_is_the_customers_nations() -> None:
+    scottish = GOLDEN["deadlock-scotland-large-print"]
+    for text in (parse(render_html(scottish)).text, normalise(render_text(scottish))):
+        assert ("contact Advice Direct Scotland: phone 0808 164 6000; web "
+                "www.consumeradvice.scot.") in text
+        assert "Citizens Advice" not in text and "Welsh-language" not in text
+    for text in (parse(render_html(SAMPLES["deadlock"])).text,
+                 normalise(render_text(SAMPLES["deadlock"]))):
+        assert ("contact Citizens Advice consumer service: phone 0808 223 1133 (Welsh-language "
+                "line 0808 223 1144); web www.citizensadvice.org.uk.") in text
+        assert "Advice Direct Scotland" not in text
 
 
 def test_senior_manager_update_without_a_named_manager_is_signed_by_the_owner() -> None:
     context = sample("senior_manager_update")
     context["senior_manager"] = None
+    context["owner"] = {"id": "h9", "name": "Tom Evans", "role": "Complaint handler"}
     for text in (parse(render_html(context)).text, normalise(render_text(context))):
         assert "A senior manager is reviewing not only your complaint" in text
         assert "Yours sincerely, Tom Evans Complaint handler, Lastmile" in text
@@ -402,11 +569,14 @@ def test_resolution_payments_in_pounds_and_optional_parts() -> None:
 
 
 @pytest.mark.parametrize("kind", LETTER_KINDS)
-def test_every_kind_renders_without_an_owner(kind: str) -> None:
+def test_every_kind_names_a_person_never_a_team(kind: str) -> None:
     context = sample(kind)
-    context["owner"] = None
-    assert "our complaints team" in parse(render_html(context)).text
-    assert "our complaints team" in render_text(context)
+    for text in (parse(render_html(context)).text, normalise(render_text(context))):
+        assert "team" not in text.replace("customer services team", "")
+        assert text.count(context["owner"]["name"]) >= 2  # named, and signing
+    context["owner"] = None  # version 2 always has a person: no silent fallback to a team
+    with pytest.raises(jinja2.UndefinedError):
+        render_text(context)
 
 
 def test_filters() -> None:
@@ -566,7 +736,8 @@ def test_pdf_is_a_valid_letter(name: str) -> None:
     data = pdf_of(name)
     assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
     reader = pypdf.PdfReader(io.BytesIO(data))
-    assert 1 <= len(reader.pages) <= 2
+    assert 1 <= len(reader.pages) <= (4 if context["customer"]["accessible_format"] ==
+                                      "large_print" else 3)
     for page in reader.pages:
         assert [round(float(x)) for x in page.mediabox] == [0, 0, 595, 842]  # A4
     pages = pdf_pages(data)
@@ -582,6 +753,87 @@ def test_pdf_is_a_valid_letter(name: str) -> None:
         f"{KINDS[context['kind']].title} – {context['supplier']['name']} – {context['reference']}"
     )
     assert metadata.author == context["supplier"]["name"]
+
+
+STANDARD_PRINT = [name for name, context in GOLDEN.items()
+                  if context["customer"]["accessible_format"] == "standard"]
+LARGE_PRINT = [name for name in GOLDEN if name not in STANDARD_PRINT]
+
+
+@pytest.mark.parametrize("name", STANDARD_PRINT)
+def test_pdf_is_in_clear_print(name: str) -> None:
+    # RULES s.6: body text at least 12 pt, nothing smaller than 10 pt; read back from the PDF.
+    runs = pdf_font_sizes(pdf_of(name))
+    assert min(size for size, _ in runs) >= 10
+    context = GOLDEN[name]
+    assert size_of(runs, f"Dear {context['customer']['name']}") >= 12
+    assert size_of(runs, "Yours sincerely") >= 12
+    if KINDS[context["kind"]].signposting:
+        assert size_of(runs, "its service is") >= 12  # the signposting box is body text
+        assert size_of(runs, "WA4 9DF") >= 12
+    # Only the letterhead's contact lines, the details beside the address and the running
+    # footer are smaller than body text (10-11 pt); everything else is 12 pt or more.
+    supplier, date = context["supplier"], normalise(long_date(context["date"]))
+    small_allowed = " ".join(normalise(part) for part in [
+        ", ".join(supplier["address"]), f"Phone: {supplier['phone']}",
+        f"Email: {supplier['email']}", f"Web: {supplier['website']}",
+        "Date:", date, "Our reference:", context["reference"], "Account number:",
+        context["customer"]["account_id"], "Complaint handled by:", context["owner"]["name"],
+        f"{supplier['name']} · Our reference: {context['reference']} · {date}",
+        "Page 1 of 2 Page 2 of 2 Page 1 of 3 Page 2 of 3 Page 3 of 3 Page 1 of 1"])
+    small = [text for size, text in runs if size < 12]
+    assert small and all(normalise(text) in small_allowed for text in small), small
+    assert size_of(runs, "Page 1 of") >= 10  # the running footer, the smallest text
+
+
+@pytest.mark.parametrize("name", LARGE_PRINT)
+def test_pdf_in_large_print_is_16_pt_throughout(name: str) -> None:
+    runs = pdf_font_sizes(pdf_of(name))
+    assert min(size for size, _ in runs) >= 16
+    assert size_of(runs, "Page 1") >= 16
+
+
+def test_the_same_letter_in_large_print() -> None:
+    context = sample("eight_week")
+    context["customer"]["accessible_format"] = "large_print"
+    runs = pdf_font_sizes(render_pdf(context))
+    assert min(size for size, _ in runs) >= 16
+    assert size_of(runs, "Dear Grace Hopper") >= 16
+    standard = pdf_font_sizes(pdf_of("eight_week"))
+    assert size_of(standard, "Dear Grace Hopper") == 12
+
+
+def _structure_roles(node: Any, roles: set[str], depth: int = 0) -> None:
+    node = node.get_object() if hasattr(node, "get_object") else node
+    if isinstance(node, pypdf.generic.ArrayObject):
+        for child in node:
+            _structure_roles(child, roles, depth)
+    elif isinstance(node, pypdf.generic.DictionaryObject) and depth < 40:
+        if "/S" in node:
+            roles.add(str(node["/S"]))
+        if "/K" in node:
+            _structure_roles(node["/K"], roles, depth + 1)
+
+
+@pytest.mark.parametrize("name", ["deadlock", "withdrawal", "deadlock-scotland-large-print"])
+def test_pdf_is_tagged_and_archival(name: str) -> None:
+    reader = pypdf.PdfReader(io.BytesIO(pdf_of(name)))
+    root = reader.trailer["/Root"]
+    # Tagged (for screen readers): a structure tree with headings, paragraphs and lists; the
+    # content marked; the language given.
+    assert bool(root["/MarkInfo"]["/Marked"])
+    assert root["/Lang"] == "en-GB"
+    roles: set[str] = set()
+    _structure_roles(root["/StructTreeRoot"]["/K"], roles)
+    assert {"/Document", "/H1", "/H2", "/P", "/L", "/LI"} <= roles, roles
+    # Archival: PDF/A-3, conformance level A (accessible), identified in the XMP metadata
+    # with an sRGB output intent. (No validator such as veraPDF can be installed here.)
+    xmp = ET.fromstring(root["/Metadata"].get_object().get_data())
+    pdfaid = "{http://www.aiim.org/pdfa/ns/id/}"
+    ids = {key: value for element in xmp.iter() for key, value in element.attrib.items()
+           if key.startswith(pdfaid)}
+    assert ids == {f"{pdfaid}part": "3", f"{pdfaid}conformance": "A"}
+    assert root["/OutputIntents"][0]["/S"] == "/GTS_PDFA1"
 
 
 def test_pdf_dates_and_identifier_come_from_the_letter() -> None:

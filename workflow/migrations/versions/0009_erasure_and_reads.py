@@ -7,7 +7,7 @@ account id inside `complaints.customer` finds an account's complaints, and a par
 the outbox's key the outbox rows that can quote them (not the lifecycle messages).
 
 Revision ID: 0009
-Revises: 0006, 0008 (0004 on its own; re-chained by the lead on merge)
+Revises: 0005, 0006, 0008 (0004 on its own; re-chained by the lead on merge)
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from alembic import op
 from workflow.schema import Id, Json, UTCDateTime, account_id_of
 
 revision = "0009"
-# 0004 on its own; here after both branches merged in (raw_events 0008, deliveries 0006),
-# as their merge point. The lead re-chains on merge.
-down_revision = ("0006", "0008")
+# 0004 on its own; here the merge point of the branches merged in (complaint owner 0005,
+# deliveries 0006, raw_events 0008). The lead re-chains on merge.
+down_revision = ("0005", "0006", "0008")
 branch_labels = None
 depends_on = None
 
