@@ -3,7 +3,7 @@
 The content comes from `workflow.casefile.casefile_record`; the HTML template is
 `letters/templates/casefile/casefile.html` (autoescaped, StrictUndefined, as letters), and the
 PDF is made by the letters' own machinery (`letters.render.pdf_from_html`), in clear print:
-body text 12 pt, nothing under 10 pt.
+body text and tables 12 pt; the running footer and the appendix's payloads 10 pt.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from typing import Any
 
 import jinja2
 
-from letters.render import pdf_from_html, render_pdf
+from letters.render import (
+    CURRENT_TEMPLATE_VERSION,
+    TEMPLATE_SETS,
+    pdf_from_html,
+    render_pdf,
+)
 
 
 @cache
@@ -36,8 +41,10 @@ def casefile_html(record: Mapping[str, Any]) -> str:
 
 def casefile_pdf(record: Mapping[str, Any]) -> bytes:
     generated = datetime.fromisoformat(str(record["generated_at"]))
+    # Archival and tagged, as the current letters are (PDF/A-3a).
+    variant = TEMPLATE_SETS[CURRENT_TEMPLATE_VERSION].pdf_variant
     return pdf_from_html(casefile_html(record), identifier=f"casefile-{record['complaint_id']}",
-                         created=generated)
+                         created=generated, variant=variant)
 
 
 def casefile_zip(record: Mapping[str, Any],
