@@ -222,6 +222,15 @@ from consumers.casefile_commands import casefile, erase, retention  # noqa: E402
 for _command in (casefile, erase, retention):
     main.add_command(_command)
 
+from consumers.whatif_commands import (  # noqa: E402
+    export_events_command,
+    risk_command,
+    simulate_command,
+)
+
+for _command in (export_events_command, simulate_command, risk_command):
+    main.add_command(_command)
+
 
 if __name__ == "__main__":
     main()

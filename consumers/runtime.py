@@ -154,7 +154,9 @@ class Runtime:
             self.components[name] = factories[name]()
         retention, ops = self.components.get("retention"), self.components.get("aggregator")
         if retention is not None and ops is not None:
-            ops.state.retention = retention.stats  # type: ignore[attr-defined]  # /metrics
+            # /metrics; the ops service may be wrapped (the risk refits)
+            service: Any = getattr(ops, "service", ops)
+            service.state.retention = retention.stats
         if self.options.demo:
             self.components["demo"] = ContactCentre(self.settings, rate=self.options.demo_rate)
 
@@ -166,9 +168,15 @@ class Runtime:
         # Tansu reports a wrong high watermark for multi-record batches (see the module doc
         # of reporting.aggregator): one record per changelog batch on the embedded broker.
         config = AggregatorConfig(single_record_batches=self._broker is not None)
-        return OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
-                          config=config, announce_token=self.options.ops_token_generated,
-                          record=self.app)
+        from reporting.risk import WithRiskRefits
+
+        # The at-risk list (`/risk`) refitted from the database on a schedule; the record also
+        # serves the case file and the work queue's reads.
+        return WithRiskRefits(
+            OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
+                       config=config, announce_token=self.options.ops_token_generated,
+                       record=self.app),
+            self.app, self.settings.risk_refit_seconds)
 
     def run(self) -> dict[str, Any]:
         """Run until the stop event (signal) or `duration`; returns the exit summary."""

@@ -95,6 +95,9 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
                                      "directory).", "letters-out"),
     EnvVar("COMPLAINTS_LETTER_FORMATS", "Formats the letter service renders, comma-separated: "
                                         "pdf, html, txt (PDF is the slow one).", "pdf,html,txt"),
+    EnvVar("COMPLAINTS_RISK_REFIT_SECONDS", "How often the ops service refits the breach-risk "
+                                            "model from the database and refreshes `/risk`.",
+           "300"),
     EnvVar("COMPLAINTS_OPS_URL", "Where `complaints reconcile` asks the aggregator [default: "
                                  "http://COMPLAINTS_WEB_HOST:COMPLAINTS_WEB_PORT]."),
 )
@@ -177,6 +180,7 @@ class Settings:
     session_timeout_ms: int = 10_000
     letters_dir: str = "letters-out"
     letter_formats: tuple[LetterFormat, ...] = ("pdf", "html", "txt")
+    risk_refit_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -199,6 +203,7 @@ class Settings:
             "letters_dir": env("COMPLAINTS_LETTERS_DIR", environ) or "letters-out",
             "letter_formats": letter_formats(env("COMPLAINTS_LETTER_FORMATS", environ)
                                              or "pdf,html,txt"),
+            "risk_refit_seconds": float(env("COMPLAINTS_RISK_REFIT_SECONDS", environ) or 300),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

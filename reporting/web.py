@@ -116,8 +116,10 @@ class OpsState:
     started_at: float = field(default_factory=time.time)
     error: str | None = None  # the last failure, type and first line only
     web_port: int | None = None  # the port bound (port 0 asks for a free one)
+    risk: Any = None  # the latest reporting.risk.RiskBoard (refitted by `complaints up`)
     # The record (a workflow.bootstrap.App), for the endpoints that read the database: the
-    # case file. None where the server runs without one (python -m reporting.aggregator).
+    # case file, the work queue's search and timeline. None where the server runs without one
+    # (python -m reporting.aggregator).
     record: Any = None
     retention: Any = None  # consumers.retention.RetentionStats, when `complaints up` runs it
 
@@ -370,6 +372,59 @@ def create_app(state: OpsState, token: str) -> web.Application:
         return web.Response(body=body, headers={**COMMON_HEADERS,
                                                 "Content-Type": CONTENT_TYPE_LATEST})
 
+    async def risk(request: web.Request) -> web.Response:
+        """The at-risk list of the latest refit, highest p_breach first, paginated."""
+        try:
+            offset = int(request.query.get("offset", "0"))
+            limit = int(request.query.get("limit", "100"))
+            if offset < 0 or not 1 <= limit <= 1000:
+                raise ValueError
+        except ValueError:
+            return _error(400, "offset must be >= 0 and limit 1..1000")
+        board = state.risk
+        if board is None:
+            return _error(503, "the at-risk list is not computed yet", **{"Retry-After": "5"})
+        return web.json_response(board.page(offset, limit), headers=COMMON_HEADERS)
+
+    async def from_record(read: Callable[[Any], Any]) -> Any:
+        """A read of the database, off the event loop (a thread of the default executor)."""
+        record = state.record
+
+        def run() -> Any:
+            with record.sessions() as session:
+                return read(session)
+
+        return await asyncio.get_running_loop().run_in_executor(None, run)
+
+    async def search(request: web.Request) -> web.Response:
+        from reporting.workqueue import search as find
+
+        text = request.query.get("q", "")
+        if not text.strip() or len(text) > 200:
+            return _error(400, "q: a reference or complaint id (1-200 characters)")
+        if state.record is None:
+            return _error(503, "no record to search")
+        found = await from_record(lambda session: find(session, text))
+        return web.json_response({"query": text, "complaints": found}, headers=COMMON_HEADERS)
+
+    async def timeline(request: web.Request) -> web.Response:
+        from reporting.workqueue import timeline as read_timeline
+
+        if state.record is None:
+            return _error(503, "no record to read")
+        complaint_id = request.match_info["complaint_id"]
+        document = await from_record(lambda session: read_timeline(session, complaint_id))
+        if document is None:
+            return _error(404, "unknown complaint")
+        # One complaint's record: a read of personal data, recorded before it is sent.
+        from reporting.casefile import record_read, token_identity
+
+        reader = token_identity(request.headers["Authorization"].partition(" ")[2].strip())
+        await asyncio.get_running_loop().run_in_executor(None, lambda: record_read(
+            state.record, reader=reader, complaint_id=complaint_id, what="timeline",
+            at=datetime.now(UTC)))
+        return web.json_response(document, headers=COMMON_HEADERS)
+
     app = web.Application()
     # Open: the page (it holds no figures), its files, and health.
     app.router.add_get("/", dashboard)
@@ -380,6 +435,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/backlog", guarded(backlog))
     app.router.add_get("/returns/current", guarded(returns))
     app.router.add_get("/metrics", guarded(metrics))
+    app.router.add_get("/risk", guarded(risk))
+    app.router.add_get("/complaints/search", guarded(search))
+    app.router.add_get("/complaints/{complaint_id}/timeline", guarded(timeline))
     app.router.add_get("/complaints/{complaint_id}/casefile", guarded(casefile))
     return app
 
