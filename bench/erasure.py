@@ -12,7 +12,8 @@ Timed, on the same 10,000 accounts:
 
 - baseline: a plain `UPDATE ... SET customer = ..., summary = ...` (and the history, letters,
   raw events and letter outbox rows of those complaints) in one transaction, then rolled back
-  so the erasure finds the rows as they were;
+  so the erasure finds the rows as they were; and the same UPDATEs one account at a time, each
+  committed, on 10,000 other accounts of the same shape (the erasure commits per account);
 - erasure: `consumers.erasure.erase_account` once per account, as `complaints erase` does
   (legal-hold check, every row rewritten through the scrubber, the erasure recorded, one
   transaction per account), without compaction;
@@ -191,6 +192,20 @@ def run(complaints: int, erased_accounts: int) -> dict[str, Any]:
                 baseline_s = time.monotonic() - started
                 transaction.rollback()
 
+            # The same plain UPDATEs one account at a time, each committed (as the erasure
+            # commits each account), on 10,000 other accounts of the same shape.
+            others = [f"ACC-{a}" for a in rng.sample(
+                sorted(set(range(complaints // 2)) - {int(x[4:]) for x in accounts}),
+                erased_accounts)]
+            other_ids = {a: complaint_ids(app.engine, [a]) for a in others}
+            started = time.monotonic()
+            for account in others:
+                with app.engine.begin() as connection:
+                    for statement in BASELINE:
+                        connection.execute(text(statement), {"accounts": [account],
+                                                             "ids": other_ids[account]})
+            per_account_s = time.monotonic() - started
+
             now = datetime(2030, 1, 1, tzinfo=UTC)
             started = time.monotonic()
             erased = 0
@@ -208,6 +223,7 @@ def run(complaints: int, erased_accounts: int) -> dict[str, Any]:
                 "complaints": complaints, "accounts_erased": erased_accounts,
                 "complaints_erased": erased, "load_s": round(load_s, 1), "load": loaded,
                 "baseline_update_s": round(baseline_s, 2),
+                "baseline_update_per_account_s": round(per_account_s, 2),
                 "erasure_s": round(erasure_s, 2),
                 "erasure_ms_per_account": round(erasure_s * 1000 / erased_accounts, 2),
                 "vacuum_full_s": round(compact_s, 1),

@@ -166,7 +166,9 @@ class Runtime:
             self.components[name] = factories[name]()
         retention, ops = self.components.get("retention"), self.components.get("aggregator")
         if retention is not None and ops is not None:
-            ops.state.retention = retention.stats  # type: ignore[attr-defined]  # /metrics
+            # /metrics; the ops service may be wrapped (the risk refits)
+            service: Any = getattr(ops, "service", ops)
+            service.state.retention = retention.stats
         if self.options.demo:
             self.components["demo"] = ContactCentre(self.settings, rate=self.options.demo_rate)
 

@@ -1,9 +1,9 @@
 """The Ombudsman case file as a PDF, or a ZIP of that PDF with every letter's PDF.
 
 The content comes from `workflow.casefile.casefile_record`; the HTML template is
-`letters/templates/casefile.html` in the letters' Jinja2 environment (autoescaped), and the
+`letters/templates/casefile/casefile.html` (autoescaped, StrictUndefined, as letters), and the
 PDF is made by the letters' own machinery (`letters.render.pdf_from_html`), in clear print:
-body text 12 pt, nothing under 10 pt.
+body text and tables 12 pt; the running footer and the appendix's payloads 10 pt.
 """
 
 from __future__ import annotations
@@ -12,19 +12,39 @@ import io
 import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from letters.render import environment, pdf_from_html, render_pdf
+import jinja2
+
+from letters.render import (
+    CURRENT_TEMPLATE_VERSION,
+    TEMPLATE_SETS,
+    pdf_from_html,
+    render_pdf,
+)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    """The case file's templates (`letters/templates/casefile/`), set up as the letters' are:
+    autoescaped, StrictUndefined (a key the template needs and the record lacks raises)."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("letters", "templates/casefile"),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+        lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False)
 
 
 def casefile_html(record: Mapping[str, Any]) -> str:
-    return environment().get_template("casefile.html").render(dict(record))
+    return _environment().get_template("casefile.html").render(dict(record))
 
 
 def casefile_pdf(record: Mapping[str, Any]) -> bytes:
     generated = datetime.fromisoformat(str(record["generated_at"]))
+    # Archival and tagged, as the current letters are (PDF/A-3a).
+    variant = TEMPLATE_SETS[CURRENT_TEMPLATE_VERSION].pdf_variant
     return pdf_from_html(casefile_html(record), identifier=f"casefile-{record['complaint_id']}",
-                         created=generated)
+                         created=generated, variant=variant)
 
 
 def casefile_zip(record: Mapping[str, Any],

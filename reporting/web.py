@@ -525,6 +525,13 @@ def create_app(state: OpsState, token: str) -> web.Application:
         document = await from_record(lambda session: read_timeline(session, complaint_id))
         if document is None:
             return _error(404, "unknown complaint")
+        # One complaint's record: a read of personal data, recorded before it is sent.
+        from reporting.casefile import record_read, token_identity
+
+        reader = token_identity(request.headers["Authorization"].partition(" ")[2].strip())
+        await asyncio.get_running_loop().run_in_executor(None, lambda: record_read(
+            state.record, reader=reader, complaint_id=complaint_id, what="timeline",
+            at=datetime.now(UTC)))
         return web.json_response(document, headers=COMMON_HEADERS)
 
     async def complaint_list(request: web.Request) -> web.Response:

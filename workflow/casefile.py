@@ -212,7 +212,8 @@ def casefile_record(session: Session, complaint_id: str, procedure: Procedure,
             "preferred_contact": customer.get("preferred_contact"),
         },
         "taken_by": _name(complaint.taken_by),
-        "owner": _name(complaint.handler),
+        # (v2) the person letters name; before it, the handler.
+        "owner": _name(complaint.owner) or _name(complaint.handler),
         "ombudsman_ref": complaint.ombudsman_ref,
         "erased_at_uk": uk_time(erased.erased_at) if erased else None,
         "dates": {

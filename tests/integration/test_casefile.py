@@ -16,6 +16,7 @@ from consumers.cli import main
 from consumers.file_ingest import ingest_file, tick
 from reporting.casefile import casefile_bytes
 from tests.builders import CUSTOMER, received, simple, write_jsonl
+from tests.unit.test_letters import pdf_font_sizes
 from workflow.bootstrap import App, bootstrap
 from workflow.casefile import uk_time
 
@@ -89,6 +90,17 @@ def test_case_file_pdf_holds_every_event_summary_the_reference_and_every_letter(
         assert _squash(value) in text, value
     # Deadlines with what firing did: the acknowledgement's letter.
     assert _squash("acknowledgement letter") in text
+    # Clear print, read back from the PDF: nothing under 10 pt; the body (cover, the record's
+    # tables) 12 pt; only the running footer and the appendix's payloads are 10 pt.
+    runs = pdf_font_sizes(data)
+    assert min(size for size, _ in runs) >= 10
+    body = [size for size, t in runs if "regulation 4" in t or "Grace Hopper" in t
+            or "Received" in t or any(word in t for word in ("Direct debit", "refund"))]
+    assert body and max(body) >= 12
+    table = [size for size, t in runs if "Manager reviewed" in t or "Deadlock letter" in t]
+    assert table and max(table) >= 12
+    small = {size for size, _ in runs if size < 12}
+    assert small <= {10.0}, small
     app.engine.dispose()
 
 

@@ -310,3 +310,28 @@ def test_postgresql_table_toast_and_index_files_hold_nothing_erased(
         assert any(b"Elinor Ferrars" in data for data in after.values())
     finally:
         app.engine.dispose()
+
+
+def test_an_erased_record_exports_events_that_replay_to_the_same_returns(
+        loaded: tuple[App, Path], tmp_path: Path) -> None:
+    from consumers.event_export import export_events
+    from workflow.bootstrap import bootstrap
+
+    app, letters = loaded
+    erase_account(app, "ACC-ER-90210", now=NOW, by="dpo", force=True, reason="test",
+                  letters=letters)
+    lines, _notes = export_events(app.engine)
+    exported = b"\n".join(lines).decode("utf-8")
+    for value in SECRETS:
+        assert value not in exported, value
+    replay_file = tmp_path / "export.jsonl"
+    replay_file.write_text(exported + "\n", encoding="utf-8")
+    replay = bootstrap(f"sqlite:///{tmp_path / 'replay.db'}", "kilowatt-connect")
+    try:
+        report = ingest_file(replay, replay_file)
+        assert report.rejected == 0  # the erased events are still valid events
+        tick(app, datetime(2026, 2, 1, tzinfo=UTC))
+        tick(replay, datetime(2026, 2, 1, tzinfo=UTC))
+        assert returns(replay) == returns(app)
+    finally:
+        replay.engine.dispose()

@@ -41,7 +41,10 @@ def test_up_demo_runs_the_whole_flow_and_stops_after_its_duration(tmp_path: Path
     summary = json.loads(result.stdout)
     parts = summary["components"]
     assert set(parts) == {"consumer", "timer", "relay", "letters", "delivery", "aggregator",
-                          "demo"}
+                          "retention", "demo"}
+    # The daily retention run ran once at start: the demo's complaints are all recent.
+    assert (parts["retention"]["runs"], parts["retention"]["failures"],
+            parts["retention"]["erased"]) == (1, 0, 0)
     assert parts["demo"]["published"] > 50
     assert parts["consumer"]["applied"] > 50
     # The demo's backlog of old complaints has deadlines due at once: fired, letters out.

@@ -128,6 +128,15 @@ def test_search_and_timeline(tmp_path: Path) -> None:
     assert kinds[-1] == ("due", "eight_week")
     assert timeline["timeline"][-1]["at"] == "2026-06-10T09:00:00+00:00"
     assert timeline["owner"] == "Kim Lee" and timeline["state"] == "immediate"
+    # Each read of one complaint's timeline is recorded (issue 15): the one that succeeded,
+    # not the unknown complaint nor the one without a token.
+    from reporting.casefile import token_identity
+    from workflow.schema import PersonalDataRead
+
+    with app.sessions() as session:
+        reads = list(session.scalars(select(PersonalDataRead)))
+    assert [(r.complaint_id, r.what, r.reader) for r in reads] == [
+        ("A-1", "timeline", token_identity(TOKEN))]
 
 
 def test_lists_behind_the_counts(tmp_path: Path) -> None:
