@@ -268,7 +268,8 @@ class Runtime:
             return None
         from reporting.web import web_address  # the host the ops server listens on too
 
-        uses_database = set(self.components) & {"consumer", "timer", "relay", "letters"}
+        uses_database = set(self.components) & {"consumer", "timer", "relay", "letters",
+                                                  "delivery", "retention"}
         partitions = {name: component.assigned_partitions
                       for name, component in self.components.items()
                       if hasattr(component, "assigned_partitions")}

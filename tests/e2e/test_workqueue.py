@@ -21,10 +21,12 @@ import pytest
 from reporting.ops.records import Rules
 from reporting.ops.view import Aggregator
 from reporting.risk import compute_board
+from reporting.submissions import ObligationsSource
 from reporting.web import OpsState, bound_port, create_app, serve
 from tests.e2e.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _require_browser
 from tests.integration.test_risk import AS_OF, _record
 from workflow.bootstrap import bootstrap
+from workflow.clock import EventClock
 
 TOKEN = "workqueue-test-token"
 
@@ -36,6 +38,8 @@ def server(tmp_path: Path) -> Iterator[str]:
                      status="running")
     state.record = app
     state.risk = compute_board(app, datetime.fromisoformat(AS_OF))
+    # The dashboard also shows the submissions calendar, as `complaints up` serves it.
+    state.obligations = ObligationsSource(app, clock=EventClock(datetime.fromisoformat(AS_OF)))
     loop = asyncio.new_event_loop()
     started = threading.Event()
     ports: list[int] = []
@@ -75,9 +79,9 @@ def test_work_queue_rows_timeline_and_search(server: str) -> None:
             page.wait_for_selector("#wq-risk-rows tr", timeout=10_000)
             rows = _cells(page)
             assert [row[1:] for row in rows] == [
-                ["Sam Patel", "immediate", "47", "eight_week 2026-06-10 09:00", "2026-06-10",
+                ["Sam Patel", "immediate", "47", "progress_update 2026-06-04 09:00", "2026-06-10",
                  "80%"],
-                ["Kim Lee", "immediate", "47", "eight_week 2026-06-10 09:00", "2026-06-10",
+                ["Kim Lee", "immediate", "47", "progress_update 2026-06-04 09:00", "2026-06-10",
                  "41%"]]
             assert all(row[0].startswith("KC-") for row in rows)
             assert "2 complaint(s) can still breach; model prior" in page.text_content(

@@ -37,12 +37,13 @@ def test_applied_events_are_stored_raw_in_applied_order(app: App, tmp_path: Path
     report = ingest_file(app, path)
     assert (report.applied, report.duplicates, report.rejected) == (4, 1, 2)
     rows = _rows(app)
-    assert [r.event_id for r in rows] == ["e1", "e2", "e3", "e4"]
+    # Applied in occurred_at order (RULES s.5, v2): e4 (6 Jan) before e3 (31 Jan).
+    assert [r.event_id for r in rows] == ["e1", "e2", "e4", "e3"]
     assert [r.type for r in rows] == ["complaint.received", "contact.received",
-                                      "accounts.snapshot", "complaint.resolved"]
-    assert [r.complaint_id for r in rows] == ["C-1", None, None, "C-1"]
-    assert rows[2].raw == lines[4].encode("utf-8")
-    assert [r.position for r in rows] == ["line 1", "line 2", "line 5", "line 6"]
+                                      "complaint.resolved", "accounts.snapshot"]
+    assert [r.complaint_id for r in rows] == ["C-1", None, "C-1", None]
+    assert rows[3].raw == lines[4].encode("utf-8")
+    assert [r.position for r in rows] == ["line 1", "line 2", "line 6", "line 5"]
     assert {r.source for r in rows} == {str(path)}
     assert rows[0].occurred_at.isoformat() == "2026-01-05T09:00:00+00:00"
     assert rows[0].seq < rows[1].seq < rows[2].seq < rows[3].seq
