@@ -206,9 +206,9 @@
       $("figures").hidden = false;
       $("forget").hidden = false;
       render(backlog, returns);
-      await refreshSubmissions(secret);
       setStatus("live", "pill-ok");
       $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+      await refreshSubmissions(secret);  // after the live figures: it reads the database
     } catch (error) {
       if (error.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY);
