@@ -219,9 +219,9 @@
       $("forget").hidden = false;
       render(backlog, returns);
       renderDelivery(backlog, delivery);
-      await refreshSubmissions(secret);
       setStatus("live", "pill-ok");
       $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+      await refreshSubmissions(secret);  // after the live figures: it reads the database
     } catch (error) {
       if (error.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY);
