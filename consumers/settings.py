@@ -102,6 +102,9 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
     EnvVar("COMPLAINTS_HEALTH_PORT", "Port of the health server (GET /health: alive, GET /ready:"
                                      " broker and database reachable, partitions assigned; no "
                                      "token), on COMPLAINTS_WEB_HOST. Unset: none."),
+    EnvVar("COMPLAINTS_DEADLINE_REPUBLISH_S", "Seconds after which the timer service publishes "
+                                              "again a due deadline it published that has not "
+                                              "fired (its message lost by the broker).", "600"),
     EnvVar("COMPLAINTS_OPS_URL", "Where `complaints reconcile` asks the aggregator [default: "
                                  "http://COMPLAINTS_WEB_HOST:COMPLAINTS_WEB_PORT]."),
 )
@@ -185,6 +188,7 @@ class Settings:
     letters_dir: str = "letters-out"
     letter_formats: tuple[LetterFormat, ...] = ("pdf", "html", "txt")
     stop_timeout_s: float = 30.0
+    deadline_republish_s: float = 600.0
     health_port: int | None = None
 
     @classmethod
@@ -210,6 +214,8 @@ class Settings:
             "letter_formats": letter_formats(env("COMPLAINTS_LETTER_FORMATS", environ)
                                              or "pdf,html,txt"),
             "stop_timeout_s": stop_timeout_s(env("COMPLAINTS_STOP_TIMEOUT_S", environ)),
+            "deadline_republish_s": float(env("COMPLAINTS_DEADLINE_REPUBLISH_S", environ)
+                                          or 600),
             "health_port": _port("COMPLAINTS_HEALTH_PORT", env("COMPLAINTS_HEALTH_PORT",
                                                                environ)),
         }
