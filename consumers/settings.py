@@ -105,6 +105,9 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
     EnvVar("COMPLAINTS_HEALTH_PORT", "Port of the health server (GET /health: alive, GET /ready:"
                                      " broker and database reachable, partitions assigned; no "
                                      "token), on COMPLAINTS_WEB_HOST. Unset: none."),
+    EnvVar("COMPLAINTS_DEADLINE_REPUBLISH_S", "Seconds after which the timer service publishes "
+                                              "again a due deadline it published that has not "
+                                              "fired (its message lost by the broker).", "600"),
     EnvVar("COMPLAINTS_OPS_URL", "Where `complaints reconcile` asks the aggregator [default: "
                                  "http://COMPLAINTS_WEB_HOST:COMPLAINTS_WEB_PORT]."),
     # (v2) Delivery (consumers/delivery.py)
@@ -207,6 +210,7 @@ class Settings:
     letter_formats: tuple[LetterFormat, ...] = ("pdf", "html", "txt")
     risk_refit_seconds: float = 300.0
     stop_timeout_s: float = 30.0
+    deadline_republish_s: float = 600.0
     health_port: int | None = None
 
     @classmethod
@@ -233,6 +237,8 @@ class Settings:
                                              or "pdf,html,txt"),
             "risk_refit_seconds": float(env("COMPLAINTS_RISK_REFIT_SECONDS", environ) or 300),
             "stop_timeout_s": stop_timeout_s(env("COMPLAINTS_STOP_TIMEOUT_S", environ)),
+            "deadline_republish_s": float(env("COMPLAINTS_DEADLINE_REPUBLISH_S", environ)
+                                          or 600),
             "health_port": _port("COMPLAINTS_HEALTH_PORT", env("COMPLAINTS_HEALTH_PORT",
                                                                environ)),
         }

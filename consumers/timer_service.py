@@ -53,13 +53,14 @@ def deadline_message(key: str, complaint_id: str, kind: str, due_at: datetime) -
 class TimerService:
     def __init__(self, app: App, settings: Settings, *, producer: KafkaProducer | None = None,
                  clock: Clock | None = None, batch: int = 1000, interval: float = 1.0,
-                 republish_after: timedelta = REPUBLISH_AFTER) -> None:
+                 republish_after: timedelta | None = None) -> None:
         self.app = app
         self.topic = settings.topics.deadlines
         self.clock = clock or SystemClock()
         self.batch = batch
         self.interval = interval
-        self.republish_after = republish_after
+        # COMPLAINTS_DEADLINE_REPUBLISH_S (600 s, REPUBLISH_AFTER) unless given.
+        self.republish_after = republish_after or timedelta(seconds=settings.deadline_republish_s)
         self._producer = OwnedProducer(settings, producer)
         self._stop: threading.Event | None = None  # set by run(): bounds a stop's waits
         self.stats = TimerStats()

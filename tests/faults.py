@@ -203,7 +203,9 @@ def service_env(bootstrap: str, db: str, prefix: str, letters_dir: Path,
             "COMPLAINTS_TOPIC_PREFIX": prefix, "COMPLAINTS_CONSUMER_GROUP": f"{prefix}workflow",
             "COMPLAINTS_LOG_LEVEL": "INFO", "COMPLAINTS_KAFKA_SESSION_TIMEOUT_MS": "3000",
             "COMPLAINTS_LETTERS_DIR": str(letters_dir), "COMPLAINTS_LETTER_FORMATS": "txt",
-            **extra}
+            # Tansu's S3 engine can lose an acknowledged batch in flight at a SIGKILL
+            # (RELIABILITY.md): the timer's re-publish of unfired deadlines, within the run.
+            "COMPLAINTS_DEADLINE_REPUBLISH_S": "20", **extra}
 
 
 # -- the stream and its expected end state ----------------------------------------------------
