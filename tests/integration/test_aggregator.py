@@ -201,7 +201,8 @@ def test_endpoints_with_the_token(live: Live, scenario: Scenario) -> None:
     wait_for(lambda: get(f"{live.url}/health", None)[0] == 200, 60, "ready")
     status, _, backlog = get(f"{live.url}/backlog")
     assert status == 200
-    assert set(backlog) == {"as_of", "by_state", "overdue", "due_within_5_working_days"}
+    assert set(backlog) == {"as_of", "by_state", "overdue", "due_within_5_working_days",
+                            "undelivered_letters"}  # (v2)
     assert len(backlog["by_state"]) == 10 and len(backlog["overdue"]) == 7
     status, _, returns = get(f"{live.url}/returns/current?month=2026-01&quarter=2026-Q1")
     assert status == 200 and returns["month"]["period"] == "2026-01"
