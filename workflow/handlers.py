@@ -49,7 +49,7 @@ from workflow.schema import (
     Receipt,
     ResolutionRecord,
 )
-from workflow.uow import UnitOfWork
+from workflow.unit_of_work import AbstractUnitOfWork
 
 CONTACT_PARTIES: Final = frozenset({"customer", "representative"})
 
@@ -61,7 +61,7 @@ class Rejected(Exception):
 class Workflow:
     """The handlers, wired to a unit of work, the procedure and a clock."""
 
-    def __init__(self, uow: UnitOfWork, procedure: Procedure, clock: Clock) -> None:
+    def __init__(self, uow: AbstractUnitOfWork, procedure: Procedure, clock: Clock) -> None:
         self.uow = uow
         self.procedure = procedure
         self.calendar = procedure.calendar
