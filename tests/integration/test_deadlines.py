@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from consumers.file_ingest import ingest_file, tick
 from tests.builders import assigned, received, reopened, resolved, simple, write_jsonl
+from tests.stores import stored_letters
 from workflow import queries
-from workflow.bootstrap import App, Application, MemoryApp
-from workflow.schema import Letter
+from workflow.bootstrap import App, Application
 
 GMT_END = "T23:59:59.999999+00:00"  # end of a local date in winter
 BST_END = "T22:59:59.999999+00:00"  # end of a local date in summer
@@ -48,15 +47,6 @@ def show(app: Application, complaint_id: str) -> dict[str, Any]:
     shown = app.show_complaint(complaint_id)
     assert shown is not None
     return shown
-
-
-def stored_letters(app: Application, complaint_id: str) -> list[Letter]:
-    """A complaint's letters as stored, from whichever store the scenario ran on."""
-    if isinstance(app, MemoryApp):
-        return list(app.store.letters.get(complaint_id, []))
-    assert isinstance(app, App)
-    with app.sessions() as session:
-        return list(session.scalars(select(Letter).where(Letter.complaint_id == complaint_id)))
 
 
 def deadlines(shown: dict[str, Any], kind: str) -> list[dict[str, Any]]:
