@@ -23,7 +23,7 @@ def _event_classes() -> set[type[ev.Event]]:
 
 
 def test_every_event_class_has_one_row() -> None:
-    assert set(HANDLERS) == _event_classes()
+    assert set(HANDLERS) == _event_classes() == set(ev.EVENT_TYPES.values())
 
 
 def test_every_trigger_is_an_event_of_the_machine() -> None:
