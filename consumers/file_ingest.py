@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from workflow.bootstrap import App
+from workflow.bootstrap import Application
 from workflow.events import occurred_at_of
 from workflow.service import Message
 
@@ -81,7 +81,7 @@ def time_ordered(numbered: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
 
 
 def ingest_file(
-    app: App, path: Path, on_rejection: Callable[[int, str], None] | None = None
+    app: Application, path: Path, on_rejection: Callable[[int, str], None] | None = None
 ) -> IngestReport:
     lines = read_lines(path)
     report = IngestReport()
@@ -116,7 +116,7 @@ def ingest_file(
     return report
 
 
-def tick(app: App, until: datetime) -> int:
+def tick(app: Application, until: datetime) -> int:
     """Fire every deadline due at or before `until` (event time = `until`)."""
     uow = app.unit_of_work()
     try:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from tests.pgcluster import PostgresCluster, PostgresUnavailable
-from workflow.bootstrap import App, bootstrap
+from workflow.bootstrap import App, Application, bootstrap, bootstrap_in_memory
 from workflow.database import normalise_url
 
 POSTGRES_URL = os.environ.get(
@@ -98,3 +98,28 @@ def pg_cluster() -> Iterator[PostgresCluster]:
         pytest.skip(str(exc))
     with cluster:
         yield cluster
+
+
+BACKENDS = ("memory", "sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`backend`: the in-memory unit of work, SQLite and PostgreSQL; a test marked
+    `databases_only` (it reads the record through SQL) runs on the two databases."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    names = BACKENDS[1:] if metafunc.definition.get_closest_marker("databases_only") else BACKENDS
+    metafunc.parametrize("backend", [
+        pytest.param(name, marks=pytest.mark.postgres) if name == "postgresql" else name
+        for name in names], indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Application]:
+    """Makes the app a scenario runs on (given its procedure), on the store of this run."""
+    name = request.param
+    if name == "memory":
+        return bootstrap_in_memory
+    url = (f"sqlite:///{tmp_path / 'complaints.db'}" if name == "sqlite"
+           else str(request.getfixturevalue("postgres_url")))
+    return lambda procedure: bootstrap(url, procedure)

@@ -1,27 +1,59 @@
 """The one place that wires database, procedure, clock and unit of work together.
 
 Entry points (command line, consumers, tests) call `bootstrap` and then ask it for a
-workflow with the clock they need; tests pass a fake clock or an in-memory database.
+workflow with the clock they need; tests pass a fake clock, and `bootstrap_in_memory` gives
+the same wiring over rows held in memory (workflow/memory_uow.py) instead of a database.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from workflow import queries
 from workflow.clock import Clock, EventClock
 from workflow.database import database_url, make_engine, migrate, session_factory
 from workflow.handlers import Workflow
+from workflow.memory_uow import MemoryStore, MemoryUnitOfWork
 from workflow.procedure import Procedure, load_procedure
 from workflow.service import MessageProcessor
+from workflow.unit_of_work import AbstractUnitOfWork
 from workflow.uow import UnitOfWork
 
 
+class Application:
+    """A procedure and a unit of work to apply it with: what every entry point asks for."""
+
+    procedure: Procedure
+
+    def unit_of_work(self) -> AbstractUnitOfWork:
+        raise NotImplementedError
+
+    def workflow(self, clock: Clock, uow: AbstractUnitOfWork | None = None) -> Workflow:
+        return Workflow(uow or self.unit_of_work(), self.procedure, clock)
+
+    def event_time_processor(self, uow: AbstractUnitOfWork | None = None) -> MessageProcessor:
+        """Offline processing: the clock is event time and deadlines fire as it passes them."""
+        clock = EventClock()
+        return MessageProcessor(self.workflow(clock, uow), event_clock=clock)
+
+    def processor(self, clock: Clock, uow: AbstractUnitOfWork | None = None) -> MessageProcessor:
+        """Online processing: deadlines arrive as messages from the timer service."""
+        return MessageProcessor(self.workflow(clock, uow))
+
+    def show_complaint(self, complaint_id: str) -> dict[str, Any] | None:
+        """One complaint with its history, deadlines and letters (`complaints show`)."""
+        raise NotImplementedError
+
+
 @dataclass
-class App:
+class App(Application):
+    """The service's wiring: a database (SQLite or PostgreSQL) through SQLAlchemy."""
+
     engine: Engine
     sessions: sessionmaker[Session]
     procedure: Procedure
@@ -29,17 +61,27 @@ class App:
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
 
-    def workflow(self, clock: Clock, uow: UnitOfWork | None = None) -> Workflow:
-        return Workflow(uow or self.unit_of_work(), self.procedure, clock)
+    def show_complaint(self, complaint_id: str) -> dict[str, Any] | None:
+        with self.sessions() as session:
+            return queries.show_complaint(session, complaint_id)
 
-    def event_time_processor(self, uow: UnitOfWork | None = None) -> MessageProcessor:
-        """Offline processing: the clock is event time and deadlines fire as it passes them."""
-        clock = EventClock()
-        return MessageProcessor(self.workflow(clock, uow), event_clock=clock)
 
-    def processor(self, clock: Clock, uow: UnitOfWork | None = None) -> MessageProcessor:
-        """Online processing: deadlines arrive as messages from the timer service."""
-        return MessageProcessor(self.workflow(clock, uow))
+@dataclass
+class MemoryApp(Application):
+    """The same wiring over one in-memory store: for tests and replays without a record."""
+
+    procedure: Procedure
+    store: MemoryStore = field(default_factory=MemoryStore)
+
+    def unit_of_work(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self.store)
+
+    def show_complaint(self, complaint_id: str) -> dict[str, Any] | None:
+        return self.store.show_complaint(complaint_id)
+
+
+def _procedure(procedure: str | Path | Procedure | None) -> Procedure:
+    return procedure if isinstance(procedure, Procedure) else load_procedure(procedure)
 
 
 def bootstrap(
@@ -51,5 +93,9 @@ def bootstrap(
     engine = make_engine(database_url(db))
     if run_migrations:
         migrate(engine)
-    chosen = procedure if isinstance(procedure, Procedure) else load_procedure(procedure)
-    return App(engine=engine, sessions=session_factory(engine), procedure=chosen)
+    return App(engine=engine, sessions=session_factory(engine), procedure=_procedure(procedure))
+
+
+def bootstrap_in_memory(procedure: str | Path | Procedure | None = None) -> MemoryApp:
+    """The workflow over rows held in memory (workflow/memory_uow.py): nothing is kept."""
+    return MemoryApp(procedure=_procedure(procedure))

@@ -7,6 +7,7 @@ the complaint untouched; the caller wraps each message in a savepoint as a secon
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -48,32 +49,9 @@ from workflow.schema import (
     Receipt,
     ResolutionRecord,
 )
-from workflow.uow import UnitOfWork
+from workflow.unit_of_work import AbstractUnitOfWork
 
-# Deadlines that belong to the complaint rather than to the cycle that created them (RULES s.5).
-COMPLAINT_WIDE_DEADLINES: Final = frozenset({"eight_week", "remedy", "referral_window"})
-DEADLINE_KINDS: Final = (
-    "acknowledgement",
-    "progress_update",
-    "senior_manager_review",
-    "deadlock_letter",
-    "eight_week",
-    "remedy",
-    "referral_window",
-)
 CONTACT_PARTIES: Final = frozenset({"customer", "representative"})
-
-# event type -> machine trigger, for the events that move the lifecycle.
-TRIGGERS: Final = {
-    "complaint.assigned": "assign",
-    "complaint.escalation_requested": "escalate",
-    "complaint.deadlock_reached": "reach_deadlock",
-    "complaint.resolved": "resolve",
-    "complaint.reopened": "reopen",
-    "complaint.referred_to_ombudsman": "refer",
-    "complaint.remedy_implemented": "implement_remedy",
-    "complaint.withdrawn": "withdraw",
-}
 
 
 class Rejected(Exception):
@@ -83,7 +61,7 @@ class Rejected(Exception):
 class Workflow:
     """The handlers, wired to a unit of work, the procedure and a clock."""
 
-    def __init__(self, uow: UnitOfWork, procedure: Procedure, clock: Clock) -> None:
+    def __init__(self, uow: AbstractUnitOfWork, procedure: Procedure, clock: Clock) -> None:
         self.uow = uow
         self.procedure = procedure
         self.calendar = procedure.calendar
@@ -101,15 +79,11 @@ class Workflow:
 
     def apply(self, event: ev.Event) -> None:
         """Apply a validated event, or raise `Rejected` with nothing changed."""
-        if isinstance(event, ev.ContactReceived):
-            self._contact_received(event)
-        elif isinstance(event, ev.AccountsSnapshot):
-            self._accounts_snapshot(event)
-        elif isinstance(event, ev.ComplaintReceived):
-            self._received(event)
+        handles = HANDLERS[type(event)]
+        if handles.of_complaint:
+            self._complaint_event(event, handles)
         else:
-            assert isinstance(event, ev.ComplaintEvent)
-            self._complaint_event(event)
+            handles.effect(self, event)
         self.uow.mark_processed(event.event_id, self.clock.now())
 
     def _received(self, event: ev.ComplaintReceived) -> None:
@@ -178,7 +152,9 @@ class Workflow:
         self._schedule(complaint, "eight_week", event.event_id,
                        elapsed_days(at, self.procedure.eight_weeks_days))
 
-    def _complaint_event(self, event: ev.ComplaintEvent) -> None:
+    def _complaint_event(self, event: Any, handles: Handles) -> None:
+        """A complaint's event: refuse it, or move the lifecycle (the table's trigger), record
+        it in the history, then run its handler for the rest of its effects."""
         complaint = self.uow.complaint(event.complaint_id)
         if complaint is None:
             raise Rejected(f"unknown complaint {event.complaint_id}")
@@ -188,10 +164,7 @@ class Workflow:
                 f"{complaint.duplicate_of}; send its events for {complaint.duplicate_of}"
             )
         before = complaint.state
-        trigger = TRIGGERS.get(event.type)
-        if isinstance(event, ev.OmbudsmanDecision):
-            remedy = event.accepted and event.remedies.any()
-            trigger = "decide_with_remedy" if remedy else "decide_without_remedy"
+        trigger = handles.trigger(event) if callable(handles.trigger) else handles.trigger
         if trigger is not None:
             try:
                 transition(complaint, trigger)
@@ -211,7 +184,7 @@ class Workflow:
         if complaint.state != before:
             self._state_changed(complaint, event.event_id, event.type, at, before, complaint.state,
                                 channel=getattr(event, "channel", None), extra=extra)
-        EFFECTS[type(event)](self, complaint, event)
+        handles.effect(self, complaint, event)
 
     @staticmethod
     def _refusal(complaint: Complaint, event_type: str, trigger: str, before: str) -> str:
@@ -377,7 +350,7 @@ class Workflow:
         if deadline.kind not in COMPLAINT_WIDE_DEADLINES and deadline.cycle != complaint.cycle:
             outcome = f"no longer applies: cycle {complaint.cycle} has started"
         else:
-            outcome = DEADLINE_EFFECTS[deadline.kind](self, complaint, deadline)
+            outcome = DEADLINES[deadline.kind].effect(self, complaint, deadline)
         self.uow.record_firing(deadline, self.clock.now(), outcome)
         history_id = f"deadline:{deadline.deadline_key}"
         self._history(complaint, history_id, f"deadline.{deadline.kind}", deadline.due_at, before,
@@ -608,30 +581,71 @@ class Workflow:
         )
 
 
-EFFECTS: Final[dict[type, Callable[[Workflow, Complaint, Any], None]]] = {
-    ev.ComplaintAssigned: Workflow._assigned,
-    ev.ComplaintAcknowledged: Workflow._acknowledged,
-    ev.ContactLogged: Workflow._contact_logged,
-    ev.ComplaintRecategorised: Workflow._recategorised,
-    ev.EscalationRequested: Workflow._escalated,
-    ev.SeniorManagerResponse: Workflow._senior_manager_response,
-    ev.CustomerDissatisfied: Workflow._dissatisfied,
-    ev.DeadlockReached: Workflow._deadlock_reached,
-    ev.ComplaintResolved: Workflow._resolved,
-    ev.ComplaintReopened: Workflow._reopened,
-    ev.ReferredToOmbudsman: Workflow._referred,
-    ev.OmbudsmanDecision: Workflow._decided,
-    ev.RemedyImplemented: Workflow._remedy_implemented,
-    ev.ComplaintWithdrawn: Workflow._withdrawn,
+def _decision_trigger(event: ev.OmbudsmanDecision) -> str:
+    """A decision needing a remedy keeps the complaint with the Ombudsman; any other closes it."""
+    remedy = event.accepted and event.remedies.any()
+    return "decide_with_remedy" if remedy else "decide_without_remedy"
+
+
+@dataclass(frozen=True)
+class Handles:
+    """What one event class does (the cosmicpython message-bus shape).
+
+    `effect` records everything the event changes on the workflow's unit of work. For a
+    complaint's event (`of_complaint`) the complaint is loaded first, refused if unknown or a
+    duplicate, moved by the machine `trigger` (a name, or one chosen from the event), and the
+    history entry and state change recorded; `effect(workflow, complaint, event)` then does
+    the rest. Events without a complaint (or creating one) get `effect(workflow, event)`.
+    """
+
+    effect: Callable[..., None]
+    trigger: str | Callable[[Any], str] | None = None
+    of_complaint: bool = True
+
+
+# The one table: every event class, the lifecycle trigger it sends and its handler. A new
+# event type is a class in workflow/events.py and a row here (README "How it fits together").
+HANDLERS: Final[dict[type[ev.Event], Handles]] = {
+    ev.ContactReceived: Handles(Workflow._contact_received, of_complaint=False),
+    ev.AccountsSnapshot: Handles(Workflow._accounts_snapshot, of_complaint=False),
+    ev.ComplaintReceived: Handles(Workflow._received, of_complaint=False),
+    ev.ComplaintAssigned: Handles(Workflow._assigned, "assign"),
+    ev.ComplaintAcknowledged: Handles(Workflow._acknowledged),
+    ev.ContactLogged: Handles(Workflow._contact_logged),
+    ev.ComplaintRecategorised: Handles(Workflow._recategorised),
+    ev.EscalationRequested: Handles(Workflow._escalated, "escalate"),
+    ev.SeniorManagerResponse: Handles(Workflow._senior_manager_response),
+    ev.CustomerDissatisfied: Handles(Workflow._dissatisfied),
+    ev.DeadlockReached: Handles(Workflow._deadlock_reached, "reach_deadlock"),
+    ev.ComplaintResolved: Handles(Workflow._resolved, "resolve"),
+    ev.ComplaintReopened: Handles(Workflow._reopened, "reopen"),
+    ev.ReferredToOmbudsman: Handles(Workflow._referred, "refer"),
+    ev.OmbudsmanDecision: Handles(Workflow._decided, _decision_trigger),
+    ev.RemedyImplemented: Handles(Workflow._remedy_implemented, "implement_remedy"),
+    ev.ComplaintWithdrawn: Handles(Workflow._withdrawn, "withdraw"),
 }
 
-DEADLINE_EFFECTS: Final[dict[str, Callable[[Workflow, Complaint, Deadline], str]]] = {
-    "acknowledgement": Workflow._acknowledgement_due,
-    "progress_update": Workflow._progress_update_due,
-    "senior_manager_review": Workflow._senior_manager_review_due,
-    "deadlock_letter": Workflow._deadlock_letter_due,
-    "eight_week": Workflow._eight_week_due,
-    "remedy": Workflow._remedy_due,
-    "referral_window": Workflow._referral_window_due,
+
+@dataclass(frozen=True)
+class DeadlineKind:
+    """What firing a deadline of one kind does: `effect` re-checks the complaint, records
+    what follows and returns the outcome. A complaint-wide deadline belongs to the complaint
+    rather than to the cycle that created it, so a reopening does not stop it (RULES s.5)."""
+
+    effect: Callable[[Workflow, Complaint, Deadline], str]
+    complaint_wide: bool = False
+
+
+# Every kind of deadline, once, in lifecycle order, with its effect beside it.
+DEADLINES: Final[dict[str, DeadlineKind]] = {
+    "acknowledgement": DeadlineKind(Workflow._acknowledgement_due),
+    "progress_update": DeadlineKind(Workflow._progress_update_due),
+    "senior_manager_review": DeadlineKind(Workflow._senior_manager_review_due),
+    "deadlock_letter": DeadlineKind(Workflow._deadlock_letter_due),
+    "eight_week": DeadlineKind(Workflow._eight_week_due, complaint_wide=True),
+    "remedy": DeadlineKind(Workflow._remedy_due, complaint_wide=True),
+    "referral_window": DeadlineKind(Workflow._referral_window_due, complaint_wide=True),
 }
-assert tuple(DEADLINE_EFFECTS) == DEADLINE_KINDS
+DEADLINE_KINDS: Final = tuple(DEADLINES)
+COMPLAINT_WIDE_DEADLINES: Final = frozenset(
+    kind for kind, declared in DEADLINES.items() if declared.complaint_wide)

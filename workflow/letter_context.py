@@ -10,22 +10,16 @@ import hashlib
 from datetime import datetime
 from typing import Any, Final
 
+from letters.render import KINDS
 from workflow.calendar import elapsed_days, local_date
 from workflow.codes import CATEGORIES
 from workflow.procedure import Procedure
 from workflow.schema import Complaint
 
-LETTER_KINDS: Final = (
-    "acknowledgement",
-    "progress_update",
-    "senior_manager_update",
-    "deadlock",
-    "eight_week",
-    "resolution",
-    "ombudsman_outcome",
-    "withdrawal",
-)
-SIGNPOSTING_KINDS: Final = frozenset({"deadlock", "eight_week"})
+# Declared once, with what each kind is, in letters/render.py (KINDS): a signposting letter
+# (deadlock, 8-week) opens a referral window (RULES s.6).
+LETTER_KINDS: Final[tuple[str, ...]] = tuple(KINDS)
+SIGNPOSTING_KINDS: Final = frozenset(kind for kind, spec in KINDS.items() if spec.signposting)
 # The templates a letter issued now is rendered with (letters/templates/v<N>/), stored in its
 # context so that a later change of templates leaves it as issued (RULES s.6).
 TEMPLATE_VERSION: Final = 2

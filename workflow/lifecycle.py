@@ -13,10 +13,6 @@ from typing import Any, Final
 from statemachine import State, StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 
-STATES: Final = (
-    "received", "immediate", "senior_manager", "deadlock", "eight_week",
-    "ombudsman", "resolved", "reopened", "closed", "duplicate",
-)
 OPEN_STATES: Final = frozenset({"received", "immediate", "reopened", "senior_manager"})
 
 
@@ -84,6 +80,10 @@ class ComplaintLifecycle(StateMachine):
     )
     lapse_referral_window = deadlock.to(closed) | eight_week.to(closed)
     reopen = resolved.to(reopened)
+
+
+# Every state, in the order the machine declares them: the one list of states.
+STATES: Final[tuple[str, ...]] = tuple(state.id for state in ComplaintLifecycle.states)
 
 
 class _Complaint:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,14 @@ def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None
         .order_by(Letter.issued_at, Letter.letter_id)
     ).all()
     deliveries, dispatches = letter_dispatches(session, [x.letter_id for x in letters])
+    return complaint_view(complaint, history, deadlines, letters, deliveries, dispatches)
+
+
+def complaint_view(complaint: Complaint, history: Iterable[HistoryEntry],
+                   deadlines: Iterable[Deadline], letters: Iterable[Letter],
+                   deliveries: dict[str, str],
+                   dispatches: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A complaint as `show` prints it, from its rows in order (whatever store held them)."""
     return {
         "complaint_id": complaint.complaint_id,
         "reference": complaint.reference,

@@ -27,7 +27,7 @@ from workflow import events as ev
 from workflow.clock import Clock, EventClock, SystemClock
 from workflow.handlers import Rejected, Workflow
 from workflow.schema import Deadline, RawEvent, Rejection
-from workflow.uow import UnitOfWork
+from workflow.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
 RAW_LIMIT = ev.MAX_MESSAGE_BYTES
@@ -239,7 +239,7 @@ class DueQueue:
     every event which deadline comes next.
     """
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: AbstractUnitOfWork) -> None:
         self.uow = uow
         self._heap: list[tuple[datetime, int, Deadline | None]] = []
         self._next_order = 0

@@ -84,7 +84,7 @@ class UnitOfWork:
         by_table: dict[str, list[dict[str, Any]]] = {}
         new_complaints = list(self._new_complaints.values())
         if new_complaints:
-            by_table["complaints"] = [_complete_row(complaint) for complaint in new_complaints]
+            by_table["complaints"] = [complete_row(complaint) for complaint in new_complaints]
             self._new_complaints.clear()
         if self._new_deadlines:
             # Read now, not when added: a deadline fired in the same batch goes in fired.
@@ -451,7 +451,7 @@ def _checked_update(connection: Connection, update_: Prepared, rows: list[dict[s
             raise StaleDataError(f"{len(batch) - matched} {conflict} since they were read")
 
 
-def _complete_row(complaint: Complaint) -> dict[str, Any]:
+def complete_row(complaint: Complaint) -> dict[str, Any]:
     """A new complaint's row: every column, unset ones at their default, version 1 (as the
     ORM would write it); the object is given the same values, so nothing is left unloaded."""
     values = inspect(complaint).dict

@@ -6,6 +6,7 @@ Each scenario is ingested through the same path as `complaints ingest` (event ti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,25 +15,27 @@ import pytest
 
 from consumers.file_ingest import ingest_file, tick
 from tests.builders import assigned, received, reopened, resolved, simple, write_jsonl
+from tests.stores import stored_letters
 from workflow import queries
-from workflow.bootstrap import App, bootstrap
+from workflow.bootstrap import App, Application
 
 GMT_END = "T23:59:59.999999+00:00"  # end of a local date in winter
 BST_END = "T22:59:59.999999+00:00"  # end of a local date in summer
 
 
-_backend: dict[str, str] = {}
+_backend: dict[str, Callable[[str], Application]] = {}
 
 
 @pytest.fixture(autouse=True)
-def on_both_backends(db_url: str) -> None:
-    """Every scenario here runs once on SQLite and once on PostgreSQL."""
-    _backend["url"] = db_url
+def on_every_backend(backend: Callable[[str], Application]) -> None:
+    """Every scenario here runs on the in-memory unit of work, on SQLite and on PostgreSQL;
+    those marked `databases_only` read a report through SQL, and run on the two databases."""
+    _backend["make"] = backend
 
 
 def run(tmp_path: Path, events: list[Any], until: str | None = None,
-        procedure: str = "kilowatt-connect") -> App:
-    app = bootstrap(_backend["url"], procedure)
+        procedure: str = "kilowatt-connect") -> Any:
+    app = _backend["make"](procedure)
     report = ingest_file(app, write_jsonl(tmp_path / "events.jsonl", events))
     assert report.rejected == 0, report.rejections
     if until:
@@ -40,9 +43,8 @@ def run(tmp_path: Path, events: list[Any], until: str | None = None,
     return app
 
 
-def show(app: App, complaint_id: str) -> dict[str, Any]:
-    with app.sessions() as session:
-        shown = queries.show_complaint(session, complaint_id)
+def show(app: Application, complaint_id: str) -> dict[str, Any]:
+    shown = app.show_complaint(complaint_id)
     assert shown is not None
     return shown
 
@@ -260,13 +262,12 @@ def test_deadlock_letter_five_working_days_after_dissatisfaction(tmp_path: Path)
     shown = show(app, "C1")
     assert shown["state"] == "deadlock"
     assert letters(shown)[-1] == ("deadlock", "2026-01-21" + GMT_END)
-    with app.sessions() as session:
-        from workflow.schema import Letter
-        letter = session.get(Letter, shown["letters"][-1]["letter_id"])
-        assert letter is not None
-        assert letter.context["position"] == "We stand by the bill."
-        assert letter.context["offer_open"] is False
-        assert letter.context["referral_deadline"] == "2027-01-21"
+    letter = next((x for x in stored_letters(app, "C1")
+                   if x.letter_id == shown["letters"][-1]["letter_id"]), None)
+    assert letter is not None
+    assert letter.context["position"] == "We stand by the bill."
+    assert letter.context["offer_open"] is False
+    assert letter.context["referral_deadline"] == "2027-01-21"
 
 
 def test_referral_window_runs_from_the_latest_letter(tmp_path: Path) -> None:
@@ -288,6 +289,7 @@ def test_referral_window_runs_from_the_latest_letter(tmp_path: Path) -> None:
         "no longer applies: a later 8-week or deadlock letter was issued")
 
 
+@pytest.mark.databases_only  # the backlog is a report, read through SQL
 def test_remedy_deadline_and_overdue_alert(tmp_path: Path) -> None:
     # Accepted decision with a remedy, notified Sat 10 Jan 2026 -> remedy due end of the date
     # 28 days later: Sat 7 Feb 2026 (GMT).
@@ -302,6 +304,7 @@ def test_remedy_deadline_and_overdue_alert(tmp_path: Path) -> None:
     remedy = deadlines(shown, "remedy")[0]
     assert remedy["due_at"] == "2026-02-07" + GMT_END
     assert remedy["outcome"] == "remedy overdue: complaint.remedy_overdue raised"
+    assert isinstance(app, App)
     with app.sessions() as session:
         counts = queries.backlog(session, datetime.fromisoformat("2026-02-08T00:00:00+00:00"),
                                  app.procedure.calendar)
@@ -322,7 +325,7 @@ def test_deadline_of_an_earlier_cycle_does_nothing(tmp_path: Path) -> None:
 
 
 def test_duplicate_record_has_no_deadlines_and_refuses_later_events(tmp_path: Path) -> None:
-    app = bootstrap(_backend["url"], "kilowatt-connect")
+    app = _backend["make"]("kilowatt-connect")
     report = ingest_file(app, write_jsonl(tmp_path / "e.jsonl", [
         received("e1", "C1", "2026-01-05T09:00:00+00:00"),
         received("e2", "C2", "2026-01-05T12:00:00+00:00", source="citizens_advice",
@@ -367,13 +370,10 @@ def test_expected_date_after_a_late_reopen_is_not_in_the_past(tmp_path: Path) ->
         resolved("e5", "C1", "2026-03-10T10:00:00+00:00"),
         reopened("e6", "C1", "2026-04-01T10:00:00+00:00"),
     ], until="2026-04-20T00:00:00+00:00")
-    from workflow.schema import Letter
-
     def expected_by(complaint_id: str) -> list[tuple[str, int, str, str | None]]:
-        with app.sessions() as session:
-            rows = session.query(Letter).filter(Letter.complaint_id == complaint_id)
-            return sorted((x.kind, x.cycle, x.context["date"], x.context.get("expected_by"))
-                          for x in rows if x.kind in ("acknowledgement", "progress_update"))
+        rows = stored_letters(app, complaint_id)
+        return sorted((x.kind, x.cycle, x.context["date"], x.context.get("expected_by"))
+                      for x in rows if x.kind in ("acknowledgement", "progress_update"))
 
     assert expected_by("C1") == [
         ("acknowledgement", 1, "2026-01-06", "2026-01-15"),
@@ -408,6 +408,7 @@ def test_longest_ids_the_contract_allows(tmp_path: Path) -> None:
         h["event_id"] for h in shown["history"]]
 
 
+@pytest.mark.databases_only  # column lengths, and the rejections read through SQL
 def test_free_form_ids_of_any_length_are_stored_and_a_long_event_id_rejected(
     tmp_path: Path
 ) -> None:
@@ -418,7 +419,8 @@ def test_free_form_ids_of_any_length_are_stored_and_a_long_event_id_rejected(
     # line 2, C-B with a 300-character contact_id: applied;
     # lines 3-5, C-C received, deadlock reached, referred with a 300-character ombudsman_ref:
     # applied, C-C with the Ombudsman.
-    app = bootstrap(_backend["url"], "kilowatt-connect")
+    app = _backend["make"]("kilowatt-connect")
+    assert isinstance(app, App)
     events = [
         received("x" * 300, "C-A", "2026-01-05T09:00:00+00:00"),
         received("e2", "C-B", "2026-01-05T09:00:00+00:00", contact_id="c" * 300),
@@ -460,8 +462,8 @@ def test_senior_manager_update_names_the_manager_assigned_to_the_review(tmp_path
         assert shown["state"] == "senior_manager"
         update = [x for x in shown["letters"] if x["kind"] == "senior_manager_update"]
         assert [x["issued_at"] for x in update] == ["2026-01-13" + GMT_END]
-        with app.sessions() as session:
-            contexts[cid] = queries.letter_context(session, update[0]["letter_id"])
+        contexts[cid] = next(dict(x.context) for x in stored_letters(app, cid)
+                             if x.letter_id == update[0]["letter_id"])
     assert contexts["C1"]["senior_manager"] == {"id": "m-2", "name": "Priya Shah"}
     assert contexts["C2"]["senior_manager"] is None
     text = " ".join(render(contexts["C1"], "txt").decode().split())

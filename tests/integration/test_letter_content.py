@@ -9,6 +9,7 @@ gives is tested in tests/unit/test_letters.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ from tests.builders import (
     simple,
     write_jsonl,
 )
-from workflow import queries
-from workflow.bootstrap import App, bootstrap
+from tests.stores import stored_letters
+from workflow.bootstrap import Application, bootstrap
 
 BUNDLED = Path(__file__).parents[2] / "workflow" / "procedures"
 COMPLAINTS_MANAGER = {"id": None, "name": "Helen Marsh", "role": "Complaints Manager"}
@@ -46,9 +47,11 @@ def procedure_file(tmp_path: Path, name: str) -> str:
     return str(path)
 
 
-def run(db_url: str, tmp_path: Path, procedure: str, events: list[Any],
-        until: str | None = None) -> App:
-    app = bootstrap(db_url, procedure_file(tmp_path, procedure))
+def run(backend: str | Callable[[str], Application], tmp_path: Path, procedure: str,
+        events: list[Any], until: str | None = None) -> Any:
+    """On a database URL, or on the store of the `backend` fixture."""
+    path = procedure_file(tmp_path, procedure)
+    app = backend(path) if callable(backend) else bootstrap(backend, path)
     report = ingest_file(app, write_jsonl(tmp_path / "events.jsonl", events))
     assert report.rejected == 0, report.rejections
     if until:
@@ -56,21 +59,21 @@ def run(db_url: str, tmp_path: Path, procedure: str, events: list[Any],
     return app
 
 
-def contexts(app: App, complaint_id: str) -> dict[str, list[dict[str, Any]]]:
+def contexts(app: Application, complaint_id: str) -> dict[str, list[dict[str, Any]]]:
     """The stored context of each letter of the complaint, by kind, in issue order."""
-    with app.sessions() as session:
-        shown = queries.show_complaint(session, complaint_id)
-        assert shown is not None
-        found: dict[str, list[dict[str, Any]]] = {}
-        for letter in shown["letters"]:
-            context = queries.letter_context(session, letter["letter_id"])
-            assert context is not None
-            found.setdefault(letter["kind"], []).append(context)
+    shown = app.show_complaint(complaint_id)
+    assert shown is not None
+    stored = {x.letter_id: dict(x.context) for x in stored_letters(app, complaint_id)}
+    found: dict[str, list[dict[str, Any]]] = {}
+    for letter in shown["letters"]:
+        context = stored.get(letter["letter_id"])
+        assert context is not None
+        found.setdefault(letter["kind"], []).append(context)
     return found
 
 
 def test_owner_per_letter_and_a_deadlock_reached_by_its_deadline(
-    db_url: str, tmp_path: Path
+    backend: Callable[[str], Application], tmp_path: Path
 ) -> None:
     # Lastmile (no progress updates). Received Mon 5 Jan 2026 10:00 GMT, no handler.
     #  acknowledgement: D+1 = end of Tue 6 Jan: nobody owns it yet -> the complaints manager.
@@ -84,7 +87,7 @@ def test_owner_per_letter_and_a_deadlock_reached_by_its_deadline(
     #  is the latest response's summary.
     manager = {"id": "m-2", "name": "Priya Shah"}
     offer = {"description": "A credit to your account", "amount_pence": 2500}
-    app = run(db_url, tmp_path, "lastmile", [
+    app = run(backend, tmp_path, "lastmile", [
         received("e1", "C1", "2026-01-05T10:00:00+00:00"),
         simple("complaint.contact_logged", "e2", "C1", "2026-01-12T11:00:00+00:00",
                channel="email", summary="Sent meter photo"),
@@ -137,8 +140,9 @@ def test_owner_per_letter_and_a_deadlock_reached_by_its_deadline(
     ("SCT", "Advice Direct Scotland"),
     (None, "Citizens Advice consumer service"),
 ])
+@pytest.mark.databases_only  # ends with the quarterly report, read through SQL
 def test_deadlock_event_offer_then_withdrawal_inside_the_window(
-    db_url: str, tmp_path: Path, region: str | None, advice: str
+    backend: Callable[[str], Application], tmp_path: Path, region: str | None, advice: str
 ) -> None:
     # Kilowatt Connect (region ENG). Received Mon 5 Jan 2026 10:00 GMT by Sam Patel.
     #  acknowledgement: end of Tue 6 Jan, owner Sam Patel.
@@ -149,7 +153,7 @@ def test_deadlock_event_offer_then_withdrawal_inside_the_window(
     if region:
         customer["region"] = region
     offer = {"description": "Goodwill credit", "amount_pence": 4000}
-    app = run(db_url, tmp_path, "kilowatt-connect", [
+    app = run(backend, tmp_path, "kilowatt-connect", [
         received("e1", "C2", "2026-01-05T10:00:00+00:00", handler=dict(HANDLER),
                  customer=customer),
         simple("complaint.deadlock_reached", "e2", "C2", "2026-01-08T10:00:00+00:00",
@@ -181,8 +185,9 @@ def test_deadlock_event_offer_then_withdrawal_inside_the_window(
     assert (items["D16"], items["D17"]) == (0, 1)
 
 
-def test_deadlock_event_without_an_offer_keeps_nothing_open(db_url: str, tmp_path: Path) -> None:
-    app = run(db_url, tmp_path, "kilowatt-connect", [
+def test_deadlock_event_without_an_offer_keeps_nothing_open(
+        backend: Callable[[str], Application], tmp_path: Path) -> None:
+    app = run(backend, tmp_path, "kilowatt-connect", [
         received("e1", "C5", "2026-01-05T10:00:00+00:00"),
         # offer_open true (the builder's default) but no offer: there is nothing to keep open.
         simple("complaint.deadlock_reached", "e2", "C5", "2026-01-08T10:00:00+00:00"),
@@ -199,13 +204,13 @@ def test_deadlock_event_without_an_offer_keeps_nothing_open(db_url: str, tmp_pat
     ("2027-03-05T10:00:00+00:00", "2027-03-08T10:00:00+00:00", None),  # after its end
 ])
 def test_withdrawal_after_an_eight_week_letter(
-    db_url: str, tmp_path: Path, reopened_at: str, withdrawn_at: str,
+    backend: Callable[[str], Application], tmp_path: Path, reopened_at: str, withdrawn_at: str,
     referral_deadline: str | None
 ) -> None:
     # Lastmile. Received Mon 5 Jan 2026 10:00 GMT; eight weeks = 5 Jan + 56 days = Mon 2 Mar
     # 10:00 (26 days to 31 Jan, 28 in February, 2). Resolved 10 Mar, reopened and withdrawn
     # inside or after the 8-week letter's referral window.
-    app = run(db_url, tmp_path, "lastmile", [
+    app = run(backend, tmp_path, "lastmile", [
         received("e1", "C3", "2026-01-05T10:00:00+00:00"),
         simple("complaint.contact_logged", "e2", "C3", "2026-02-10T11:00:00+00:00",
                summary="Engineer visit booked"),
@@ -226,11 +231,12 @@ def test_withdrawal_after_an_eight_week_letter(
     assert withdrawal["referral_deadline"] == referral_deadline
 
 
-def test_eight_week_letter_with_a_senior_manager_response(db_url: str, tmp_path: Path) -> None:
+def test_eight_week_letter_with_a_senior_manager_response(
+        backend: Callable[[str], Application], tmp_path: Path) -> None:
     # Received Mon 5 Jan 2026 10:00 GMT (Lastmile); escalated 12 Jan and answered 14 Jan by Jo
     # Reyes, with a contact logged later (15 Jan): the response, not the contact, is quoted.
     # The stage is `senior_manager` (a response does not leave it); eight weeks: 2 Mar 10:00.
-    app = run(db_url, tmp_path, "lastmile", [
+    app = run(backend, tmp_path, "lastmile", [
         received("e1", "C4", "2026-01-05T10:00:00+00:00", handler=dict(HANDLER)),
         simple("complaint.escalation_requested", "e2", "C4", "2026-01-12T10:00:00+00:00"),
         simple("complaint.senior_manager_response", "e3", "C4", "2026-01-14T10:00:00+00:00"),

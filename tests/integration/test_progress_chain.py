@@ -2,7 +2,8 @@
 the complaint is open issues its letter and creates the next of the same cycle,
 `progress_update_interval_days` x 24 h (Kilowatt Connect: 10) after its own due instant; one
 that fires when the complaint is not open issues nothing and creates no next; a reopen starts
-a new chain. On SQLite and PostgreSQL; every instant worked out by hand.
+a new chain. On the in-memory unit of work, SQLite and PostgreSQL; every instant worked out
+by hand.
 
 Clock changes in 2026 (Europe/London): BST from Sun 29 Mar 01:00 UTC. Elapsed durations are
 exact (computed in UTC), so across the change the local time of a due instant moves by an hour.
@@ -10,40 +11,51 @@ exact (computed in UTC), so across the change the local time of a due instant mo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from consumers.file_ingest import ingest_file, tick
 from tests.builders import received, reopened, resolved, write_jsonl
-from workflow import queries
-from workflow.bootstrap import App, bootstrap
+from tests.stores import dispose
+from workflow.bootstrap import Application
 from workflow.procedure import load_procedure
 
 LONDON = ZoneInfo("Europe/London")
 ISSUED = "progress_update letter"
 
 
-def run(app: App, tmp_path: Path, events: list[dict[str, Any]], until: str) -> None:
+@pytest.fixture
+def app(backend: Callable[[Any], Application]) -> Iterator[Application]:
+    """Kilowatt Connect, on each store in turn."""
+    made = backend("kilowatt-connect")
+    yield made
+    dispose(made)
+
+
+def run(app: Application, tmp_path: Path, events: list[dict[str, Any]], until: str) -> None:
     report = ingest_file(app, write_jsonl(tmp_path / "events.jsonl", events))
     assert report.rejected == 0, report.rejections
     tick(app, datetime.fromisoformat(until))
 
 
-def progress(app: App, cid: str) -> list[tuple[int, str, str]]:
+def progress(app: Application, cid: str) -> list[tuple[int, str, str]]:
     """(cycle, due_at, what it did) of each progress-update deadline, by due instant."""
-    with app.sessions() as session:
-        shown = queries.show_complaint(session, cid)
+    shown = app.show_complaint(cid)
     assert shown is not None
     return [(d["cycle"], d["due_at"],
              "letter" if (d["outcome"] or "").startswith(ISSUED) else d["outcome"])
             for d in shown["deadlines"] if d["kind"] == "progress_update"]
 
 
-def progress_letters(app: App, cid: str) -> list[str]:
-    with app.sessions() as session:
-        issued = queries.letters(session, cid, "progress_update")
+def progress_letters(app: Application, cid: str) -> list[str]:
+    shown = app.show_complaint(cid)
+    assert shown is not None
+    issued = [x for x in shown["letters"] if x["kind"] == "progress_update"]  # issue order
     assert len({x["letter_id"] for x in issued}) == len(issued), "one letter per deadline"
     return [x["issued_at"] for x in issued]
 
@@ -53,7 +65,7 @@ def local(instant: str) -> str:
 
 
 def test_every_ten_days_across_the_clock_change_until_eight_weeks(
-        app: App, tmp_path: Path) -> None:
+        app: Application, tmp_path: Path) -> None:
     # Received Mon 16 Mar 2026 12:00 GMT. Progress updates 10, 20, 30, 40, 50 days after:
     #   26 Mar 12:00Z (12:00 GMT), then, after the change, 5, 15, 25 Apr and 5 May 12:00Z
     #   (13:00 BST local). Eight weeks: 16 Mar 12:00Z + 56 x 24 h = Mon 11 May 12:00Z
@@ -71,15 +83,14 @@ def test_every_ten_days_across_the_clock_change_until_eight_weeks(
     assert [local(at) for at in progress_letters(app, "C1")] == [
         "26 Mar 12:00 GMT", "05 Apr 13:00 BST", "15 Apr 13:00 BST", "25 Apr 13:00 BST",
         "05 May 13:00 BST"]
-    with app.sessions() as session:
-        shown = queries.show_complaint(session, "C1")
+    shown = app.show_complaint("C1")
     assert shown is not None and shown["state"] == "eight_week"
     assert [x["issued_at"] for x in shown["letters"] if x["kind"] == "eight_week"] == [
         "2026-05-11T12:00:00+00:00"]
 
 
 def test_leaving_open_ends_the_chain_and_a_reopen_starts_a_new_one(
-        app: App, tmp_path: Path) -> None:
+        app: Application, tmp_path: Path) -> None:
     # C2 received Mon 2 Mar 09:00 GMT: updates 12 Mar and 22 Mar 09:00Z; resolved Fri 27 Mar
     # 10:00Z; the third (1 Apr 09:00Z) finds it resolved: no letter, no fourth.
     # Reopened Wed 8 Apr 14:00 BST (13:00Z): a new chain from the reopen, 18 Apr 13:00Z
@@ -117,24 +128,25 @@ def test_leaving_open_ends_the_chain_and_a_reopen_starts_a_new_one(
     ]
 
 
-def test_no_interval_no_repeat(db_url: str, tmp_path: Path) -> None:
+def test_no_interval_no_repeat(backend: Callable[[Any], Application], tmp_path: Path) -> None:
     # A procedure with a resolution target and no interval: one progress update per cycle.
     procedure = load_procedure("kilowatt-connect").model_copy(
         update={"progress_update_interval_days": None})
-    app = bootstrap(db_url, procedure)
+    app = backend(procedure)
     try:
         run(app, tmp_path, [received("C1-r", "C1", "2026-03-16T12:00:00+00:00")],
             until="2026-07-01T00:00:00+01:00")
         assert progress(app, "C1") == [(1, "2026-03-26T12:00:00+00:00", "letter")]
     finally:
-        app.engine.dispose()
+        dispose(app)
 
 
-def test_lastmile_has_no_progress_update(db_url: str, tmp_path: Path) -> None:
-    app = bootstrap(db_url, "lastmile")
+def test_lastmile_has_no_progress_update(
+        backend: Callable[[Any], Application], tmp_path: Path) -> None:
+    app = backend("lastmile")
     try:
         run(app, tmp_path, [received("C1-r", "C1", "2026-03-16T12:00:00+00:00")],
             until="2026-07-01T00:00:00+01:00")
         assert progress(app, "C1") == []
     finally:
-        app.engine.dispose()
+        dispose(app)

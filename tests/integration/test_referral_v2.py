@@ -1,5 +1,6 @@
 """(v2) Referral from `closed`, late referrals, and reassignment in deadlock and ombudsman
-(RULES.md s.4), on SQLite and PostgreSQL, with instants worked out by hand.
+(RULES.md s.4), on the in-memory unit of work, SQLite and PostgreSQL (those reading the
+backlog or migrating: on the databases only), with instants worked out by hand.
 
 Calendar used below (Europe/London): 2026-02-02 and 2027-02-02 are in GMT, so the end of those
 dates is 23:59:59.999999+00:00. A deadlock letter issued on 2 Feb 2026 has a referral window
@@ -9,6 +10,7 @@ ending at the end of 2 Feb 2027 (12 months, RULES s.1).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,19 @@ import pytest
 
 from consumers.file_ingest import ingest_file, tick
 from tests.builders import assigned, received, simple, write_jsonl
+from tests.stores import dispose
 from workflow import queries
-from workflow.bootstrap import App
+from workflow.bootstrap import App, Application
 
 WINDOW_END = "2027-02-02T23:59:59.999999+00:00"  # end of 2 Feb 2027 (GMT)
+
+
+@pytest.fixture
+def app(backend: Callable[[str], Application]) -> Iterator[Application]:
+    """Kilowatt Connect on each store in turn (the conftest `app`, plus in memory)."""
+    made = backend("kilowatt-connect")
+    yield made
+    dispose(made)
 
 
 def deadlocked(cid: str) -> list[dict[str, Any]]:
@@ -32,13 +43,12 @@ def deadlocked(cid: str) -> list[dict[str, Any]]:
     ]
 
 
-def ingest(app: App, tmp_path: Path, name: str, events: list[dict[str, Any]]) -> Any:
+def ingest(app: Application, tmp_path: Path, name: str, events: list[dict[str, Any]]) -> Any:
     return ingest_file(app, write_jsonl(tmp_path / name, events))
 
 
-def show(app: App, cid: str) -> dict[str, Any]:
-    with app.sessions() as session:
-        shown = queries.show_complaint(session, cid)
+def show(app: Application, cid: str) -> dict[str, Any]:
+    shown = app.show_complaint(cid)
     assert shown is not None
     return shown
 
@@ -48,6 +58,7 @@ def backlog(app: App, as_of: str) -> dict[str, Any]:
         return queries.backlog(session, datetime.fromisoformat(as_of), app.procedure.calendar)
 
 
+@pytest.mark.databases_only  # the backlog, read through SQL
 def test_referral_after_withdrawal_inside_the_window_is_accepted_not_late(
         app: App, tmp_path: Path) -> None:
     report = ingest(app, tmp_path, "a.jsonl", [
@@ -71,7 +82,7 @@ def test_referral_after_withdrawal_inside_the_window_is_accepted_not_late(
 
 
 def test_referral_one_microsecond_before_the_window_ends_is_not_late(
-        app: App, tmp_path: Path) -> None:
+        app: Application, tmp_path: Path) -> None:
     report = ingest(app, tmp_path, "a.jsonl", [
         *deadlocked("C1"),
         simple("complaint.withdrawn", "C1-w", "C1", "2026-03-03T10:00:00+00:00"),
@@ -82,6 +93,7 @@ def test_referral_one_microsecond_before_the_window_ends_is_not_late(
     assert show(app, "C1")["late_referral"] is False
 
 
+@pytest.mark.databases_only  # the backlog, read through SQL
 def test_referral_after_the_window_lapsed_is_accepted_and_late(app: App, tmp_path: Path) -> None:
     ingest(app, tmp_path, "a.jsonl", deadlocked("C2"))
     # The referral-window deadline fires at the end of 2 Feb 2027: deadlock -> closed.
@@ -101,7 +113,7 @@ def test_referral_after_the_window_lapsed_is_accepted_and_late(app: App, tmp_pat
 
 
 def test_referral_exactly_at_the_window_end_after_withdrawal_is_late(
-        app: App, tmp_path: Path) -> None:
+        app: Application, tmp_path: Path) -> None:
     # "not before the end of the window" is late: the end instant itself is late.
     report = ingest(app, tmp_path, "a.jsonl", [
         *deadlocked("C1"),
@@ -113,7 +125,7 @@ def test_referral_exactly_at_the_window_end_after_withdrawal_is_late(
 
 
 def test_referral_from_closed_without_a_signposting_letter_is_rejected(
-        app: App, tmp_path: Path) -> None:
+        app: Application, tmp_path: Path) -> None:
     report = ingest(app, tmp_path, "a.jsonl", [
         received("C3-r", "C3", "2026-01-05T10:00:00+00:00"),
         simple("complaint.withdrawn", "C3-w", "C3", "2026-01-06T10:00:00+00:00"),
@@ -125,7 +137,7 @@ def test_referral_from_closed_without_a_signposting_letter_is_rejected(
     assert show(app, "C3")["state"] == "closed"
 
 
-def test_closed_by_the_ombudsman_is_not_referable(app: App, tmp_path: Path) -> None:
+def test_closed_by_the_ombudsman_is_not_referable(app: Application, tmp_path: Path) -> None:
     report = ingest(app, tmp_path, "a.jsonl", [
         *deadlocked("C4"),
         simple("complaint.referred_to_ombudsman", "C4-o", "C4", "2026-02-10T10:00:00+00:00"),
@@ -144,7 +156,8 @@ def test_closed_by_the_ombudsman_is_not_referable(app: App, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("state", ["deadlock", "ombudsman"])
-def test_reassignment_in_deadlock_and_ombudsman(app: App, tmp_path: Path, state: str) -> None:
+def test_reassignment_in_deadlock_and_ombudsman(
+        app: Application, tmp_path: Path, state: str) -> None:
     events = deadlocked("C5")
     if state == "ombudsman":
         events.append(simple("complaint.referred_to_ombudsman", "C5-o", "C5",
@@ -184,6 +197,7 @@ def test_show_and_backlog_on_the_command_line_name_a_late_referral(tmp_path: Pat
     assert json.loads(counts.stdout)["late_referrals"] == 1
 
 
+@pytest.mark.databases_only  # a migration
 def test_migration_0010_takes_closed_by_from_the_history(app: App, tmp_path: Path) -> None:
     # A record written before 0010: closed by a withdrawal (C1), by the Ombudsman's decision
     # (C4), and one not closed (C5). Down to 0004 (the columns go), up again: closed_by comes
