@@ -28,6 +28,7 @@ from consumers.settings import OUTBOX_TOPICS, Settings
 from consumers.stopping import await_delivery
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
+from workflow.limits import TRANSPORT_MAX_BYTES
 from workflow.schema import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ class OutboxRelay:
         self.clock = clock or SystemClock()
         self.batch = batch
         self.interval = interval
-        # Rejected messages carry up to 1 MiB of raw input, base64 when it is not text.
-        self._producer = OwnedProducer(settings, producer, max_request_size=4 * 1024 * 1024)
+        # Rejected messages carry up to 1 MiB of raw input, base64 when it is not text
+        # (workflow/limits.py).
+        self._producer = OwnedProducer(settings, producer, max_request_size=TRANSPORT_MAX_BYTES)
         self._stop: threading.Event | None = None  # set by run(): bounds a stop's waits
         self.stats = RelayStats()
         self.postgres = app.engine.dialect.name == "postgresql"

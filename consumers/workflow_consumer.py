@@ -35,17 +35,17 @@ from sqlalchemy.orm import Session
 
 from consumers.logtext import short
 from consumers.offsets import DoneOffsets, ForgetRevoked, Record, first_offsets, next_offsets
-from consumers.settings import MAX_MESSAGE_BYTES, Settings
+from consumers.settings import Settings
 from consumers.stopping import close_consumer
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
+from workflow.limits import MAX_MESSAGE_BYTES, TRANSPORT_MAX_BYTES
 from workflow.schema import OutboxMessage, Rejection
 from workflow.service import Message, Outcome
 from workflow.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-RAW_LIMIT = 1024 * 1024  # the contract keeps the first 1 MiB of a rejected message
 ATTEMPTS = 3  # failures of one batch (then of one record) before narrowing down
 # Quarantines in a row, with nothing applied between them, that mean the fault is not in the
 # messages (a broken deploy, a schema out of date): stop quarantining, retry and wait instead
@@ -132,9 +132,9 @@ def rejection_message(record: Record, reason: str, event_id: str | None,
         "original_event_id": event_id,
         "key": _bytes_field(record.key),
         "headers": [{"key": k, **_bytes_field(v)} for k, v in (record.headers or [])],
-        "raw": _bytes_field(raw[:RAW_LIMIT]),
+        "raw": _bytes_field(raw[:MAX_MESSAGE_BYTES]),
         "raw_size": len(raw),
-        "raw_truncated": len(raw) > RAW_LIMIT,
+        "raw_truncated": len(raw) > MAX_MESSAGE_BYTES,
     }
     return OutboxMessage(event_id=payload["event_id"], topic="rejected",
                          key=_outbox_key(record.key), payload=payload, created_at=rejected_at)
@@ -151,7 +151,7 @@ def consumer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "heartbeat_interval_ms": max(500, settings.session_timeout_ms // 3),
         "max_poll_records": 500,
         # A message over the contract's 1 MiB limit must still be fetched, to be rejected.
-        "max_partition_fetch_bytes": MAX_MESSAGE_BYTES,
+        "max_partition_fetch_bytes": TRANSPORT_MAX_BYTES,
         # Made while the broker is down, the consumer gives up (and is made again after a
         # back-off) within a stop's bound instead of kafka-python's 30 s.
         "bootstrap_timeout_ms": 5_000,
@@ -309,7 +309,7 @@ class WorkflowConsumer:
             if not self._already_rejected(uow, [record]):
                 uow.session.add(Rejection(
                     rejected_at=now, source=record.topic, position=position_of(record),
-                    reason=reason, raw=raw[:RAW_LIMIT], event_id=None))
+                    reason=reason, raw=raw[:MAX_MESSAGE_BYTES], event_id=None))
                 uow.session.add(rejection_message(record, reason, None, now))
             uow.commit()
         finally:

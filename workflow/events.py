@@ -24,8 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from workflow.codes import CATEGORIES, CHANNELS, OTHER_CATEGORY
-
-MAX_MESSAGE_BYTES = 1024 * 1024
+from workflow.limits import MAX_MESSAGE_BYTES
 
 
 class InvalidEvent(ValueError):
