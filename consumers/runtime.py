@@ -189,12 +189,12 @@ class Runtime:
         return DeliveryService(self.app, self.settings, smtp=smtp, demo=True)
 
     def _ops_service(self) -> Component:
-        from reporting.aggregator import AggregatorConfig, OpsService  # deferred: faust
+        from consumers.aggregator import AggregatorConfig, OpsService  # deferred: faust
 
         if not self.options.ops_token:
             raise ValueError("the aggregator needs an ops token (RunOptions.ops_token)")
         # Tansu reports a wrong high watermark for multi-record batches (see the module doc
-        # of reporting.aggregator): one record per changelog batch on the embedded broker.
+        # of consumers.aggregator): one record per changelog batch on the embedded broker.
         config = AggregatorConfig(single_record_batches=self._broker is not None)
         paused = placeholder_pause(self.app.procedure.placeholders, self.options.demo)
         service = OpsService(self.settings, self.app.procedure, token=self.options.ops_token,

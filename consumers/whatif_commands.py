@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from consumers.cli import common_options, emit, instant, open_app, table
 from consumers.file_ingest import UnreadableFile
+from reporting.cli_support import common_options, emit, instant, open_app, table
 
 
 @click.command(name="export-events")

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from consumers.cli import common_options, emit, instant, open_app, table
+from reporting.cli_support import common_options, emit, instant, open_app, table
 from reporting.model import ReturnSpec
 from reporting.periods import BadPeriod, Period, parse_month, parse_quarter
 from reporting.report import to_json, to_text
