@@ -48,7 +48,7 @@ def table(results: list[dict[str, Any]], command: str) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         rounds = r["rounds"]
-        in_flight = [x.get("in_flight", 0) for x in rounds]
+        in_flight = [x["in_flight"] for x in rounds if "in_flight" in x]
         recovery = [x["recovery_s"] for x in rounds if "recovery_s" in x]
         sigterm = r.get("sigterm_broker_down_s", r.get("sigterm_database_down_s"))
         lines.append(

@@ -314,6 +314,7 @@ def run_aggregator(settings: Settings, stop: threading.Event, *,
                                   "reporting.web.ensure_ops_token to make one)")
     default_host, default_port = web_address()
     loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # as asyncio.run does: faust and mode look it up
     try:
         loop.run_until_complete(run_async(
             settings, procedure or load_procedure(None), stop, token=token,
@@ -334,6 +335,7 @@ def _close_loop(loop: asyncio.AbstractEventLoop, timeout_s: float = 3.0) -> None
     left = sum(1 for task in pending if not task.done())
     if left:
         log.warning("%d aggregator task(s) still waiting on the broker at exit: left", left)
+    asyncio.set_event_loop(None)
     loop.close()
 
 
