@@ -9,6 +9,8 @@ Order: one relay holds a PostgreSQL advisory lock and publishes; others wait as 
 so output for one complaint leaves in the order it was written. Rows are still claimed with
 `FOR UPDATE SKIP LOCKED`, so a second relay that gets in during a hand-over skips rows being
 published instead of duplicating them. On SQLite run one relay.
+
+The round and the loop are the timer service's too (consumers/publish_loop.py).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ that never arrived) is harmless.
 Claiming: PostgreSQL `FOR UPDATE SKIP LOCKED`, so several timer services share the work; on
 SQLite run one. The claim reads the partial index on `due_at` over unfired rows, so a round
 costs what is due, not what is pending.
+
+The round and the loop are the outbox relay's too (consumers/publish_loop.py).
 """
 
 from __future__ import annotations
