@@ -43,6 +43,7 @@ from tests.builders import HANDLER, received
 from workflow.bootstrap import App
 from workflow.schema import Complaint, Deadline, Letter, ProcessedEvent, Rejection
 
+ROOT = Path(__file__).parents[1]
 COMPLAINTS = Path(sys.executable).with_name("complaints")
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
 AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -168,8 +169,9 @@ class ServiceProcess:
         only = [arg for c in self.components for arg in ("--only", c)]
         command = self.command or [str(COMPLAINTS), "up", *only, "--no-migrate"]
         with self.log_path.open("wb") as log:
+            # In the run's own directory: the aggregator keeps its table data in the cwd.
             self.process = subprocess.Popen(command, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT)
+                                            stderr=subprocess.STDOUT, cwd=self.log_dir)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -205,7 +207,7 @@ def service_env(bootstrap: str, db: str, prefix: str, letters_dir: Path,
             "COMPLAINTS_LETTERS_DIR": str(letters_dir), "COMPLAINTS_LETTER_FORMATS": "txt",
             # Tansu's S3 engine can lose an acknowledged batch in flight at a SIGKILL
             # (RELIABILITY.md): the timer's re-publish of unfired deadlines, within the run.
-            "COMPLAINTS_DEADLINE_REPUBLISH_S": "20", **extra}
+            "COMPLAINTS_DEADLINE_REPUBLISH_S": "20", "PYTHONPATH": str(ROOT), **extra}
 
 
 # -- the stream and its expected end state ----------------------------------------------------
