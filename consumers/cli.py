@@ -1,4 +1,4 @@
-"""The `complaints` command line (CONTRACT.md "Commands").
+"""The `complaints` command line (docs/contract.md "Commands").
 
 `--format json` prints exactly one JSON document on stdout; people get tables. Exit status:
 0 success, 1 failure (e.g. unknown complaint), 2 bad usage or bad input file.

@@ -3,7 +3,7 @@
 Rows are read in id order, produced with an idempotent producer keyed by complaint id, and
 marked published only after the broker acknowledged every one of them. A crash between the
 two publishes the same rows again with the same `event_id` header and field, which consumers
-downstream recognise (CONTRACT.md "Events out").
+downstream recognise (docs/contract.md "Events out").
 
 Order: one relay holds a PostgreSQL advisory lock and publishes; others wait as hot standbys,
 so output for one complaint leaves in the order it was written. Rows are still claimed with

@@ -366,7 +366,7 @@ class Runtime:
 
 
 def record_summary(app: App, now: datetime | None = None) -> dict[str, Any]:
-    """The backlog (CONTRACT.md `complaints backlog`) and what is still to leave the record."""
+    """The backlog (docs/contract.md `complaints backlog`) and what is still to leave the record."""
     now = now or datetime.now(UTC)
     with app.sessions() as session:
         backlog = queries.backlog(session, now, app.procedure.calendar)

@@ -36,7 +36,7 @@ LARGE_MESSAGES: Final = {"max.message.bytes": str(TRANSPORT_MAX_BYTES)}
 TOPICS: Final[dict[Logical, TopicSpec]] = {
     "events": TopicSpec(
         "complaints.events", 6, "complaint_id, else contact_id, else event_id",
-        "Events in from contact-centre systems (CONTRACT.md 'Events in').", LARGE_MESSAGES),
+        "Events in from contact-centre systems (docs/contract.md 'Events in').", LARGE_MESSAGES),
     "deadlines": TopicSpec(
         "complaints.deadlines", 6, "complaint_id",
         "Due deadlines, from the timer service to the workflow consumer."),

@@ -201,7 +201,7 @@ def replay(events_path: str, procedure: dict[str, Any], until: str, months: list
 # -- two replays, compared ----------------------------------------------------------------
 @dataclass(frozen=True)
 class Simulation:
-    document: dict[str, Any]  # CONTRACT.md's document, exactly
+    document: dict[str, Any]  # docs/contract.md's document, exactly
     # Beside it, for the HTML report and the command's notes: per side, letters per month
     # ({"YYYY-MM": {kind: n}}) and the ingest counts ({"applied", "duplicates", "rejected"}).
     letters_by_month: dict[str, dict[str, dict[str, int]]]

@@ -1,4 +1,4 @@
-"""`complaints export-events`, `complaints simulate` and `complaints risk` (CONTRACT.md v2).
+"""`complaints export-events`, `complaints simulate` and `complaints risk` (docs/contract.md v2).
 
 Kept apart from consumers/cli.py, which adds them to the `complaints` group at its end.
 """

@@ -1,6 +1,6 @@
-"""`complaints report monthly|quarterly|publication|annual` (CONTRACT.md "Commands").
+"""`complaints report monthly|quarterly|publication|annual` (docs/contract.md "Commands").
 
-Each prints the return (`--format json`: exactly CONTRACT.md's document) and can also write it
+Each prints the return (`--format json`: exactly docs/contract.md's document) and can also write it
 as CSV and as a workbook; the annual report also as HTML and PDF. Exit 0 with the return
 printed, even when a consistency check fails (the failure is in the return, and on stderr);
 exit 2 for a bad period or option.
@@ -91,7 +91,7 @@ def _produce(spec: ReturnSpec, period: Period, *, db: str | None, config: str | 
 
 
 def submit_options(func: F) -> F:
-    """(v2) `--submit [--by NAME] [--force --reason TEXT]` (CONTRACT.md)."""
+    """(v2) `--submit [--by NAME] [--force --reason TEXT]` (docs/contract.md)."""
     func = click.option("--reason", default=None,
                         help="With --force: why the return is submitted although a check "
                              "fails (stored with it).")(func)

@@ -1,5 +1,5 @@
 """(v2) `complaints report monthly|quarterly ... --submit` and `complaints submissions
-list|export|diff|publish|due` (CONTRACT.md (v2)).
+list|export|diff|publish|due` (docs/contract.md (v2)).
 
 Exit 1 when the rules refuse (a period not ended, failing checks without --force, an unknown
 submission); exit 2 for bad usage.

@@ -2,7 +2,7 @@
 
 - `MAX_MESSAGE_BYTES` (1 MiB) is the contract's: a larger message is rejected with a reason
   ("over the 1 MiB limit"), and a rejection keeps the first `MAX_MESSAGE_BYTES` of its raw
-  bytes (CONTRACT.md "Events in", "Rejections").
+  bytes (docs/contract.md "Events in", "Rejections").
 - `TRANSPORT_MAX_BYTES` (4 MiB) is the transport's ceiling: the topics' `max.message.bytes`,
   the producers' `max_request_size` and the consumer's `max_partition_fetch_bytes`. It is
   larger on purpose: a message over the contract's limit must still be accepted by the broker

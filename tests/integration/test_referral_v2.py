@@ -1,5 +1,5 @@
 """(v2) Referral from `closed`, late referrals, and reassignment in deadlock and ombudsman
-(RULES.md s.4), on SQLite and PostgreSQL, with instants worked out by hand.
+(docs/rules.md s.4), on SQLite and PostgreSQL, with instants worked out by hand.
 
 Calendar used below (Europe/London): 2026-02-02 and 2027-02-02 are in GMT, so the end of those
 dates is 23:59:59.999999+00:00. A deadlock letter issued on 2 Feb 2026 has a referral window
