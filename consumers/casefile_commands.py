@@ -1,4 +1,4 @@
-"""`complaints casefile`, `complaints erase` and `complaints retention` (CONTRACT.md v2).
+"""`complaints casefile`, `complaints erase` and `complaints retention` (docs/contract.md v2).
 
 Registered on the `complaints` group by consumers/cli.py; this module imports nothing from
 it (the shared options are repeated here), so either can be imported first.

@@ -1,4 +1,4 @@
-"""The `complaints` command line (CONTRACT.md "Commands").
+"""The `complaints` command line (docs/contract.md "Commands").
 
 `--format json` prints exactly one JSON document on stdout; people get tables. Exit status:
 0 success, 1 failure (e.g. unknown complaint), 2 bad usage or bad input file.
@@ -6,68 +6,24 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from consumers.casefile_commands import casefile, erase, retention
+from consumers.commands import publish, up
 from consumers.file_ingest import UnreadableFile, ingest_file, tick
 from consumers.gc_tuning import tune_garbage_collector
+from consumers.whatif_commands import export_events_command, risk_command, simulate_command
+from reporting.cli_support import common_options, emit, instant, open_app, table
+from reporting.commands import report
+from reporting.reconcile import reconcile
+from reporting.submission_commands import submissions_group
 from workflow import queries
-from workflow.bootstrap import App, bootstrap
 from workflow.letter_context import LETTER_KINDS
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def common_options(func: F) -> F:
-    func = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                        help="json: one JSON document on stdout.")(func)
-    func = click.option("--config", "config", default=None, envvar="COMPLAINTS_CONFIG",
-                        help="Procedure: kilowatt-connect, lastmile or a TOML path "
-                             "[env COMPLAINTS_CONFIG; default kilowatt-connect].")(func)
-    func = click.option("--db", "db", default=None,
-                        help="Database URL [env COMPLAINTS_DATABASE_URL; "
-                             "default sqlite:///complaints.db].")(func)
-    return func
-
-
-def open_app(db: str | None, config: str | None) -> App:
-    try:
-        return bootstrap(db, config)
-    except ValueError as exc:  # an unknown procedure name or a bad TOML file
-        raise click.BadParameter(str(exc), param_hint="--config") from None
-
-
-def instant(value: str, name: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 instant", param_hint=name) from None
-    if parsed.utcoffset() is None:
-        raise click.BadParameter(f"{value!r} has no UTC offset", param_hint=name)
-    return parsed.astimezone(UTC)
-
-
-def emit(fmt: str, document: Any, human: Callable[[Any], str]) -> None:
-    if fmt == "json":
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
-    else:
-        click.echo(human(document))
-
-
-def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
-    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -216,27 +172,14 @@ def letters_render(letter_id: str, target: Path, db: str | None, config: str | N
          lambda d: f"wrote {d['file']}")
 
 
-# Command groups defined beside what they serve, registered here so `complaints --help`
-# lists them all.
-from consumers.commands import publish, up  # noqa: E402
-from reporting.commands import report  # noqa: E402
-from reporting.reconcile import reconcile  # noqa: E402
-from reporting.submission_commands import submissions_group  # noqa: E402
-
+# Command groups defined beside what they serve (none of them imports this module), registered
+# here so `complaints --help` lists them all.
 for _command in (report, up, publish, reconcile, submissions_group):
     main.add_command(_command)
 
 # The Ombudsman case file, erasure and retention (issue 15).
-from consumers.casefile_commands import casefile, erase, retention  # noqa: E402
-
 for _command in (casefile, erase, retention):
     main.add_command(_command)
-
-from consumers.whatif_commands import (  # noqa: E402
-    export_events_command,
-    risk_command,
-    simulate_command,
-)
 
 for _command in (export_events_command, simulate_command, risk_command):
     main.add_command(_command)

@@ -1,4 +1,4 @@
-"""`complaints up` and `complaints publish` (CONTRACT.md "Commands").
+"""`complaints up` and `complaints publish` (docs/contract.md "Commands").
 
 Kept apart from consumers/cli.py, which adds them to the `complaints` group at its end; this
 module imports nothing from cli.py, so either can be imported first.

@@ -55,8 +55,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from consumers.letter_service import letter_path, sync_directory, write_atomically
+from consumers.logtext import short
 from consumers.settings import Settings, env
-from consumers.workflow_consumer import _short
 from letters.mail import compose
 from letters.render import LetterFormat, postal_lines, render
 from workflow import delivery as rules
@@ -171,7 +171,7 @@ class SmtpSession:
             self._smtp = None
             code = getattr(exc, "smtp_code", None)
             # Authentication and TLS faults are ours, not the letter's: never "refused".
-            detail = f"{type(exc).__name__}: {_short(exc)}" if code is None else f"{code}"
+            detail = f"{type(exc).__name__}: {short(exc)}" if code is None else f"{code}"
             self._broken = (None, f"no session with the mail server ({detail})")
             return self._broken
         try:

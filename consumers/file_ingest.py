@@ -1,6 +1,6 @@
 """Offline ingest: a JSONL file through the same handlers the Kafka consumer uses, in event time.
 
-(v2) The lines are applied in `occurred_at` order, ties in file order (RULES.md s.5).
+(v2) The lines are applied in `occurred_at` order, ties in file order (docs/rules.md s.5).
 """
 
 from __future__ import annotations

@@ -44,15 +44,11 @@ import jinja2
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from consumers.logtext import short
+from consumers.offsets import DoneOffsets, ForgetRevoked, next_offsets
 from consumers.settings import Settings
 from consumers.stopping import close_consumer
-from consumers.workflow_consumer import (
-    DoneOffsets,
-    ForgetRevoked,
-    _next_offsets,
-    _short,
-    consumer_config,
-)
+from consumers.workflow_consumer import consumer_config
 from letters.render import KINDS, LetterFormat, render
 from workflow import queries
 from workflow.bootstrap import App
@@ -194,7 +190,7 @@ class LetterService:
             # Within a partition `done` is a prefix, so its offsets cover exactly those.
             if done:
                 self._sync()
-                self._commit(consumer, _next_offsets(done))
+                self._commit(consumer, next_offsets(done))
         log.debug("%d letter message(s) in %.0f ms", len(done),
                   (time.monotonic() - started) * 1000)
         return len(done)
@@ -267,7 +263,7 @@ class LetterService:
             except Exception as exc:  # noqa: BLE001 - this letter's context, not the service
                 # An undefined-key error names keys only; other errors can quote a value of
                 # the context (personal data): their type only.
-                detail = (f": {_short(exc)}" if isinstance(exc, jinja2.UndefinedError)
+                detail = (f": {short(exc)}" if isinstance(exc, jinja2.UndefinedError)
                           else "")
                 raise LetterFailed(f"its context does not render as {fmt}: "
                                    f"{type(exc).__name__}{detail}") from None

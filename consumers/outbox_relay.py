@@ -3,12 +3,14 @@
 Rows are read in id order, produced with an idempotent producer keyed by complaint id, and
 marked published only after the broker acknowledged every one of them. A crash between the
 two publishes the same rows again with the same `event_id` header and field, which consumers
-downstream recognise (CONTRACT.md "Events out").
+downstream recognise (docs/contract.md "Events out").
 
 Order: one relay holds a PostgreSQL advisory lock and publishes; others wait as hot standbys,
 so output for one complaint leaves in the order it was written. Rows are still claimed with
 `FOR UPDATE SKIP LOCKED`, so a second relay that gets in during a hand-over skips rows being
 published instead of duplicating them. On SQLite run one relay.
+
+The round and the loop are the timer service's too (consumers/publish_loop.py).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from kafka import KafkaProducer
 from sqlalchemy import Connection, select, text, update
 
 from consumers.producer import OwnedProducer
+from consumers.publish_loop import publish_round, run_rounds
 from consumers.settings import OUTBOX_TOPICS, Settings
-from consumers.stopping import await_delivery
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
+from workflow.limits import TRANSPORT_MAX_BYTES
 from workflow.schema import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -49,8 +52,9 @@ class OutboxRelay:
         self.clock = clock or SystemClock()
         self.batch = batch
         self.interval = interval
-        # Rejected messages carry up to 1 MiB of raw input, base64 when it is not text.
-        self._producer = OwnedProducer(settings, producer, max_request_size=4 * 1024 * 1024)
+        # Rejected messages carry up to 1 MiB of raw input, base64 when it is not text
+        # (workflow/limits.py).
+        self._producer = OwnedProducer(settings, producer, max_request_size=TRANSPORT_MAX_BYTES)
         self._stop: threading.Event | None = None  # set by run(): bounds a stop's waits
         self.stats = RelayStats()
         self.postgres = app.engine.dialect.name == "postgresql"
@@ -64,16 +68,8 @@ class OutboxRelay:
         self._stop = stop
         log.info("outbox relay publishing to %s", ", ".join(self.topics.values()))
         try:
-            while not stop.is_set():
-                if not self._hold_lock():
-                    stop.wait(5.0)
-                    continue
-                published = self.run_once()
-                if published < self.batch:
-                    stop.wait(self.interval)
-            if self._hold_lock():  # what the stopped consumer committed last leaves now
-                while self.run_once() == self.batch:
-                    pass
+            run_rounds(stop, self.run_once, batch=self.batch, interval=self.interval,
+                       ready=self._hold_lock, drain_on_stop=True)
         finally:
             self.close()
 
@@ -104,28 +100,20 @@ class OutboxRelay:
     def run_once(self) -> int:
         """Publish and mark one round of unpublished rows; returns how many."""
         started = time.monotonic()
-        with self.app.sessions() as session:
-            query = (select(OutboxMessage.id, OutboxMessage.event_id, OutboxMessage.topic,
-                            OutboxMessage.key, OutboxMessage.payload)
-                     .where(OutboxMessage.published_at.is_(None))
-                     .order_by(OutboxMessage.id).limit(self.batch))
-            if self.postgres:
-                query = query.with_for_update(skip_locked=True)
-            rows = session.execute(query).all()
-            if not rows:
-                return 0
-            if not self.postgres:
-                # SQLite (one relay): end the read so that the mark starts a fresh write
-                # transaction (upgrading a stale read snapshot fails without waiting).
-                session.rollback()
-            futures = [self._send(row) for row in rows]
-            # Raises (bounded, sooner once stopping): nothing is marked, the round is
-            # retried; the consumer makes a re-published message a no-op.
-            await_delivery(self.producer, futures, stop=self._stop)
-            session.execute(update(OutboxMessage)
-                            .where(OutboxMessage.id.in_([r.id for r in rows]))
-                            .values(published_at=self.clock.now()))
-            session.commit()
+        query = (select(OutboxMessage.id, OutboxMessage.event_id, OutboxMessage.topic,
+                        OutboxMessage.key, OutboxMessage.payload)
+                 .where(OutboxMessage.published_at.is_(None))
+                 .order_by(OutboxMessage.id).limit(self.batch))
+        if self.postgres:
+            query = query.with_for_update(skip_locked=True)
+        rows = publish_round(
+            self.app, lambda: self.producer, query, self._send,
+            lambda rows: (update(OutboxMessage)
+                          .where(OutboxMessage.id.in_([r.id for r in rows]))
+                          .values(published_at=self.clock.now())),
+            skip_locked=self.postgres, stop=self._stop)
+        if not rows:
+            return 0
         self.stats.published += len(rows)
         self.stats.rounds += 1
         log.debug("published %d outbox row(s) in %.0f ms", len(rows),

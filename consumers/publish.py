@@ -18,6 +18,7 @@ from kafka import KafkaProducer
 
 from consumers.producer import producer_config
 from consumers.settings import Settings
+from workflow.limits import TRANSPORT_MAX_BYTES
 
 
 @dataclass
@@ -64,7 +65,7 @@ def publish(messages: Iterable[bytes], topic: str, producer: KafkaProducer) -> P
 
 def publish_file(path: Path, settings: Settings) -> PublishReport:
     producer = KafkaProducer(**producer_config(
-        settings, linger_ms=20, max_request_size=4 * 1024 * 1024))
+        settings, linger_ms=20, max_request_size=TRANSPORT_MAX_BYTES))
     try:
         return publish(read_messages(path), settings.topics.events, producer)
     finally:

@@ -1,4 +1,4 @@
-"""The daily retention run of `complaints up` (CONTRACT.md `complaints retention --apply`).
+"""The daily retention run of `complaints up` (docs/contract.md `complaints retention --apply`).
 
 Once at start and then every `interval_s` (a day), the complaints resolved or closed more
 than `retention_years` ago and not under legal hold are erased as `complaints erase` erases

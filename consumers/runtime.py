@@ -32,12 +32,13 @@ from consumers.delivery import DeliveryService
 from consumers.demo import ContactCentre
 from consumers.health import HealthServer, Readiness
 from consumers.letter_service import LetterService
+from consumers.logtext import short
 from consumers.outbox_relay import OutboxRelay
 from consumers.retention import RetentionService
 from consumers.settings import TOPICS, Settings
 from consumers.stopping import StopWatchdog, where_threads_wait
 from consumers.timer_service import TimerService
-from consumers.workflow_consumer import WorkflowConsumer, _short
+from consumers.workflow_consumer import WorkflowConsumer
 from workflow import queries
 from workflow.bootstrap import App
 from workflow.delivery import placeholder_pause
@@ -188,12 +189,12 @@ class Runtime:
         return DeliveryService(self.app, self.settings, smtp=smtp, demo=True)
 
     def _ops_service(self) -> Component:
-        from reporting.aggregator import AggregatorConfig, OpsService  # deferred: faust
+        from consumers.aggregator import AggregatorConfig, OpsService  # deferred: faust
 
         if not self.options.ops_token:
             raise ValueError("the aggregator needs an ops token (RunOptions.ops_token)")
         # Tansu reports a wrong high watermark for multi-record batches (see the module doc
-        # of reporting.aggregator): one record per changelog batch on the embedded broker.
+        # of consumers.aggregator): one record per changelog batch on the embedded broker.
         config = AggregatorConfig(single_record_batches=self._broker is not None)
         paused = placeholder_pause(self.app.procedure.placeholders, self.options.demo)
         service = OpsService(self.settings, self.app.procedure, token=self.options.ops_token,
@@ -325,12 +326,12 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - a component restarts, the process stays
                 if stop.is_set():  # gave up a bounded wait to stop: nothing to restart
                     log.warning("%s stopped with %s: %s (what it had not finished is done on "
-                                "the next start)", name, type(exc).__name__, _short(exc))
+                                "the next start)", name, type(exc).__name__, short(exc))
                     return
                 # The exception text can quote SQL parameters (personal data): first line and
                 # the stack frames only.
                 log.error("%s failed: %s: %s; restarting in %.0f s\n%s", name,
-                          type(exc).__name__, _short(exc), backoff,
+                          type(exc).__name__, short(exc), backoff,
                           "".join(traceback.format_tb(exc.__traceback__)).rstrip())
                 stop.wait(backoff)
                 backoff = min(30.0, backoff * 2)
@@ -362,7 +363,7 @@ class Runtime:
         try:
             document["record"] = record_summary(self.app)
         except Exception as exc:  # noqa: BLE001 - the summary must not hide the exit
-            document["record"] = {"error": _short(exc)}
+            document["record"] = {"error": short(exc)}
         # Tansu answers "latest offset" with the last batch's base offset + 1, so a lag
         # figure is only given on a real Kafka cluster.
         if "consumer" in self.components and self._broker is None:
@@ -371,7 +372,7 @@ class Runtime:
 
 
 def record_summary(app: App, now: datetime | None = None) -> dict[str, Any]:
-    """The backlog (CONTRACT.md `complaints backlog`) and what is still to leave the record."""
+    """The backlog (docs/contract.md `complaints backlog`) and what is still to leave the record."""
     now = now or datetime.now(UTC)
     with app.sessions() as session:
         backlog = queries.backlog(session, now, app.procedure.calendar)
@@ -407,7 +408,7 @@ def consumer_lag(settings: Settings) -> dict[str, int] | None:
         finally:
             probe.close()
     except Exception as exc:  # noqa: BLE001 - a figure for the summary only
-        log.debug("consumer lag unavailable: %s", _short(exc))
+        log.debug("consumer lag unavailable: %s", short(exc))
         return None
     lag: dict[str, int] = {}
     for tp, end in ends.items():

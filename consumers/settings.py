@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, cast
 
 from consumers.stopping import stop_timeout_s
 from letters.render import FORMATS, LetterFormat
+from workflow.limits import TRANSPORT_MAX_BYTES
 
 Logical = Literal["events", "deadlines", "lifecycle", "letters", "rejected"]
 
@@ -30,12 +31,12 @@ class TopicSpec:
     configs: Mapping[str, str] = field(default_factory=dict)
 
 
-LARGE_MESSAGES: Final = {"max.message.bytes": str(4 * 1024 * 1024)}
+LARGE_MESSAGES: Final = {"max.message.bytes": str(TRANSPORT_MAX_BYTES)}
 
 TOPICS: Final[dict[Logical, TopicSpec]] = {
     "events": TopicSpec(
         "complaints.events", 6, "complaint_id, else contact_id, else event_id",
-        "Events in from contact-centre systems (CONTRACT.md 'Events in').", LARGE_MESSAGES),
+        "Events in from contact-centre systems (docs/contract.md 'Events in').", LARGE_MESSAGES),
     "deadlines": TopicSpec(
         "complaints.deadlines", 6, "complaint_id",
         "Due deadlines, from the timer service to the workflow consumer."),
@@ -134,7 +135,6 @@ ENV_NAMES: Final = frozenset(v.name for v in ENVIRONMENT)
 # Consumer tuning. A 10 s session timeout (the default of COMPLAINTS_KAFKA_SESSION_TIMEOUT_MS)
 # makes a group form in a few seconds on the embedded broker (kafka-python's 45 s default
 # costs ~20 s there) and still tolerates GC pauses; heartbeats go at a third of it.
-MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024  # fetch/produce ceiling: above the 1 MiB contract
 
 
 def letter_formats(value: str) -> tuple[LetterFormat, ...]:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from consumers.file_ingest import ingest_file, read_lines, tick
+from reporting.simulation_html import changed_items  # noqa: F401 - read here too
 from workflow import events as ev
 from workflow.bootstrap import bootstrap
 from workflow.calendar import local_date
@@ -200,7 +201,7 @@ def replay(events_path: str, procedure: dict[str, Any], until: str, months: list
 # -- two replays, compared ----------------------------------------------------------------
 @dataclass(frozen=True)
 class Simulation:
-    document: dict[str, Any]  # CONTRACT.md's document, exactly
+    document: dict[str, Any]  # docs/contract.md's document, exactly
     # Beside it, for the HTML report and the command's notes: per side, letters per month
     # ({"YYYY-MM": {kind: n}}) and the ingest counts ({"applied", "duplicates", "rejected"}).
     letters_by_month: dict[str, dict[str, dict[str, int]]]
@@ -265,11 +266,3 @@ def compare(until: datetime, base: Procedure, variant: Procedure, b: dict[str, A
         "returns": returns,
         "complaints": complaints,
     }
-
-
-def changed_items(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """[{"return", "period", "item", "base", "variant"}] for every item that differs."""
-    return [{"return": shape, "period": label, "item": item, **values}
-            for shape, by_period in document["returns"].items()
-            for label, items in by_period.items()
-            for item, values in items.items() if values["base"] != values["variant"]]

@@ -38,7 +38,7 @@ DELIVERY_TIMEOUT_S: Final = 30.0
 #: Once a stop is asked for, acknowledgements still missing are waited for this long at most.
 STOPPING_DELIVERY_S: Final = 3.0
 DEFAULT_STOP_TIMEOUT_S: Final = 30.0
-#: Exit status of a stop that did not finish in time (CONTRACT.md: 1 is a failure).
+#: Exit status of a stop that did not finish in time (docs/contract.md: 1 is a failure).
 STOP_TIMEOUT_EXIT: Final = 1
 
 

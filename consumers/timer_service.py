@@ -9,6 +9,8 @@ that never arrived) is harmless.
 Claiming: PostgreSQL `FOR UPDATE SKIP LOCKED`, so several timer services share the work; on
 SQLite run one. The claim reads the partial index on `due_at` over unfired rows, so a round
 costs what is due, not what is pending.
+
+The round and the loop are the outbox relay's too (consumers/publish_loop.py).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from kafka import KafkaProducer
 from sqlalchemy import Select, or_, select, update
 
 from consumers.producer import OwnedProducer
+from consumers.publish_loop import publish_round, run_rounds
 from consumers.settings import Settings
-from consumers.stopping import await_delivery
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
 from workflow.schema import Deadline
@@ -74,10 +76,8 @@ class TimerService:
         self._stop = stop
         log.info("timer service publishing due deadlines to %s", self.topic)
         try:
-            while not stop.is_set():
-                published = self.run_once()
-                if published < self.batch:  # a full round means more may be due right now
-                    stop.wait(self.interval)
+            # A full round means more may be due right now: the next starts at once.
+            run_rounds(stop, self.run_once, batch=self.batch, interval=self.interval)
         finally:
             self.close()
 
@@ -103,28 +103,13 @@ class TimerService:
         """Claim, publish and mark one round of due deadlines; returns how many."""
         started = time.monotonic()
         now = self.clock.now()
-        with self.app.sessions() as session:
-            rows = session.execute(self.claim_query(now)).all()
-            if not rows:
-                return 0
-            if not self.skip_locked:
-                # SQLite (one claimer): end the read now, so the mark below starts a fresh
-                # write transaction instead of upgrading a read snapshot that a consumer's
-                # commit may have made stale meanwhile (SQLITE_BUSY without waiting).
-                session.rollback()
-            futures = []
-            for row in rows:
-                value = deadline_message(row.deadline_key, row.complaint_id, row.kind, row.due_at)
-                futures.append(self.producer.send(
-                    self.topic, key=row.complaint_id.encode(),
-                    value=json.dumps(value, separators=(",", ":")).encode(),
-                    headers=[("event_id", value["event_id"].encode())]))
-            # Raises (bounded, sooner once stopping): nothing is marked, the round is
-            # retried; the consumer makes a re-published message a no-op.
-            await_delivery(self.producer, futures, stop=self._stop)
-            session.execute(update(Deadline).where(Deadline.id.in_([r.id for r in rows]))
-                            .values(published_at=now))
-            session.commit()
+        rows = publish_round(
+            self.app, lambda: self.producer, self.claim_query(now), self._send,
+            lambda rows: (update(Deadline).where(Deadline.id.in_([r.id for r in rows]))
+                          .values(published_at=now)),
+            skip_locked=self.skip_locked, stop=self._stop)
+        if not rows:
+            return 0
         again = sum(1 for r in rows if r.published_at is not None)
         self.stats.published += len(rows)
         self.stats.republished += again
@@ -133,3 +118,10 @@ class TimerService:
                  f" ({again} again, unfired after {self.republish_after})" if again else "",
                  (time.monotonic() - started) * 1000)
         return len(rows)
+
+    def _send(self, row: Any) -> Any:
+        value = deadline_message(row.deadline_key, row.complaint_id, row.kind, row.due_at)
+        return self.producer.send(
+            self.topic, key=row.complaint_id.encode(),
+            value=json.dumps(value, separators=(",", ":")).encode(),
+            headers=[("event_id", value["event_id"].encode())])

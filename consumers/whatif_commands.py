@@ -1,4 +1,4 @@
-"""`complaints export-events`, `complaints simulate` and `complaints risk` (CONTRACT.md v2).
+"""`complaints export-events`, `complaints simulate` and `complaints risk` (docs/contract.md v2).
 
 Kept apart from consumers/cli.py, which adds them to the `complaints` group at its end.
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from consumers.cli import common_options, emit, instant, open_app, table
 from consumers.file_ingest import UnreadableFile
+from reporting.cli_support import common_options, emit, instant, open_app, table
 
 
 @click.command(name="export-events")

@@ -22,31 +22,30 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from consumers.settings import MAX_MESSAGE_BYTES, Settings
-from consumers.stopping import close_consumer, commit_offsets
+from consumers.logtext import short
+from consumers.offsets import DoneOffsets, ForgetRevoked, Record, first_offsets, next_offsets
+from consumers.settings import Settings
+from consumers.stopping import close_consumer
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
+from workflow.limits import MAX_MESSAGE_BYTES, TRANSPORT_MAX_BYTES
 from workflow.schema import OutboxMessage, Rejection
 from workflow.service import Message, Outcome
 from workflow.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-Record = Any  # kafka.consumer.fetcher.ConsumerRecord (kafka-python ships no type hints)
-RAW_LIMIT = 1024 * 1024  # the contract keeps the first 1 MiB of a rejected message
 ATTEMPTS = 3  # failures of one batch (then of one record) before narrowing down
 # Quarantines in a row, with nothing applied between them, that mean the fault is not in the
 # messages (a broken deploy, a schema out of date): stop quarantining, retry and wait instead
@@ -133,9 +132,9 @@ def rejection_message(record: Record, reason: str, event_id: str | None,
         "original_event_id": event_id,
         "key": _bytes_field(record.key),
         "headers": [{"key": k, **_bytes_field(v)} for k, v in (record.headers or [])],
-        "raw": _bytes_field(raw[:RAW_LIMIT]),
+        "raw": _bytes_field(raw[:MAX_MESSAGE_BYTES]),
         "raw_size": len(raw),
-        "raw_truncated": len(raw) > RAW_LIMIT,
+        "raw_truncated": len(raw) > MAX_MESSAGE_BYTES,
     }
     return OutboxMessage(event_id=payload["event_id"], topic="rejected",
                          key=_outbox_key(record.key), payload=payload, created_at=rejected_at)
@@ -152,50 +151,13 @@ def consumer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "heartbeat_interval_ms": max(500, settings.session_timeout_ms // 3),
         "max_poll_records": 500,
         # A message over the contract's 1 MiB limit must still be fetched, to be rejected.
-        "max_partition_fetch_bytes": MAX_MESSAGE_BYTES,
+        "max_partition_fetch_bytes": TRANSPORT_MAX_BYTES,
         # Made while the broker is down, the consumer gives up (and is made again after a
         # back-off) within a stop's bound instead of kafka-python's 30 s.
         "bootstrap_timeout_ms": 5_000,
     }
     config.update(overrides)
     return config
-
-
-class ForgetRevoked(ConsumerRebalanceListener):
-    """Runs inside poll(): work is committed before every poll, so nothing is in flight; the
-    offsets still pending for a revoked partition are dropped (its new owner reads those
-    records again and finds them done)."""
-
-    def __init__(self, offsets: DoneOffsets,
-                 on_assigned: Callable[[], None] | None = None) -> None:
-        self.offsets = offsets
-        self.on_assigned = on_assigned
-        # For readiness (consumers.health): the partitions this member owns, None until the
-        # group has assigned it some (or none: an idle standby has joined too).
-        self.assigned: set[TopicPartition] | None = None
-
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        revoked = set(revoked)
-        if revoked:
-            log.info("%s partitions revoked: %s", self.offsets.what, _describe(revoked))
-        for tp in revoked:
-            self.offsets.forget(tp)
-        if self.assigned is not None:
-            self.assigned -= revoked
-
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        assigned = set(assigned)
-        self.assigned = (self.assigned or set()) | assigned
-        if self.on_assigned is not None:
-            self.on_assigned()
-        log.info("%s partitions assigned: %s", self.offsets.what, _describe(assigned))
-
-
-def _describe(partitions: Iterable[TopicPartition]) -> str:
-    grouped: dict[str, list[int]] = {}
-    for tp in partitions:
-        grouped.setdefault(tp.topic, []).append(tp.partition)
-    return "; ".join(f"{t} {sorted(p)}" for t, p in sorted(grouped.items())) or "none"
 
 
 class WorkflowConsumer:
@@ -256,7 +218,7 @@ class WorkflowConsumer:
         self._failures = 0
         self._quarantine_streak = 0
         self._one_at_a_time = max(0, self._one_at_a_time - len(records))
-        self._commit_kafka(consumer, _next_offsets(records))
+        self._commit_kafka(consumer, next_offsets(records))
         self.stats.batches += 1
         log.debug("batch of %d in %.0f ms: %s", len(records),
                   (time.monotonic() - started) * 1000, counts)
@@ -309,7 +271,7 @@ class WorkflowConsumer:
         first = records[0]
         log.warning("batch of %d from %s %s failed (attempt %d): %s: %s", len(records),
                     first.topic, position_of(first), self._failures, type(exc).__name__,
-                    _short(exc))
+                    short(exc))
         if len(records) == 1 and self._failures >= ATTEMPTS and self._poison(exc):
             self._quarantine(consumer, first, exc)
             return
@@ -339,7 +301,7 @@ class WorkflowConsumer:
         return True
 
     def _quarantine(self, consumer: KafkaConsumer, record: Record, exc: Exception) -> None:
-        reason = f"internal error while processing: {type(exc).__name__}: {_short(exc)}"
+        reason = f"internal error while processing: {type(exc).__name__}: {short(exc)}"
         now = self.clock.now()
         raw: bytes = record.value or b""
         uow = self.app.unit_of_work()
@@ -347,7 +309,7 @@ class WorkflowConsumer:
             if not self._already_rejected(uow, [record]):
                 uow.session.add(Rejection(
                     rejected_at=now, source=record.topic, position=position_of(record),
-                    reason=reason, raw=raw[:RAW_LIMIT], event_id=None))
+                    reason=reason, raw=raw[:MAX_MESSAGE_BYTES], event_id=None))
                 uow.session.add(rejection_message(record, reason, None, now))
             uow.commit()
         finally:
@@ -359,13 +321,13 @@ class WorkflowConsumer:
         self.stats.records += 1
         self._failures = 0
         self._one_at_a_time = max(0, self._one_at_a_time - 1)
-        self._commit_kafka(consumer, _next_offsets([record]))
+        self._commit_kafka(consumer, next_offsets([record]))
 
     @staticmethod
     def _rewind(consumer: KafkaConsumer, records: list[Record]) -> None:
         """Seek every partition of the batch back to its first record, to poll it again."""
         assigned = consumer.assignment()
-        for tp, offset in _first_offsets(records).items():
+        for tp, offset in first_offsets(records).items():
             if tp in assigned:  # a revoked partition is re-read by its new owner instead
                 consumer.seek(tp, offset)
 
@@ -377,44 +339,6 @@ class WorkflowConsumer:
 
     def _count_rebalance(self) -> None:
         self.stats.rebalances += 1
-
-
-class DoneOffsets:
-    """Offsets of records whose work is done (in the database, or written to files), to be
-    committed to the group: kept and retried when a commit fails, dropped for partitions this
-    member no longer owns (their new owner reads those records again, and finds them done)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what  # for the log: whose offsets
-        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._timed_out_at = -1e9  # when a commit last went unanswered (monotonic)
-
-    def commit(self, consumer: KafkaConsumer,
-               offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
-        self._uncommitted.update(offsets)
-        if not self._uncommitted:
-            return
-        assigned = consumer.assignment()
-        pending = {tp: om for tp, om in self._uncommitted.items() if tp in assigned}
-        self._uncommitted = pending
-        if not pending:
-            return
-        if not offsets and time.monotonic() - self._timed_out_at < 1.0:
-            return  # a retry right after a commit went unanswered (a stop): not worth the wait
-        try:
-            commit_offsets(consumer, pending)  # bounded: the broker may be gone
-            self._uncommitted = {}
-        except CommitFailedError as exc:
-            # The group rebalanced: the new owner re-reads these records and finds them done.
-            log.info("%s offset commit refused after a rebalance: %s", self.what, _short(exc))
-            self._uncommitted = {}
-        except KafkaError as exc:
-            if isinstance(exc, KafkaTimeoutError):
-                self._timed_out_at = time.monotonic()
-            log.warning("%s offset commit failed, will retry: %s", self.what, _short(exc))
-
-    def forget(self, tp: TopicPartition) -> None:
-        self._uncommitted.pop(tp, None)
 
 
 class _RejectionsToOutbox(UnitOfWork):
@@ -468,26 +392,3 @@ def _database_gone(exc: BaseException) -> bool:
     """The connection failed (server down, restarting, unreachable), not a statement."""
     return isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated)
-
-
-def _next_offsets(records: list[Record]) -> dict[TopicPartition, OffsetAndMetadata]:
-    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-    for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        if tp not in offsets or offsets[tp].offset <= r.offset:
-            offsets[tp] = OffsetAndMetadata(r.offset + 1, "", -1)
-    return offsets
-
-
-def _first_offsets(records: list[Record]) -> dict[TopicPartition, int]:
-    first: dict[TopicPartition, int] = {}
-    for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        first[tp] = min(first.get(tp, r.offset), r.offset)
-    return first
-
-
-def _short(exc: BaseException) -> str:
-    # Database errors quote the failing statement and its parameters (which may hold personal
-    # data from the message): log the first line only.
-    return str(exc).splitlines()[0][:300] if str(exc) else ""

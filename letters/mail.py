@@ -1,4 +1,4 @@
-"""(v2) A letter as an email (RULES.md s.6 "Delivery"): text and HTML bodies, the PDF attached.
+"""(v2) A letter as an email (docs/rules.md s.6 "Delivery"): text and HTML bodies, the PDF attached.
 
 Built with the standard library's `email` package (RFC 5322/2045 handled by Python itself):
 `multipart/mixed` holding a `multipart/alternative` (the letter as plain text, then as HTML)

@@ -1,4 +1,4 @@
-"""Render a letter from its stored context to HTML, plain text or PDF (RULES.md s.6).
+"""Render a letter from its stored context to HTML, plain text or PDF (docs/rules.md s.6).
 
 A letter is rendered only from the JSON-able context dict stored when it was issued (see
 `workflow.letter_context.build_context`): nothing here reads the clock, the locale, the

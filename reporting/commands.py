@@ -1,6 +1,6 @@
-"""`complaints report monthly|quarterly|publication|annual` (CONTRACT.md "Commands").
+"""`complaints report monthly|quarterly|publication|annual` (docs/contract.md "Commands").
 
-Each prints the return (`--format json`: exactly CONTRACT.md's document) and can also write it
+Each prints the return (`--format json`: exactly docs/contract.md's document) and can also write it
 as CSV and as a workbook; the annual report also as HTML and PDF. Exit 0 with the return
 printed, even when a consistency check fails (the failure is in the return, and on stderr);
 exit 2 for a bad period or option.
@@ -14,40 +14,37 @@ from typing import Any, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-# Built explicitly (not by decorator) so the type is declared before the import cycle below.
-report: click.Group = click.Group(
-    "report", help="Ofgem returns, publication figures and the CHR annual report, from the "
-                   "database.")
-
-
-# Imported after `report` exists: consumers.cli adds this group to `main` at its end, so
-# whichever of the two modules is imported first, the other finds what it needs.
-from consumers.cli import common_options, emit, instant, open_app  # noqa: E402
-from reporting.export import (  # noqa: E402
+from reporting.cli_support import common_options, emit, instant, open_app
+from reporting.export import (
     write_annual_html,
     write_annual_pdf,
     write_csv,
     write_xlsx,
 )
-from reporting.items import ANNUAL, MONTHLY, PUBLICATION, QUARTERLY  # noqa: E402
-from reporting.model import ReturnSpec  # noqa: E402
-from reporting.periods import (  # noqa: E402
+from reporting.items import ANNUAL, MONTHLY, PUBLICATION, QUARTERLY
+from reporting.model import ReturnSpec
+from reporting.periods import (
     BadPeriod,
     Period,
     parse_month,
     parse_quarter,
     twelve_months_ending,
 )
-from reporting.report import (  # noqa: E402
+from reporting.report import (
     Report,
     default_as_of,
     run_report,
     to_json,
     to_text,
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Built explicitly (not by decorator): `consumers.cli` adds it to `main`.
+report: click.Group = click.Group(
+    "report", help="Ofgem returns, publication figures and the CHR annual report, from the "
+                   "database.")
+
 
 OUTPUT_PATH = click.Path(path_type=Path, dir_okay=False, writable=True)
 
@@ -94,7 +91,7 @@ def _produce(spec: ReturnSpec, period: Period, *, db: str | None, config: str | 
 
 
 def submit_options(func: F) -> F:
-    """(v2) `--submit [--by NAME] [--force --reason TEXT]` (CONTRACT.md)."""
+    """(v2) `--submit [--by NAME] [--force --reason TEXT]` (docs/contract.md)."""
     func = click.option("--reason", default=None,
                         help="With --force: why the return is submitted although a check "
                              "fails (stored with it).")(func)

@@ -1,4 +1,4 @@
-"""The returns, item by item: the one table of Ofgem items (RULES.md s.7).
+"""The returns, item by item: the one table of Ofgem items (docs/rules.md s.7).
 
 Each item is written once here, with its code, description, kind and computation; the JSON,
 text, CSV and workbook outputs walk these tables. Complaint types come from
@@ -129,7 +129,7 @@ def _b22_check(c: Context) -> tuple[bool, str]:
 
 def _accounts_at_period_end(c: Context) -> tuple[bool, str]:
     """(v2) The accounts items are "at the end of the month/quarter": ok only when the
-    snapshot they come from is dated the period's last day (RULES.md s.7)."""
+    snapshot they come from is dated the period's last day (docs/rules.md s.7)."""
     snapshot = c.measure(m.accounts).as_of
     last = c.window.last.isoformat()
     if snapshot is None:

@@ -1,4 +1,4 @@
-"""The SQL behind the returns: aggregate queries over the record (RULES.md s.7).
+"""The SQL behind the returns: aggregate queries over the record (docs/rules.md s.7).
 
 Each measure is one query (SQLAlchemy Core, bound parameters only) returning a few counts for
 a `Window`; the item table in `reporting.items` turns them into Ofgem items. Nothing here
@@ -195,7 +195,7 @@ def receipts_by_category(conn: Connection, window: Window) -> CategoryCounts:
     """Monthly B5-B22: receipts by the complaint's category as of the as-of instant; and, in
     the same pass, the B22 receipts by explanation.
 
-    (v2) `b22_explanations` (RULES.md s.7): each distinct explanation of the receipts counted
+    (v2) `b22_explanations` (docs/rules.md s.7): each distinct explanation of the receipts counted
     in B22 (reopens included), as it stands at the as-of instant. The database groups by the
     stored text; the trimming ("exact text, trimmed") is Python's `str.strip()`, so every
     backend trims the same characters, then equal trimmed texts are merged. Most frequent
@@ -352,7 +352,7 @@ def median_resolution_days(conn: Connection, window: Window, count: int) -> Frac
 def latest_recorded_instant(conn: Connection) -> datetime | None:
     """The latest instant any report counts by: receipts, resolutions, category changes,
     contacts, letters and accounts snapshots. A return's default as-of instant is "now", and
-    in offline processing now is event time (RULES.md s.5): never earlier than this."""
+    in offline processing now is event time (docs/rules.md s.5): never earlier than this."""
     parts = [
         select(func.max(receipts.c.received_at)),
         select(func.max(resolutions.c.resolved_at)),
@@ -402,7 +402,7 @@ def accounts(conn: Connection, window: Window) -> Accounts:
 
 # --------------------------------------------------------------------------- (v2) annexes
 def subsidiary_types(conn: Connection, window: Window) -> dict[str, int]:
-    """The monthly return's `subsidiary_types` (RULES.md s.7 (v2), Ofgem 4.9): for every code
+    """The monthly return's `subsidiary_types` (docs/rules.md s.7 (v2), Ofgem 4.9): for every code
     B5-B22, the first receipts in the window (not reopens) whose complaint listed it among its
     `subsidiary_categories`.
 

@@ -74,7 +74,7 @@ class Check:
 
 @dataclass(frozen=True)
 class Annex:
-    """(v2) A part of a return beside its items (RULES.md s.7: the monthly return's
+    """(v2) A part of a return beside its items (docs/rules.md s.7: the monthly return's
     `b22_explanations` and `subsidiary_types`): a JSON value under `name` in the document,
     and a sheet of the workbook titled `title` with one row per entry of `rows(value)`."""
 

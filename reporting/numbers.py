@@ -1,4 +1,4 @@
-"""Exact arithmetic for report figures (RULES.md s.7 "Numbers").
+"""Exact arithmetic for report figures (docs/rules.md s.7 "Numbers").
 
 Items are computed as exact integers or fractions and rounded once, half-up to 2 decimal
 places, when the value is finished: no binary floating point is involved, so the same data

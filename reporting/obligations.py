@@ -1,4 +1,4 @@
-"""(v2) When each return and each website publication is due (RULES.md s.1 "Submission
+"""(v2) When each return and each website publication is due (docs/rules.md s.1 "Submission
 deadlines", Ofgem 3.7, 3.8, 3.14), and what state each obligation is in.
 
 Pure functions of dates and instants: nothing here reads a clock or the database.

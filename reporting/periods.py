@@ -1,4 +1,4 @@
-"""Reporting periods: months and calendar quarters of Europe/London local dates (RULES.md s.1).
+"""Reporting periods: months and calendar quarters of Europe/London local dates (docs/rules.md s.1).
 
 An instant falls in a period by its local date, so a period is a half-open range of local
 dates [first, end) turned into UTC bounds with `start_of_date`; the SQL then compares the

@@ -1,4 +1,4 @@
-"""Running a return against the database and shaping it as CONTRACT.md's JSON or as text."""
+"""Running a return against the database and shaping it as docs/contract.md's JSON or as text."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ class Report:
 
 
 def default_as_of(app: App, now: datetime | None = None) -> datetime:
-    """A return's as-of instant when none is given: now (RULES.md s.7, "default: now").
+    """A return's as-of instant when none is given: now (docs/rules.md s.7, "default: now").
 
-    In offline processing now is event time (RULES.md s.5): the clock has reached at least the
+    In offline processing now is event time (docs/rules.md s.5): the clock has reached at least the
     latest event and deadline applied. So the default is the wall clock or the latest instant
     in the record, whichever is later; a record ingested from files dated after today is
     counted in full, not cut off at today's date.
@@ -85,7 +85,7 @@ def _notes(context: Context) -> list[str]:
 
 
 def to_json(report: Report) -> dict[str, Any]:
-    """The document CONTRACT.md specifies for the report's command."""
+    """The document docs/contract.md specifies for the report's command."""
     items = {code: as_json_number(value) for code, value in report.values.items()}
     shape = report.spec.shape
     if shape == "return":

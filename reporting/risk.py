@@ -246,7 +246,7 @@ def candidates(session: Session, timelines: list[Timeline], as_of: datetime) -> 
 
 
 def at_risk(session: Session, as_of: datetime, eight_weeks_days: int) -> list[dict[str, Any]]:
-    """CONTRACT.md's `complaints risk` list, highest p_breach first."""
+    """docs/contract.md's `complaints risk` list, highest p_breach first."""
     timelines = load(session, as_of)
     found = candidates(session, timelines, as_of)
     features = [c.timeline.features_at(as_of) for c in found]

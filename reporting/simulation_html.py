@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jinja2
 from markupsafe import Markup
 
 from reporting.items import MONTHLY, QUARTERLY
 
-if TYPE_CHECKING:
-    from consumers.simulate import Simulation
+
+class Simulation(Protocol):
+    """What the page reads of `consumers.simulate.Simulation` (reporting imports no consumer)."""
+
+    @property
+    def document(self) -> dict[str, Any]: ...
+    @property
+    def letters_by_month(self) -> dict[str, dict[str, dict[str, int]]]: ...
+    @property
+    def ingest(self) -> dict[str, dict[str, int]]: ...
+
 
 TEMPLATES = Path(__file__).parent / "templates"
 BASE_COLOUR, VARIANT_COLOUR = "#4c72b0", "#dd8452"
@@ -93,9 +102,15 @@ def items_chart(changed: list[dict[str, Any]]) -> Markup | None:
     return _svg(figure)
 
 
-def render_simulation_html(result: Simulation) -> str:
-    from consumers.simulate import changed_items
+def changed_items(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """[{"return", "period", "item", "base", "variant"}] for every item that differs."""
+    return [{"return": shape, "period": label, "item": item, **values}
+            for shape, by_period in document["returns"].items()
+            for label, items in by_period.items()
+            for item, values in items.items() if values["base"] != values["variant"]]
 
+
+def render_simulation_html(result: Simulation) -> str:
     document = result.document
     descriptions = {item.code: item.description
                     for spec in (MONTHLY, QUARTERLY) for item in spec.items}

@@ -1,5 +1,5 @@
 """(v2) `complaints report monthly|quarterly ... --submit` and `complaints submissions
-list|export|diff|publish|due` (CONTRACT.md (v2)).
+list|export|diff|publish|due` (docs/contract.md (v2)).
 
 Exit 1 when the rules refuse (a period not ended, failing checks without --force, an unknown
 submission); exit 2 for bad usage.
@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from consumers.cli import common_options, emit, instant, open_app, table
+from reporting.cli_support import common_options, emit, instant, open_app, table
 from reporting.model import ReturnSpec
 from reporting.periods import BadPeriod, Period, parse_month, parse_quarter
 from reporting.report import to_json, to_text

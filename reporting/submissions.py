@@ -1,5 +1,5 @@
 """(v2) Submissions: returns frozen as submitted, publications, diffs and the obligations
-calendar (RULES.md s.7 "Submissions", s.1 "Submission deadlines"; CONTRACT.md (v2)).
+calendar (docs/rules.md s.7 "Submissions", s.1 "Submission deadlines"; docs/contract.md (v2)).
 
 A submission keeps the document exactly as computed (its canonical JSON, with the SHA-256 of
 that text), its as-of instant, when and by whom it was made, the reason when it was forced past
@@ -79,7 +79,7 @@ class SubmissionRefused(Exception):
 
 
 def canonical_json(document: Any) -> str:
-    """RULES.md s.7: UTF-8, keys sorted, no insignificant whitespace."""
+    """docs/rules.md s.7: UTF-8, keys sorted, no insignificant whitespace."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -108,7 +108,7 @@ class Submission:
     watermarks: dict[str, Any]
 
     def summary(self) -> dict[str, Any]:
-        """`submissions list`'s entry (CONTRACT.md), plus what a reviewer also asks."""
+        """`submissions list`'s entry (docs/contract.md), plus what a reviewer also asks."""
         return {"id": self.id, "kind": self.kind, "period": self.period,
                 "as_of": self.as_of.isoformat(), "submitted_at": self.submitted_at.isoformat(),
                 "by": self.by, "sha256": self.sha256, "forced": self.forced,
@@ -138,7 +138,7 @@ def watermarks(conn: Connection) -> dict[str, Any]:
 def submit(app: App, spec: ReturnSpec, period: Period, *, now: datetime, by: str,
            as_of: datetime | None = None, force: bool = False,
            reason: str | None = None) -> tuple[Report, Submission]:
-    """Compute the return and freeze it as a submission (RULES.md s.7).
+    """Compute the return and freeze it as a submission (docs/rules.md s.7).
 
     Refused (SubmissionRefused) before the period has ended, with an as-of instant before its
     end (the return would miss part of it), or when a consistency check fails, unless forced
@@ -394,7 +394,7 @@ ORDER: Final[dict[str, tuple[Any, ...]]] = {
 def _sources_of(spec: ReturnSpec, code: str) -> tuple[str, ...]:
     """Which kinds of change can move an item (or annex), read from the item table: accounts
     items move with snapshots, rates with their count and the snapshots, the rest by section
-    (RULES.md s.7: which records each item counts)."""
+    (docs/rules.md s.7: which records each item counts)."""
     if code == "b22_explanations":
         return ("receipt", "recategorisation")
     if code == "subsidiary_types":
@@ -444,7 +444,7 @@ def compare(spec: ReturnSpec, submitted: dict[str, Any],
 
 def diff(app: App, submission_id: str, *, now: datetime,
          as_of: datetime | None = None) -> dict[str, Any] | None:
-    """`submissions diff ID`: the submission against a computation now (CONTRACT.md (v2))."""
+    """`submissions diff ID`: the submission against a computation now (docs/contract.md (v2))."""
     sub = get(app, submission_id)
     if sub is None:
         return None
@@ -529,7 +529,7 @@ def obligations(app: App, *, now: datetime, as_of: datetime | None = None,
                 first: Period | None = None) -> list[dict[str, Any]]:
     """`submissions due`: every monthly, quarterly and publication obligation from `first`
     (default: the month of the record's first receipt) to the last period ended at as-of,
-    with its due date and status, by due date (CONTRACT.md (v2))."""
+    with its due date and status, by due date (docs/contract.md (v2))."""
     as_of = as_of or default_as_of(app, now)
     first = first or first_receipt_month(app)
     if first is None:

@@ -135,7 +135,7 @@ class OpsState:
     obligations: ObligationsSource | None = None
     # The record (a workflow.bootstrap.App), for the endpoints that read the database: the
     # case file and the work queue's reads (search, timeline). None where the server runs
-    # without one (python -m reporting.aggregator).
+    # without one (python -m consumers.aggregator).
     record: Any = None
     retention: Any = None  # consumers.retention.RetentionStats, when `complaints up` runs it
     risk: Any = None  # the latest reporting.risk.RiskBoard (refitted by `complaints up`)

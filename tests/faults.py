@@ -1,9 +1,9 @@
 """Real components for the fault tests: an S3 store, a restartable Tansu, the service as a
-process, and a stream whose end state is derived by hand from RULES.md.
+process, and a stream whose end state is derived by hand from docs/rules.md.
 
 The stream (`FaultStream`): `old` complaints received 8 days ago and `new` ones received a
 minute ago, every third with a handler; every tenth receipt sent twice; `bad` messages of
-three kinds. From RULES.md, online (the clock is the wall clock):
+three kinds. From docs/rules.md, online (the clock is the wall clock):
 
 - s.4: a receipt naming a handler is `immediate`, else `received`; nothing else happens to
   them, so those are the end states; a re-sent event_id is a duplicate (s.3), applied once.

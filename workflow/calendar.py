@@ -1,4 +1,5 @@
-"""The regulatory clock: UK civil dates, working days and the deadline arithmetic of RULES.md s.1.
+"""The regulatory clock: UK civil dates, working days and the deadline arithmetic of
+docs/rules.md s.1.
 
 Pure functions of instants and dates; no clock is read here (time is always passed in).
 Instants are timezone-aware datetimes; results are returned in UTC.

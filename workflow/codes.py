@@ -1,7 +1,7 @@
 """Ofgem complaint types and contact channels: the one table of truth for the codes.
 
 Category descriptions are Ofgem's (Guidance on submitting domestic customer complaints data,
-Nov 2025, table 1). Channel -> return item mapping is our reading (RULES.md s.7).
+Nov 2025, table 1). Channel -> return item mapping is our reading (docs/rules.md s.7).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""(v2) Delivering issued letters (RULES.md s.6 "Delivery"): the decisions, free of I/O.
+"""(v2) Delivering issued letters (docs/rules.md s.6 "Delivery"): the decisions, free of I/O.
 
 A letter goes by the customer's `preferred_contact` as it stood when the letter was issued
 (the context stored with it): `email`, when the customer has an email address, as an email;
@@ -34,7 +34,7 @@ DEFAULT_EMAIL_GIVE_UP_HOURS: Final = 24
 
 
 def initial_channel(customer: Mapping[str, Any]) -> Channel:
-    """`email` only when the customer asked for it and gave an address (RULES.md s.6)."""
+    """`email` only when the customer asked for it and gave an address (docs/rules.md s.6)."""
     email = customer.get("email")
     wants_email = customer.get("preferred_contact") == "email"
     return "email" if wants_email and isinstance(email, str) and email.strip() else "post"
@@ -113,7 +113,7 @@ def after_attempt(state: State, outcome: Outcome, now: datetime, *,
 
 def dispatched_event(letter_id: str, complaint_id: str, channel: Channel, address: str,
                      dispatched_at: datetime, receipt: str) -> dict[str, Any]:
-    """The `letter.dispatched` message on `complaints.letters` (CONTRACT.md, v2). A letter is
+    """The `letter.dispatched` message on `complaints.letters` (docs/contract.md, v2). A letter is
     dispatched once, so its id names the cause: a re-publish carries the same `event_id`."""
     event_id = f"{letter_id}:dispatched"
     return {"event_id": event_id, "type": "letter.dispatched", "letter_id": letter_id,

@@ -1,5 +1,5 @@
-"""Erasure of a customer's personal data, legal holds and retention (RULES.md s.3, CONTRACT.md
-`complaints erase` / `complaints retention`).
+"""Erasure of a customer's personal data, legal holds and retention (docs/rules.md s.3,
+docs/contract.md `complaints erase` / `complaints retention`).
 
 The record is never overwritten, with one exception: the erasure of personal data, which is
 itself recorded (`erasures`, `erased_complaints`: who, when, which complaints, why a hold was

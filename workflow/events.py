@@ -1,4 +1,4 @@
-"""Events in (CONTRACT.md "Events in"), validated at the edge with precise, actionable reasons.
+"""Events in (docs/contract.md "Events in"), validated at the edge with precise, actionable reasons.
 
 `parse_event` turns one raw message into a typed event or raises `InvalidEvent` whose message a
 person can act on ("category B99 is not one of B5..B22", "occurred_at has no UTC offset").
@@ -24,8 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from workflow.codes import CATEGORIES, CHANNELS, OTHER_CATEGORY
-
-MAX_MESSAGE_BYTES = 1024 * 1024
+from workflow.limits import MAX_MESSAGE_BYTES
 
 
 class InvalidEvent(ValueError):
@@ -129,7 +128,7 @@ class Remedies(_Part):
     award_pence: Count | None = None
 
     def any(self) -> bool:
-        """RULES.md s.4: a decision has a remedy when any of these is given."""
+        """docs/rules.md s.4: a decision has a remedy when any of these is given."""
         return bool(
             self.apology or self.explanation or (self.action or "").strip()
             or (self.award_pence or 0) > 0
@@ -155,7 +154,7 @@ class _Categorised(ComplaintEvent):
 
     @model_validator(mode="after")
     def _other_needs_explanation(self) -> _Categorised:
-        # Blank is no explanation: the monthly return must explain every B22 (RULES.md s.7).
+        # Blank is no explanation: the monthly return must explain every B22 (docs/rules.md s.7).
         if self.category == OTHER_CATEGORY and not (self.other_explanation or "").strip():
             raise PydanticCustomError(
                 "b22", "other_explanation is required when category is B22"

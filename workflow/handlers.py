@@ -1,4 +1,4 @@
-"""Applying one event, or firing one deadline, to one complaint (RULES.md s.2-6).
+"""Applying one event, or firing one deadline, to one complaint (docs/rules.md s.2-6).
 
 Every check that can refuse an event runs before the first change, so a refused event leaves
 the complaint untouched; the caller wraps each message in a savepoint as a second guard.

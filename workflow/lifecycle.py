@@ -1,4 +1,4 @@
-"""The complaint lifecycle (RULES.md s.4) as a python-statemachine `StateMachine`.
+"""The complaint lifecycle (docs/rules.md s.4) as a python-statemachine `StateMachine`.
 
 The machine declares states and transitions only. Guards read the model (the stored complaint);
 the machine reads the stored state for every event, and a refused transition raises

@@ -108,7 +108,7 @@ def letter_dispatches(session: Session, letter_ids: list[str]) -> tuple[
 def default_as_of(session: Session, wall_clock: datetime) -> datetime:
     """"Now" for a read of the record: the wall clock, never before the record's own clock.
 
-    Offline, now is event time (RULES.md s.5): the record has seen every instant up to its
+    Offline, now is event time (docs/rules.md s.5): the record has seen every instant up to its
     latest applied event or fired deadline. A record ingested from files dated after today is
     read as of that instant, not as of a day before its own events.
     """

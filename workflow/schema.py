@@ -429,7 +429,7 @@ class PersonalDataRead(Base):
 
 
 class Delivery(Base):
-    """(v2) Where each issued letter stands on its way to the customer (RULES.md s.6).
+    """(v2) Where each issued letter stands on its way to the customer (docs/rules.md s.6).
 
     Inserted with the letter, in the same transaction (so no letter is ever without one);
     afterwards only the delivery service changes it. `next_attempt_at` is also the claim: a
@@ -485,7 +485,7 @@ class Dispatch(Base):
     __table_args__ = (Index("uq_dispatches_letter_attempt", "letter_id", "attempt",
                             unique=True),)
 class SubmissionRow(Base):
-    """(v2) A return as submitted to Ofgem, or a quarter's figures as published (RULES.md
+    """(v2) A return as submitted to Ofgem, or a quarter's figures as published (docs/rules.md
     s.7 "Submissions"): kept for good, never updated or deleted (the migration adds triggers
     that refuse both). `document` is the canonical JSON whose SHA-256 is `sha256`; `csv` and
     `xlsx` are the bytes exactly as submitted. `watermarks` are the highest row ids of the

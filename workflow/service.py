@@ -26,11 +26,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from workflow import events as ev
 from workflow.clock import Clock, EventClock, SystemClock
 from workflow.handlers import Rejected, Workflow
+from workflow.limits import MAX_MESSAGE_BYTES
 from workflow.schema import Deadline, RawEvent, Rejection
 from workflow.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
-RAW_LIMIT = ev.MAX_MESSAGE_BYTES
 
 Status = Literal["applied", "duplicate", "rejected"]
 T = TypeVar("T")
@@ -147,7 +147,7 @@ class MessageProcessor:
         self.uow.append(RawEvent,
             event_id=event.event_id, type=event.type,
             complaint_id=getattr(event, "complaint_id", None), occurred_at=event.occurred_at,
-            source=source, position=position, raw=raw[:RAW_LIMIT],
+            source=source, position=position, raw=raw[:MAX_MESSAGE_BYTES],
             applied_at=self.workflow.clock.now(),
         )
 
@@ -225,7 +225,7 @@ class MessageProcessor:
                 event_id: str | None) -> Outcome:
         self.uow.append(Rejection,
             rejected_at=self.wall_clock.now(), source=source, position=position,
-            reason=reason, raw=raw[:RAW_LIMIT], event_id=event_id,
+            reason=reason, raw=raw[:MAX_MESSAGE_BYTES], event_id=event_id,
         )
         log.info("rejected message at %s %s", source, position)
         return Outcome("rejected", event_id, reason)

@@ -24,7 +24,8 @@ from consumers.contract.models import (
     MessageRejected,
 )
 from consumers.settings import TOPICS, Logical
-from workflow.events import EVENT_TYPES, MAX_MESSAGE_BYTES
+from workflow.events import EVENT_TYPES
+from workflow.limits import MAX_MESSAGE_BYTES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 KAFKA_BINDING = "0.5.0"

@@ -1,4 +1,4 @@
-"""What the service publishes (CONTRACT.md "Events out"), as models for the contract.
+"""What the service publishes (docs/contract.md "Events out"), as models for the contract.
 
 The workflow writes these payloads as outbox rows; the models describe them for the AsyncAPI
 document, and the contract test validates real outbox payloads against them, so the

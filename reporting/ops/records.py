@@ -89,7 +89,7 @@ def event_digest(event_id: str) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def periods_of(at: int) -> tuple[str, str]:
-    """(month, quarter) labels of an instant's Europe/London date (RULES.md s.1)."""
+    """(month, quarter) labels of an instant's Europe/London date (docs/rules.md s.1)."""
     day = local_date(instant(at))
     return f"{day.year:04d}-{day.month:02d}", f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
 
@@ -174,7 +174,7 @@ def _registered(record: Record, payload: Mapping[str, Any]) -> None:
     record["state"] = state
     _set_category(record, _text(payload, "category"), at)
     if state == "duplicate":
-        return  # recorded and linked only: no receipt, no deadlines (RULES.md s.2)
+        return  # recorded and linked only: no receipt, no deadlines (docs/rules.md s.2)
     record["cycle"] = 1
     record["received_at"] = at
     record["receipts"].append({

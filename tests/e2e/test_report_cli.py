@@ -126,7 +126,7 @@ def test_as_of_without_offset_is_bad_usage(tmp_path: Path) -> None:
     assert "has no UTC offset" in result.output
 
 
-# A record dated after today's date: RULES.md s.7 takes a return "as of now" by default, and in
+# A record dated after today's date: docs/rules.md s.7 takes a return "as of now" by default, and in
 # offline processing now is event time (s.5), so nothing in an ingested file is in the future.
 # Kilowatt Connect, ENG: Sun 1 and Mon 2 Jan 2090 are bank holidays (New Year's Day, and its
 # substitute); January is GMT, so local dates are UTC dates.

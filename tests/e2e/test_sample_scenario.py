@@ -165,7 +165,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path: Path) -> None
 
 def test_backlog_defaults_to_now_but_never_before_the_record(tmp_path: Path) -> None:
     # One complaint received Tuesday 14 February 2090, 10:00 GMT, far after today's date.
-    # Offline, now is event time (RULES.md s.5), so `backlog` with no --as-of reads the record
+    # Offline, now is event time (docs/rules.md s.5), so `backlog` with no --as-of reads the record
     # as of that instant, not as of today (when nothing in it would be due for decades):
     # - acknowledgement (D+1): end of Wednesday 15 February, within 5 working days -> 1;
     # - progress update (10 x 24 h): Friday 24 February 10:00, after the 5th working day

@@ -33,11 +33,11 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaAdminClient, KafkaProducer
 
+from consumers.aggregator import AggregatorConfig, run_aggregator
 from consumers.broker import EmbeddedBroker
 from consumers.cli import main
 from consumers.file_ingest import ingest_file
 from consumers.settings import Settings, Topics
-from reporting.aggregator import AggregatorConfig, run_aggregator
 from reporting.reconcile import AggregatorClient, compare
 from reporting.web import OpsState
 from tests.integration.test_aggregator_model import AS_OF, Scenario, build_scenario
@@ -272,7 +272,7 @@ def _start(broker: EmbeddedBroker, topics: Topics, port: int, log: Path) -> subp
            "COMPLAINTS_TOPIC_PREFIX": topics.prefix, "COMPLAINTS_OPS_TOKEN": TOKEN,
            "COMPLAINTS_LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "reporting.aggregator", "--port", str(port), "--embedded-broker",
+        [sys.executable, "-m", "consumers.aggregator", "--port", str(port), "--embedded-broker",
          "--session-timeout", str(FAST["session_timeout_s"]), "--heartbeat",
          str(FAST["heartbeat_s"])],
         cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)

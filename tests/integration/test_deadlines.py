@@ -1,4 +1,4 @@
-"""Deadline rules (RULES.md s.5) and letters issued by them, with hand-worked dates.
+"""Deadline rules (docs/rules.md s.5) and letters issued by them, with hand-worked dates.
 
 Each scenario is ingested through the same path as `complaints ingest` (event time) and
 `tick`. Expected instants were worked out by hand from a calendar; comments say why.

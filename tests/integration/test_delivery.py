@@ -1,4 +1,4 @@
-"""(v2) Letter delivery (RULES.md s.6 "Delivery") against a real SMTP server, on both backends.
+"""(v2) Letter delivery (docs/rules.md s.6 "Delivery") against a real SMTP server, on both backends.
 
 The server is aiosmtpd, started by each test on a free loopback port; its handler can refuse
 recipients with replies the test queues (4xx: try again later; 5xx: refused for good). Letters

@@ -1,4 +1,4 @@
-"""Erasure of an account's personal data (CONTRACT.md `complaints erase`, RULES.md s.3).
+"""Erasure of an account's personal data (docs/contract.md `complaints erase`, docs/rules.md s.3).
 
 The account ACC-ER has three complaints: C-E1 at the Energy Ombudsman (deadlock, referral), its
 duplicate record C-E2 (the same complaint through Citizens Advice) and C-E3, resolved the next

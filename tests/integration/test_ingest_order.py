@@ -1,6 +1,6 @@
 """(v2) Offline ingest applies a file's lines in `occurred_at` order, ties in file order; a line
 whose `occurred_at` cannot be read is rejected in place and moves no clock; re-sends of one
-event_id are judged in time order (RULES.md s.5, CONTRACT.md `complaints ingest`).
+event_id are judged in time order (docs/rules.md s.5, docs/contract.md `complaints ingest`).
 
 Hand-worked calendar (Europe/London, January 2026 is GMT): Mon 5 Jan receipt -> D+1 deadline
 end of Tue 6 Jan (2026-01-06T23:59:59.999999Z); Tue 6 Jan receipt -> end of Wed 7 Jan.

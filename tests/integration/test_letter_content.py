@@ -1,4 +1,4 @@
-"""What the (v2) letters say, from the record (RULES.md s.6), with hand-worked scenarios: the
+"""What the (v2) letters say, from the record (docs/rules.md s.6), with hand-worked scenarios: the
 owner named and signing each letter, the deadlock letter's communications and offer, the
 8-week letter's case update, the withdrawal letter inside and after the referral window, and
 the advice body of the customer's nation.

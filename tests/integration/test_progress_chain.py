@@ -1,4 +1,4 @@
-"""(v2) Repeat progress updates (RULES.md s.5): each progress-update deadline that fires while
+"""(v2) Repeat progress updates (docs/rules.md s.5): each progress-update deadline that fires while
 the complaint is open issues its letter and creates the next of the same cycle,
 `progress_update_interval_days` x 24 h (Kilowatt Connect: 10) after its own due instant; one
 that fires when the complaint is not open issues nothing and creates no next; a reopen starts

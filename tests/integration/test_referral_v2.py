@@ -1,5 +1,5 @@
 """(v2) Referral from `closed`, late referrals, and reassignment in deadlock and ombudsman
-(RULES.md s.4), on the in-memory unit of work, SQLite and PostgreSQL (those reading the
+(docs/rules.md s.4), on the in-memory unit of work, SQLite and PostgreSQL (those reading the
 backlog or migrating: on the databases only), with instants worked out by hand.
 
 Calendar used below (Europe/London): 2026-02-02 and 2027-02-02 are in GMT, so the end of those

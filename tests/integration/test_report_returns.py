@@ -1,4 +1,4 @@
-"""Ofgem returns (RULES.md s.7) from a hand-worked scenario, on SQLite and PostgreSQL.
+"""Ofgem returns (docs/rules.md s.7) from a hand-worked scenario, on SQLite and PostgreSQL.
 
 Kilowatt Connect procedure (ENG bank holidays; eight weeks = 56 x 24 h). 2026 facts used:
 Thu 1 Jan, Fri 3 Apr (Good Friday) and Mon 6 Apr (Easter Monday) are bank holidays; BST runs
@@ -396,7 +396,7 @@ def test_contacts_shared_by_complaints(app: App, tmp_path: Path) -> None:
 
 
 def test_default_as_of_is_now_but_never_before_the_record(scenario: App) -> None:
-    # RULES.md s.7: a return is taken as of now by default; offline, now is event time (s.5).
+    # docs/rules.md s.7: a return is taken as of now by default; offline, now is event time (s.5).
     # The latest instant the returns count by, after `tick` to 30 Jun: C11's 8-week letter,
     # issued at its due instant, 56 x 24 h after 31 Mar 23:30 UTC = 26 May 23:30 UTC (later
     # than the last event, the 8 Apr snapshot, and than C11's progress update on 10 Apr).

@@ -1,4 +1,4 @@
-"""Retention (CONTRACT.md `complaints retention`): complaints resolved or closed more than
+"""Retention (docs/contract.md `complaints retention`): complaints resolved or closed more than
 `retention_years` (6, the default) before as-of and not under legal hold.
 
 Worked by hand (due = the end of the same local date six years after the closing instant):

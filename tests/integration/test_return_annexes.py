@@ -1,5 +1,5 @@
 """(v2) The monthly return's `b22_explanations` and `subsidiary_types`, and the
-`accounts at period end` check (RULES.md s.7), worked by hand, on SQLite and PostgreSQL.
+`accounts at period end` check (docs/rules.md s.7), worked by hand, on SQLite and PostgreSQL.
 
 May 2026 receipts (Europe/London dates; BST):
 K6  30 Apr, B22 "Old": April, counted nowhere below.

@@ -1,4 +1,4 @@
-"""(v2) Submissions, diffs and the obligations calendar (RULES.md s.7, CONTRACT.md (v2)),
+"""(v2) Submissions, diffs and the obligations calendar (docs/rules.md s.7, docs/contract.md (v2)),
 worked by hand, on SQLite and PostgreSQL. Time is injected (`now`); every instant is UTC.
 
 Stage 1, recorded before 20 Feb: S1 received Mon 5 Jan 10:00 by telephone (B13), resolved

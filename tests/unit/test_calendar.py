@@ -1,4 +1,4 @@
-"""Worked examples for workflow.calendar (RULES.md s.1 "Time" and the s.5 deadline table).
+"""Worked examples for workflow.calendar (docs/rules.md s.1 "Time" and the s.5 deadline table).
 
 Every expected value below was derived by hand from the rules, a printed calendar and the
 published UK bank holidays -- never by calling the function under test. Reminders used

@@ -1,5 +1,5 @@
 """(v2) Delivery decisions (workflow.delivery), the email's shape (letters.mail), the
-aggregator's count of undelivered letters and the ops metrics: worked by hand from RULES.md
+aggregator's count of undelivered letters and the ops metrics: worked by hand from docs/rules.md
 s.6 "Delivery", no I/O."""
 
 from __future__ import annotations

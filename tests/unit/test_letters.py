@@ -1,4 +1,4 @@
-"""Letters (RULES.md s.6): content per kind, escaping, strictness, PDF validity and
+"""Letters (docs/rules.md s.6): content per kind, escaping, strictness, PDF validity and
 reproducibility, golden files.
 
 Regenerate the golden files after a deliberate template change with
@@ -175,7 +175,7 @@ def advice_phrases(context: dict[str, Any]) -> list[str]:
 
 
 def required_phrases(context: dict[str, Any]) -> list[str]:
-    """What RULES.md s.6 (and the brief) say the letter must say, for this sample."""
+    """What docs/rules.md s.6 (and the brief) say the letter must say, for this sample."""
     supplier, customer = context["supplier"], context["customer"]
     phrases = [
         supplier["name"],

@@ -1,4 +1,5 @@
-"""Every trigger from every state, against RULES.md s.4's transition table (transcribed by hand)."""
+"""Every trigger from every state, against docs/rules.md s.4's transition table
+(transcribed by hand)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from workflow.lifecycle import STATES, TransitionNotAllowed, transition
 
 OPEN = ("received", "immediate", "reopened", "senior_manager")
 
-# trigger -> {from state: to state}, written out from the table in RULES.md s.4.
+# trigger -> {from state: to state}, written out from the table in docs/rules.md s.4.
 ALLOWED: dict[str, dict[str, str]] = {
     "assign": {"received": "immediate", "immediate": "immediate", "reopened": "reopened",
                "senior_manager": "senior_manager", "eight_week": "eight_week",

@@ -1,4 +1,4 @@
-"""(v2) Submission deadlines (RULES.md s.1; Ofgem 3.7, 3.8, 3.14), worked by hand.
+"""(v2) Submission deadlines (docs/rules.md s.1; Ofgem 3.7, 3.8, 3.14), worked by hand.
 
 A return is due by the end of the 28th of the month after its period, or of the next England
 and Wales working day. 2026: 28 Feb, 28 Mar, 28 Jun and 28 Nov are Saturdays or Sundays;

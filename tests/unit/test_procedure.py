@@ -1,4 +1,4 @@
-"""The procedure configuration's (v2) keys (CONTRACT.md "The procedure configuration")."""
+"""The procedure configuration's (v2) keys (docs/contract.md "The procedure configuration")."""
 
 from __future__ import annotations
 

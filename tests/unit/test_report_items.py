@@ -1,4 +1,4 @@
-"""The item tables, periods and number rules of the returns (RULES.md s.1 and s.7)."""
+"""The item tables, periods and number rules of the returns (docs/rules.md s.1 and s.7)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_quarterly_items_are_exactly_ofgems() -> None:
 
 
 def test_channel_items_follow_the_codes_table() -> None:
-    # RULES.md s.7: telephone and in person -> A2/B7, letter -> A3/B8, email and webform ->
+    # docs/rules.md s.7: telephone and in person -> A2/B7, letter -> A3/B8, email and webform ->
     # A4/B9, webchat and social media -> A5/B10.
     assert QUARTERLY.item("A2").description == "Contacts received by telephone, in person"
     assert QUARTERLY.item("B9").description == "Complaints received by email, webform"

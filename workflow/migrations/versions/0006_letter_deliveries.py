@@ -1,4 +1,4 @@
-"""Letter deliveries (RULES.md s.6, v2): each letter's delivery state and every attempt
+"""Letter deliveries (docs/rules.md s.6, v2): each letter's delivery state and every attempt
 
 `deliveries` holds one row per letter issued from now on, inserted with the letter;
 `dispatches` every attempt (email or post) with the address used, the instant, the outcome and

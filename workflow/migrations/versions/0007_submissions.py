@@ -1,6 +1,6 @@
 """(v2) Submissions: returns as submitted and quarters' figures as published, kept for good
 
-RULES.md s.7 "Submissions": each is frozen with its as-of instant, its instant, who made it,
+docs/rules.md s.7 "Submissions": each is frozen with its as-of instant, its instant, who made it,
 the SHA-256 of its canonical JSON, and the CSV and workbook bytes exactly as submitted. They
 are never updated or deleted: triggers refuse both, on SQLite and PostgreSQL.
 

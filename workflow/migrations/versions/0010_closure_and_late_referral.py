@@ -1,6 +1,6 @@
 """(v2) How a complaint was closed, and whether its latest referral was late
 
-RULES.md s.4 (revision 2): a complaint closed by `complaint.withdrawn` or by its referral
+docs/rules.md s.4 (revision 2): a complaint closed by `complaint.withdrawn` or by its referral
 window lapsing, after an 8-week or deadlock letter, can still be referred to the Ombudsman;
 one closed by the Ombudsman's decision cannot. `closed_by` keeps what moved it to `closed`
 (the history entry's type); complaints already closed take it from their history.

@@ -386,9 +386,9 @@ class OpsService:
 
 # --------------------------------------------------------------------------- standalone
 def main(argv: list[str] | None = None) -> int:
-    """`python -m reporting.aggregator`: the aggregator and web server on their own (deploy/,
+    """`python -m consumers.aggregator`: the aggregator and web server on their own (deploy/,
     tests). Reads the same environment as `complaints up`; needs KAFKA_BOOTSTRAP_SERVERS."""
-    parser = argparse.ArgumentParser(prog="python -m reporting.aggregator",
+    parser = argparse.ArgumentParser(prog="python -m consumers.aggregator",
                                      description=main.__doc__)
     parser.add_argument("--config", default=None, help="procedure [env COMPLAINTS_CONFIG]")
     parser.add_argument("--host", default=None, help="[env COMPLAINTS_WEB_HOST, 127.0.0.1]")
