@@ -15,6 +15,8 @@ from statemachine.exceptions import TransitionNotAllowed
 from workflow import events as ev
 from workflow.calendar import elapsed_days, local_date, referral_window_end, remedy_deadline
 from workflow.clock import Clock
+from workflow.counting import CONTACT_PARTIES, counted_resolution, d_plus_1, eight_weeks_boundary
+from workflow.deadline_keys import deadline_key
 from workflow.delivery import new_delivery
 from workflow.letter_context import (
     COMMUNICATIONS,
@@ -61,7 +63,6 @@ DEADLINE_KINDS: Final = (
     "remedy",
     "referral_window",
 )
-CONTACT_PARTIES: Final = frozenset({"customer", "representative"})
 
 # event type -> machine trigger, for the events that move the lifecycle.
 TRIGGERS: Final = {
@@ -507,7 +508,7 @@ class Workflow:
                            elapsed_days(at, self.procedure.resolution_target_days))
 
     def _schedule(self, complaint: Complaint, kind: str, cause: str, due_at: datetime) -> None:
-        key = f"{complaint.complaint_id}/{kind}/{cause}"
+        key = deadline_key(complaint.complaint_id, kind, cause)
         deadline = Deadline(
             deadline_key=key, complaint_id=complaint.complaint_id, kind=kind,
             cycle=complaint.cycle, due_at=due_at, cause=cause, created_at=self.clock.now(),
@@ -567,9 +568,9 @@ class Workflow:
         self.uow.append(ResolutionRecord,
             complaint_id=complaint.complaint_id, event_id=event.event_id, type=event.type,
             cycle=complaint.cycle, resolved_at=event.occurred_at, original_received_at=original,
-            original_d1_deadline=self.calendar.d_plus_1(original),
-            eight_weeks_at=elapsed_days(original, self.procedure.eight_weeks_days),
-            counted=not complaint.signposting_letter_issued,
+            original_d1_deadline=d_plus_1(self.calendar, original),
+            eight_weeks_at=eight_weeks_boundary(original),
+            counted=counted_resolution(complaint.signposting_letter_issued),
         )
 
     def _new_reference(self, complaint_id: str) -> str:

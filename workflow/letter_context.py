@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from workflow.calendar import elapsed_days, local_date
 from workflow.codes import CATEGORIES
+from workflow.counting import SIGNPOSTING_LETTERS
 from workflow.procedure import Procedure
 from workflow.schema import Complaint
 
@@ -25,7 +26,7 @@ LETTER_KINDS: Final = (
     "ombudsman_outcome",
     "withdrawal",
 )
-SIGNPOSTING_KINDS: Final = frozenset({"deadlock", "eight_week"})
+SIGNPOSTING_KINDS: Final = SIGNPOSTING_LETTERS  # the letters of Ofgem 5.10 (workflow.counting)
 # The templates a letter issued now is rendered with (letters/templates/v<N>/), stored in its
 # context so that a later change of templates leaves it as issued (RULES s.6).
 TEMPLATE_VERSION: Final = 2

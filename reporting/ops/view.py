@@ -39,7 +39,13 @@ from reporting.ops.records import (
     micros,
 )
 from workflow.calendar import WorkingCalendar, local_date, start_of_date
-from workflow.codes import CATEGORIES, CHANNELS
+from workflow.counting import (
+    CATEGORIES,
+    CHANNELS,
+    DEADLOCK_LETTER,
+    EIGHT_WEEK_LETTER,
+    complaints_item,
+)
 from workflow.handlers import DEADLINE_KINDS
 from workflow.letter_context import LETTER_KINDS
 from workflow.lifecycle import STATES
@@ -192,8 +198,8 @@ class LiveView:
 
         items: dict[str, int | float | None] = {}
         by_item: Counter[str] = Counter()
-        for channel, (_, complaints_item) in CHANNELS.items():
-            by_item[complaints_item] += count("channel", channel)
+        for channel in CHANNELS:
+            by_item[complaints_item(channel)] += count("channel", channel)
         items["B6"] = sum(by_item[code] for code in ("B7", "B8", "B9", "B10"))
         items.update({code: by_item[code] for code in ("B7", "B8", "B9", "B10")})
         c11 = count("C11")
@@ -204,8 +210,8 @@ class LiveView:
             items[f"{code}_pct"] = None if share is None else as_json_number(
                 round_half_up(share))
         items["C15"] = self._median_days(quarter)
-        items["D16"] = count("letter", "eight_week")
-        items["D17"] = count("letter", "deadlock")
+        items["D16"] = count("letter", EIGHT_WEEK_LETTER)
+        items["D17"] = count("letter", DEADLOCK_LETTER)
         return {
             "period": quarter,
             "items": {code: items[code] for code in QUARTERLY_ITEMS},
