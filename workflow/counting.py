@@ -23,14 +23,15 @@ from workflow.calendar import WorkingCalendar, elapsed_days
 from workflow.codes import CATEGORIES, CHANNELS, OTHER_CATEGORY
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement
+    from sqlalchemy import ColumnElement, SQLColumnExpression
 
 __all__ = [
     "CATEGORIES", "CHANNELS", "CONTACT_LOGGED_KIND", "CONTACT_PARTIES",
     "CONTACT_RECEIVED_KINDS", "DEADLOCK_LETTER", "EIGHT_WEEK_LETTER", "OFGEM_EIGHT_WEEKS",
     "OFGEM_EIGHT_WEEKS_DAYS", "OTHER_CATEGORY", "RESOLUTION_EVENTS", "SIGNPOSTING_LETTERS",
-    "by_deadline", "channels_of", "complaints_item", "contacts_item", "counted_resolution",
-    "d_plus_1", "eight_weeks_boundary", "is_contact", "is_receipt", "item_codes",
+    "DUE_SOON_WORKING_DAYS", "OMBUDSMAN_STATE", "by_deadline", "channels_of", "complaints_item",
+    "contacts_item", "counted_resolution", "d_plus_1", "eight_weeks_boundary", "is_contact",
+    "is_receipt", "item_codes", "with_the_ombudsman",
 ]
 
 # --------------------------------------------------------------------------- receipts
@@ -82,7 +83,8 @@ T = TypeVar("T", int, datetime)
 @overload
 def by_deadline(at: T, deadline: T) -> bool: ...
 @overload
-def by_deadline(at: ColumnElement[Any], deadline: ColumnElement[Any]) -> ColumnElement[bool]: ...
+def by_deadline(at: SQLColumnExpression[Any],
+                deadline: SQLColumnExpression[Any]) -> ColumnElement[bool]: ...
 def by_deadline(at: Any, deadline: Any) -> Any:
     """Resolved in time: at or before the deadline, the deadline's own instant included.
 
@@ -133,3 +135,20 @@ def item_codes(position: int) -> list[str]:
     """The quarterly items the channels map to (A2-A5 or B7-B10), in code order."""
     codes = {items[position] for items in CHANNELS.values()}
     return sorted(codes, key=lambda code: int(code[1:]))
+
+
+# --------------------------------------------------------------------------- the backlog
+# Not a return, but counted the same two ways (`workflow.queries.backlog` in SQL, the live
+# view's /backlog from the fold): deadlines "due soon" are due within this many working days;
+# a remedy overdue and a late referral count while the complaint is with the Ombudsman.
+DUE_SOON_WORKING_DAYS: Final = 5
+OMBUDSMAN_STATE: Final = "ombudsman"
+
+
+@overload
+def with_the_ombudsman(state: str | None) -> bool: ...
+@overload
+def with_the_ombudsman(state: SQLColumnExpression[Any]) -> ColumnElement[bool]: ...
+def with_the_ombudsman(state: Any) -> Any:
+    """The complaint is with the Ombudsman (a state, or the SQL test of a state column)."""
+    return state == OMBUDSMAN_STATE

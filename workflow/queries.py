@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from workflow.calendar import WorkingCalendar
+from workflow.counting import DUE_SOON_WORKING_DAYS, with_the_ombudsman
 from workflow.handlers import DEADLINE_KINDS
 from workflow.lifecycle import STATES
 from workflow.schema import (
@@ -117,7 +118,7 @@ def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dic
         select(Complaint.state, func.count()).group_by(Complaint.state)
     ):
         by_state[state] = count
-    horizon = calendar.working_days_after(as_of, 5)
+    horizon = calendar.working_days_after(as_of, DUE_SOON_WORKING_DAYS)
     overdue = dict.fromkeys(DEADLINE_KINDS, 0)
     due_soon = dict.fromkeys(DEADLINE_KINDS, 0)
     pending = Deadline.fired_at.is_(None)
@@ -135,7 +136,7 @@ def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dic
     # A remedy whose deadline fired and is still not implemented stays overdue.
     overdue["remedy"] += session.scalar(
         select(func.count()).select_from(Complaint)
-        .where(and_(Complaint.remedy_overdue.is_(True), Complaint.state == "ombudsman"))
+        .where(and_(Complaint.remedy_overdue.is_(True), with_the_ombudsman(Complaint.state)))
     ) or 0
     return {
         "as_of": iso(as_of),
@@ -152,7 +153,7 @@ def late_referrals(session: Session) -> int:
     """(v2) Complaints with the Ombudsman whose referral came after its window (RULES s.4)."""
     return session.scalar(
         select(func.count()).select_from(Complaint)
-        .where(and_(Complaint.late_referral.is_(True), Complaint.state == "ombudsman"))
+        .where(and_(Complaint.late_referral.is_(True), with_the_ombudsman(Complaint.state)))
     ) or 0
 
 

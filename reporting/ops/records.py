@@ -40,6 +40,7 @@ from workflow.counting import (
     d_plus_1,
     eight_weeks_boundary,
     is_receipt,
+    with_the_ombudsman,
 )
 from workflow.deadline_keys import cause_of
 
@@ -301,10 +302,10 @@ def contributions(record: Record | None) -> Contributions:
     state = record["state"]
     if state is not None:
         counts["state", state] += 1
-        if record["remedy_overdue"] and state == "ombudsman":
+        if record["remedy_overdue"] and with_the_ombudsman(state):
             counts["remedy_overdue",] += 1
         # .get: records folded before (v2) have no such field.
-        if record.get("late_referral") and state == "ombudsman":
+        if record.get("late_referral") and with_the_ombudsman(state):
             counts["late_referral",] += 1
     category = record["category"]
     for receipt in record["receipts"]:

@@ -43,6 +43,7 @@ from workflow.counting import (
     CATEGORIES,
     CHANNELS,
     DEADLOCK_LETTER,
+    DUE_SOON_WORKING_DAYS,
     EIGHT_WEEK_LETTER,
     complaints_item,
 )
@@ -53,7 +54,6 @@ from workflow.lifecycle import STATES
 log = logging.getLogger(__name__)
 
 MICROSECONDS_PER_DAY: Final = 86_400 * 1_000_000
-DUE_SOON_WORKING_DAYS: Final = 5
 # Items of the returns that the output topics cannot give: contacts (enquiries and logged
 # contacts are not published), and accounts (snapshots are not published either).
 NOT_STREAMED: Final = {

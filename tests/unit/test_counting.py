@@ -64,3 +64,13 @@ def test_deadline_keys_round_trip() -> None:
     assert cause_of(key, "C-1", "acknowledgement") == "ev/1:x"  # slashes in the cause kept
     assert cause_of(key, "C-1", "eight_week") is None
     assert cause_of(key, "C-10", "acknowledgement") is None
+
+
+def test_the_backlog_declarations() -> None:
+    from reporting.ops import view
+    from workflow import queries
+
+    assert counting.with_the_ombudsman("ombudsman")
+    assert not counting.with_the_ombudsman("closed") and not counting.with_the_ombudsman(None)
+    assert queries.DUE_SOON_WORKING_DAYS is view.DUE_SOON_WORKING_DAYS
+    assert counting.DUE_SOON_WORKING_DAYS == 5
