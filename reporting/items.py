@@ -17,8 +17,7 @@ from reporting.model import Annex, Check, Context, Item, Kind, ReturnSpec
 from reporting.numbers import Exact, add, ratio
 from workflow.counting import (
     CATEGORIES,
-    DEADLOCK_LETTER,
-    EIGHT_WEEK_LETTER,
+    SIGNPOSTING_ITEMS,
     channels_of,
     item_codes,
 )
@@ -207,9 +206,9 @@ QUARTERLY: Final = ReturnSpec(
                     "during the quarter, from the original receipt", DAYS,
              lambda c: m.median_resolution_days(c.conn, c.window, c.count("C11"))),
         Item("D16", "Letters sent signposting the Ombudsman at 8 weeks", COUNT,
-             _letters(EIGHT_WEEK_LETTER)),
+             _letters(SIGNPOSTING_ITEMS["D16"])),
         Item("D17", "Deadlock letters sent signposting the Ombudsman", COUNT,
-             _letters(DEADLOCK_LETTER)),
+             _letters(SIGNPOSTING_ITEMS["D17"])),
         Item("E18", "Number of electricity customer accounts at the end of the quarter",
              ACCOUNTS, lambda c: c.measure(m.accounts).electricity),
         Item("E19", "Number of gas customer accounts at the end of the quarter", ACCOUNTS,

@@ -39,7 +39,7 @@ from workflow.counting import (
     CONTACT_PARTIES,
     CONTACT_RECEIVED_KINDS,
     OTHER_CATEGORY,
-    SIGNPOSTING_LETTERS,
+    SIGNPOSTING_ITEMS,
     by_deadline,
 )
 from workflow.schema import (
@@ -380,7 +380,7 @@ def letters_by_kind(conn: Connection, window: Window) -> dict[str, int]:
     rows = conn.execute(
         select(letters.c.kind, func.count())
         .where(in_window(letters.c.issued_at, window),
-               letters.c.kind.in_(sorted(SIGNPOSTING_LETTERS)))
+               letters.c.kind.in_(list(SIGNPOSTING_ITEMS.values())))
         .group_by(letters.c.kind)
     ).all()
     return {str(kind): int(n) for kind, n in rows}

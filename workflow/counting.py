@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CATEGORIES", "CHANNELS", "CONTACT_LOGGED_KIND", "CONTACT_PARTIES",
     "CONTACT_RECEIVED_KINDS", "DEADLOCK_LETTER", "EIGHT_WEEK_LETTER", "OFGEM_EIGHT_WEEKS",
-    "OFGEM_EIGHT_WEEKS_DAYS", "OTHER_CATEGORY", "RESOLUTION_EVENTS", "SIGNPOSTING_LETTERS",
+    "OFGEM_EIGHT_WEEKS_DAYS", "OTHER_CATEGORY", "RESOLUTION_EVENTS", "SIGNPOSTING_ITEMS",
+    "SIGNPOSTING_LETTERS",
     "DUE_SOON_WORKING_DAYS", "OMBUDSMAN_STATE", "by_deadline", "channels_of", "complaints_item",
     "contacts_item", "counted_resolution", "d_plus_1", "eight_weeks_boundary", "is_contact",
     "is_receipt", "item_codes", "with_the_ombudsman",
@@ -52,6 +53,8 @@ DEADLOCK_LETTER: Final = "deadlock"  # quarterly D17
 # The letters that signpost the Ombudsman; once one is issued, a later resolution of that
 # complaint is not counted (Ofgem 5.10).
 SIGNPOSTING_LETTERS: Final = frozenset({EIGHT_WEEK_LETTER, DEADLOCK_LETTER})
+# Quarterly D16 and D17 count these letters issued in the quarter (Ofgem 5.13).
+SIGNPOSTING_ITEMS: Final = {"D16": EIGHT_WEEK_LETTER, "D17": DEADLOCK_LETTER}
 
 
 def counted_resolution(signposting_letter_issued: bool) -> bool:

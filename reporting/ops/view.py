@@ -42,9 +42,8 @@ from workflow.calendar import WorkingCalendar, local_date, start_of_date
 from workflow.counting import (
     CATEGORIES,
     CHANNELS,
-    DEADLOCK_LETTER,
     DUE_SOON_WORKING_DAYS,
-    EIGHT_WEEK_LETTER,
+    SIGNPOSTING_ITEMS,
     complaints_item,
 )
 from workflow.handlers import DEADLINE_KINDS
@@ -210,8 +209,8 @@ class LiveView:
             items[f"{code}_pct"] = None if share is None else as_json_number(
                 round_half_up(share))
         items["C15"] = self._median_days(quarter)
-        items["D16"] = count("letter", EIGHT_WEEK_LETTER)
-        items["D17"] = count("letter", DEADLOCK_LETTER)
+        for code in ("D16", "D17"):
+            items[code] = count("letter", SIGNPOSTING_ITEMS[code])
         return {
             "period": quarter,
             "items": {code: items[code] for code in QUARTERLY_ITEMS},

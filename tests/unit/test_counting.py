@@ -74,3 +74,8 @@ def test_the_backlog_declarations() -> None:
     assert not counting.with_the_ombudsman("closed") and not counting.with_the_ombudsman(None)
     assert queries.DUE_SOON_WORKING_DAYS is view.DUE_SOON_WORKING_DAYS
     assert counting.DUE_SOON_WORKING_DAYS == 5
+
+
+def test_the_signposting_items() -> None:
+    assert counting.SIGNPOSTING_ITEMS == {"D16": "eight_week", "D17": "deadlock"}
+    assert set(counting.SIGNPOSTING_ITEMS.values()) == counting.SIGNPOSTING_LETTERS
