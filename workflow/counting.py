@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from workflow.calendar import WorkingCalendar, elapsed_days
 from workflow.codes import CATEGORIES, CHANNELS, OTHER_CATEGORY
+from workflow.letter_context import SIGNPOSTING_KINDS
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, SQLColumnExpression
@@ -50,9 +51,9 @@ def is_receipt(registered_state: str) -> bool:
 RESOLUTION_EVENTS: Final = frozenset({"complaint.resolved", "complaint.remedy_implemented"})
 EIGHT_WEEK_LETTER: Final = "eight_week"  # quarterly D16
 DEADLOCK_LETTER: Final = "deadlock"  # quarterly D17
-# The letters that signpost the Ombudsman; once one is issued, a later resolution of that
-# complaint is not counted (Ofgem 5.10).
-SIGNPOSTING_LETTERS: Final = frozenset({EIGHT_WEEK_LETTER, DEADLOCK_LETTER})
+# The letters that signpost the Ombudsman (declared with the letter kinds); once one is
+# issued, a later resolution of that complaint is not counted (Ofgem 5.10).
+SIGNPOSTING_LETTERS: Final = SIGNPOSTING_KINDS
 # Quarterly D16 and D17 count these letters issued in the quarter (Ofgem 5.13).
 SIGNPOSTING_ITEMS: Final = {"D16": EIGHT_WEEK_LETTER, "D17": DEADLOCK_LETTER}
 

@@ -12,7 +12,6 @@ from typing import Any, Final
 
 from workflow.calendar import elapsed_days, local_date
 from workflow.codes import CATEGORIES
-from workflow.counting import SIGNPOSTING_LETTERS
 from workflow.procedure import Procedure
 from workflow.schema import Complaint
 
@@ -26,7 +25,7 @@ LETTER_KINDS: Final = (
     "ombudsman_outcome",
     "withdrawal",
 )
-SIGNPOSTING_KINDS: Final = SIGNPOSTING_LETTERS  # the letters of Ofgem 5.10 (workflow.counting)
+SIGNPOSTING_KINDS: Final = frozenset({"deadlock", "eight_week"})
 # The templates a letter issued now is rendered with (letters/templates/v<N>/), stored in its
 # context so that a later change of templates leaves it as issued (RULES s.6).
 TEMPLATE_VERSION: Final = 2
