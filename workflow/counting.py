@@ -1,10 +1,11 @@
 """What counts in an Ofgem return: each rule of docs/rules.md s.7.1 declared once.
 
 Three readers decide the same things and all take them from here: the handlers, when they
-record a receipt or a resolution (`workflow.handlers`); the SQL measures, which build their
-expressions from these declarations (`reporting.measures`, `reporting.submissions`); and the
-streaming fold behind the live view (`reporting.ops`). Changing a rule (Ofgem 5.10's counted
-resolution, say) is one edit here; `complaints reconcile` then has nothing to drift apart.
+record a resolution or a contact (`workflow.handlers`); the SQL measures, which build their
+expressions from these declarations (`reporting.measures`, `reporting.submissions`,
+`workflow.queries` for the backlog); and the streaming fold behind the live view
+(`reporting.ops`). Changing a rule (Ofgem 5.10's counted resolution, say) is one edit here;
+`complaints reconcile` still compares the two readings, now of one rule.
 
 The comparisons are written with the plain operators (`<=`), so one predicate serves Python
 values (datetimes, or the fold's integer microseconds) and SQLAlchemy columns alike: given
@@ -16,7 +17,7 @@ codes' one table, which events validate against; the item lookups over them are 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from workflow.calendar import WorkingCalendar, elapsed_days
@@ -28,10 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CATEGORIES", "CHANNELS", "CONTACT_LOGGED_KIND", "CONTACT_PARTIES",
-    "CONTACT_RECEIVED_KINDS", "DEADLOCK_LETTER", "EIGHT_WEEK_LETTER", "OFGEM_EIGHT_WEEKS",
-    "OFGEM_EIGHT_WEEKS_DAYS", "OTHER_CATEGORY", "RESOLUTION_EVENTS", "SIGNPOSTING_ITEMS",
-    "SIGNPOSTING_LETTERS",
-    "DUE_SOON_WORKING_DAYS", "OMBUDSMAN_STATE", "by_deadline", "channels_of", "complaints_item",
+    "CONTACT_RECEIVED_KINDS", "DEADLOCK_LETTER", "DUE_SOON_WORKING_DAYS", "EIGHT_WEEK_LETTER",
+    "OFGEM_EIGHT_WEEKS_DAYS", "OMBUDSMAN_STATE", "OTHER_CATEGORY", "RESOLUTION_EVENTS",
+    "SIGNPOSTING_ITEMS", "SIGNPOSTING_LETTERS", "by_deadline", "channels_of", "complaints_item",
     "contacts_item", "counted_resolution", "d_plus_1", "eight_weeks_boundary", "is_contact",
     "is_receipt", "item_codes", "with_the_ombudsman",
 ]
@@ -67,7 +67,6 @@ def counted_resolution(signposting_letter_issued: bool) -> bool:
 # C13's boundary is Ofgem's eight weeks, 56 x 24 h after the original receipt, whatever the
 # procedure's `eight_weeks_days` (which moves the 8-week letter, not this line).
 OFGEM_EIGHT_WEEKS_DAYS: Final = 56
-OFGEM_EIGHT_WEEKS: Final = timedelta(days=OFGEM_EIGHT_WEEKS_DAYS)
 
 
 def eight_weeks_boundary(original_received_at: datetime) -> datetime:
