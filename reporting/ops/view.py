@@ -42,9 +42,11 @@ from workflow.calendar import WorkingCalendar, local_date, start_of_date
 from workflow.counting import (
     CATEGORIES,
     CHANNELS,
+    COMPLAINTS,
     DUE_SOON_WORKING_DAYS,
     SIGNPOSTING_ITEMS,
     complaints_item,
+    item_codes,
 )
 from workflow.handlers import DEADLINE_KINDS
 from workflow.letter_context import LETTER_KINDS
@@ -199,8 +201,9 @@ class LiveView:
         by_item: Counter[str] = Counter()
         for channel in CHANNELS:
             by_item[complaints_item(channel)] += count("channel", channel)
-        items["B6"] = sum(by_item[code] for code in ("B7", "B8", "B9", "B10"))
-        items.update({code: by_item[code] for code in ("B7", "B8", "B9", "B10")})
+        complaint_items = item_codes(COMPLAINTS)
+        items["B6"] = sum(by_item[code] for code in complaint_items)
+        items.update({code: by_item[code] for code in complaint_items})
         c11 = count("C11")
         items["C11"] = c11
         for code in ("C12", "C13", "C14"):
