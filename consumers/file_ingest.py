@@ -55,7 +55,7 @@ def numbered_lines(lines: list[bytes]) -> list[tuple[int, bytes]]:
 
 
 def time_ordered(numbered: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-    """(v2) A file's lines in `occurred_at` order, equal instants in file order (RULES s.5).
+    """(v2) A file's lines in `occurred_at` order, equal instants in file order (docs/rules.md s.5).
 
     A file exported complaint by complaint would otherwise fire the deadlines of its first
     complaints before the events that stopped them. A line whose `occurred_at` cannot be read

@@ -2,8 +2,9 @@
 
 Each item is written once here, with its code, description, kind and computation; the JSON,
 text, CSV and workbook outputs walk these tables. Complaint types come from
-`workflow.codes.CATEGORIES` and the channel-to-item mapping from `workflow.codes.CHANNELS`,
-so those codes, too, are written down once.
+`workflow.codes.CATEGORIES` and the channel-to-item mapping from `workflow.codes.CHANNELS`
+(read through `workflow.counting`, where every rule of what counts is declared once), so
+those codes, too, are written down once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from typing import Final
 from reporting import measures as m
 from reporting.model import Annex, Check, Context, Item, Kind, ReturnSpec
 from reporting.numbers import Exact, add, ratio
-from workflow.codes import CATEGORIES, CHANNELS
+from workflow.counting import (
+    CATEGORIES,
+    SIGNPOSTING_ITEMS,
+    channels_of,
+    item_codes,
+)
 
 COUNT, ACCOUNTS, RATE, PERCENT, DAYS = (
     Kind.COUNT, Kind.ACCOUNTS, Kind.RATE, Kind.PERCENT, Kind.DAYS)
@@ -23,12 +29,11 @@ Compute = Callable[[Context], Exact | None]
 
 def _channels_of(item_code: str, position: int) -> list[str]:
     """The channels that map to a quarterly item (position 0: contacts, 1: complaints)."""
-    return [channel for channel, items in CHANNELS.items() if items[position] == item_code]
+    return channels_of(item_code, position)
 
 
 def _channel_items(position: int) -> list[str]:
-    codes = {items[position] for items in CHANNELS.values()}
-    return sorted(codes, key=lambda code: int(code[1:]))
+    return item_codes(position)
 
 
 def _channel_label(item_code: str, position: int) -> str:
@@ -201,9 +206,9 @@ QUARTERLY: Final = ReturnSpec(
                     "during the quarter, from the original receipt", DAYS,
              lambda c: m.median_resolution_days(c.conn, c.window, c.count("C11"))),
         Item("D16", "Letters sent signposting the Ombudsman at 8 weeks", COUNT,
-             _letters("eight_week")),
+             _letters(SIGNPOSTING_ITEMS["D16"])),
         Item("D17", "Deadlock letters sent signposting the Ombudsman", COUNT,
-             _letters("deadlock")),
+             _letters(SIGNPOSTING_ITEMS["D17"])),
         Item("E18", "Number of electricity customer accounts at the end of the quarter",
              ACCOUNTS, lambda c: c.measure(m.accounts).electricity),
         Item("E19", "Number of gas customer accounts at the end of the quarter", ACCOUNTS,

@@ -33,8 +33,15 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
 from reporting.periods import Window
-from workflow.codes import CATEGORIES, OTHER_CATEGORY
-from workflow.handlers import CONTACT_PARTIES
+from workflow.counting import (
+    CATEGORIES,
+    CONTACT_LOGGED_KIND,
+    CONTACT_PARTIES,
+    CONTACT_RECEIVED_KINDS,
+    OTHER_CATEGORY,
+    SIGNPOSTING_ITEMS,
+    by_deadline,
+)
 from workflow.schema import (
     AccountsSnapshotRow,
     CategoryChange,
@@ -54,10 +61,6 @@ snapshots = AccountsSnapshotRow.__table__
 complaints = Complaint.__table__
 
 MICROSECONDS_PER_DAY: Final = 86_400 * 1_000_000
-# Contacts rows that are contacts in Ofgem's sense (5.5): every contact.received, and logged
-# contacts from the customer or their representative (the handlers store only those anyway;
-# filtering again keeps the rule visible here).
-CONTACT_RECEIVED_KINDS: Final = ("enquiry", "off_supply_report")
 
 
 def in_window(column: Any, window: Window) -> ColumnElement[bool]:
@@ -129,7 +132,7 @@ def first_day_outcomes(conn: Connection, window: Window) -> FirstDayOutcomes:
     matched = and_(
         resolutions.c.complaint_id == receipts.c.complaint_id,
         resolutions.c.cycle == receipts.c.cycle,
-        resolutions.c.resolved_at <= receipts.c.d1_deadline,
+        by_deadline(resolutions.c.resolved_at, receipts.c.d1_deadline),
         resolutions.c.resolved_at <= window.as_of,
     )
     resolved = resolutions.c.id.is_not(None)
@@ -292,9 +295,11 @@ def _shared_contacts(conn: Connection, window: Window) -> list[Any]:
 
 
 def _contact_rows(conn: Connection, window: Window) -> list[Any]:
+    # Contacts in Ofgem's sense (5.5), as `workflow.counting.is_contact` decides for one row:
+    # the handlers store only such logged contacts anyway; filtering again keeps the rule here.
     is_contact = or_(
         contacts.c.kind.in_(CONTACT_RECEIVED_KINDS),
-        and_(contacts.c.kind == "contact_logged",
+        and_(contacts.c.kind == CONTACT_LOGGED_KIND,
              contacts.c.party.in_(sorted(CONTACT_PARTIES))),
     )
     return list(conn.execute(
@@ -314,19 +319,22 @@ class ResolutionCounts:
 
 
 def _counted_in(window: Window) -> ColumnElement[bool]:
-    # `counted` is false when an 8-week or deadlock letter preceded the resolution (5.10).
+    # `counted` is false when an 8-week or deadlock letter preceded the resolution (5.10):
+    # decided once, as the handlers record it, by `workflow.counting.counted_resolution`.
     return and_(resolutions.c.counted.is_(True), in_window(resolutions.c.resolved_at, window))
 
 
 def resolution_counts(conn: Connection, window: Window) -> ResolutionCounts:
-    """Quarterly C11-C14: counted resolutions, timed from the original receipt."""
+    """Quarterly C11-C14: counted resolutions, timed from the original receipt (C13's
+    boundary, `eight_weeks_at`, is `workflow.counting.eight_weeks_boundary`)."""
     at = resolutions.c.resolved_at
+    within_eight_weeks = by_deadline(at, resolutions.c.eight_weeks_at)
     row = conn.execute(
         select(
             func.count(),
-            func.count(case((at <= resolutions.c.original_d1_deadline, 1))),
-            func.count(case((at <= resolutions.c.eight_weeks_at, 1))),
-            func.count(case((at > resolutions.c.eight_weeks_at, 1))),
+            func.count(case((by_deadline(at, resolutions.c.original_d1_deadline), 1))),
+            func.count(case((within_eight_weeks, 1))),
+            func.count(case((~within_eight_weeks, 1))),
         ).where(_counted_in(window))
     ).one()
     return ResolutionCounts(*(int(v) for v in row))
@@ -372,7 +380,7 @@ def letters_by_kind(conn: Connection, window: Window) -> dict[str, int]:
     rows = conn.execute(
         select(letters.c.kind, func.count())
         .where(in_window(letters.c.issued_at, window),
-               letters.c.kind.in_(("eight_week", "deadlock")))
+               letters.c.kind.in_(list(SIGNPOSTING_ITEMS.values())))
         .group_by(letters.c.kind)
     ).all()
     return {str(kind): int(n) for kind, n in rows}

@@ -55,6 +55,7 @@ from reporting.report import Report, default_as_of, run_report, to_json
 from workflow.bootstrap import App
 from workflow.calendar import local_date, start_of_date
 from workflow.clock import Clock, SystemClock
+from workflow.counting import SIGNPOSTING_ITEMS
 from workflow.schema import HistoryEntry, SubmissionRow
 
 SPECS: Final[dict[str, ReturnSpec]] = {"monthly": MONTHLY, "quarterly": QUARTERLY,
@@ -274,7 +275,7 @@ def _letters_query(sub: Submission, start: datetime, end: datetime) -> Select[An
     lt = m.letters
     caused_by = or_(history.c.event_id == lt.c.cause,
                     history.c.event_id == literal("deadline:").concat(lt.c.cause))
-    in_period = and_(lt.c.kind.in_(("eight_week", "deadlock")), lt.c.issued_at >= start,
+    in_period = and_(lt.c.kind.in_(list(SIGNPOSTING_ITEMS.values())), lt.c.issued_at >= start,
                      lt.c.issued_at < end)
     mark = int(sub.watermarks.get("history", 0))
     if sub.watermarks.get(AHEAD):

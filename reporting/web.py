@@ -234,7 +234,7 @@ class ViewCollector(Collector):
 
 
 def delivery_metrics(state: OpsState) -> Iterable[Metric]:
-    """(v2) Whether placeholder details hold delivery back, and which (RULES s.6)."""
+    """(v2) Whether placeholder details hold delivery back, and which (docs/rules.md s.6)."""
     paused = GaugeMetricFamily("complaints_delivery_paused",
                                "1 while placeholder details in the procedure stop delivery")
     paused.add_metric([], 1.0 if state.delivery_paused else 0.0)

@@ -16,6 +16,8 @@ from statemachine.exceptions import TransitionNotAllowed
 from workflow import events as ev
 from workflow.calendar import elapsed_days, local_date, referral_window_end, remedy_deadline
 from workflow.clock import Clock
+from workflow.counting import CONTACT_PARTIES, counted_resolution, d_plus_1, eight_weeks_boundary
+from workflow.deadline_keys import deadline_key
 from workflow.delivery import new_delivery
 from workflow.letter_context import (
     COMMUNICATIONS,
@@ -50,8 +52,6 @@ from workflow.schema import (
     ResolutionRecord,
 )
 from workflow.unit_of_work import AbstractUnitOfWork
-
-CONTACT_PARTIES: Final = frozenset({"customer", "representative"})
 
 
 class Rejected(Exception):
@@ -142,7 +142,7 @@ class Workflow:
             "cycle": 1, "contact_id": event.contact_id,
         })
         if state == "duplicate":
-            return  # recorded and linked; no deadlines, letters or counts (RULES s.2)
+            return  # recorded and linked; no deadlines, letters or counts (docs/rules.md s.2)
         self._state_changed(complaint, event.event_id, event.type, at, None, state)
         self.uow.append(CategoryChange,
             complaint_id=complaint.complaint_id, event_id=event.event_id, effective_at=at,
@@ -209,7 +209,7 @@ class Workflow:
         complaint.handler = event.handler.model_dump()
         if complaint.state == "senior_manager":
             # Assigned during the review: the senior manager reviewing it, whose name the
-            # senior manager update gives "if known" (RULES s.6).
+            # senior manager update gives "if known" (docs/rules.md s.6).
             complaint.senior_manager = complaint.handler
         complaint.owner = owner_from(complaint.handler, SENIOR_MANAGER_ROLE
                                      if complaint.state == "senior_manager" else HANDLER_ROLE)
@@ -309,7 +309,8 @@ class Workflow:
 
     def _withdrawn(self, complaint: Complaint, event: ev.ComplaintWithdrawn) -> None:
         """(v2) The withdrawal confirmed in writing, once per complaint; inside the referral
-        window of the latest 8-week or deadlock letter, with the date it ends (RULES s.6)."""
+        window of the latest 8-week or deadlock letter, with the date it ends
+        (docs/rules.md s.6)."""
         at = event.occurred_at
         referral_deadline = None
         if complaint.signposting_letter_at is not None:
@@ -381,9 +382,9 @@ class Workflow:
 
     def _progress_update_due(self, complaint: Complaint, deadline: Deadline) -> str:
         if complaint.state not in OPEN_STATES:
-            # Not open: no letter and no next one; this cycle's chain has ended (RULES s.5).
+            # Not open: no letter and no next one; this cycle's chain has ended (docs/rules.md s.5).
             return f"no longer applies: state {complaint.state}"
-        # (v2) One letter per progress-update deadline (RULES s.6), keyed by its cause.
+        # (v2) One letter per progress-update deadline (docs/rules.md s.6), keyed by its cause.
         key = dedupe_key(complaint, "progress_update", deadline.cause)
         # Issued already (this cause processed before): so was the next deadline.
         continued = self.uow.letter_exists(complaint.complaint_id, key)
@@ -422,7 +423,7 @@ class Workflow:
         before = complaint.state
         transition(complaint, "reach_deadlock")
         # Reached by its deadline: the offer is the latest senior manager response's, and it
-        # does not stay open (RULES s.6).
+        # does not stay open (docs/rules.md s.6).
         record = self.uow.record_of(complaint.complaint_id, COMMUNICATIONS)
         letter = self._deadlock_letter(
             complaint, deadline.deadline_key, deadline.due_at,
@@ -480,7 +481,7 @@ class Workflow:
                            elapsed_days(at, self.procedure.resolution_target_days))
 
     def _schedule(self, complaint: Complaint, kind: str, cause: str, due_at: datetime) -> None:
-        key = f"{complaint.complaint_id}/{kind}/{cause}"
+        key = deadline_key(complaint.complaint_id, kind, cause)
         deadline = Deadline(
             deadline_key=key, complaint_id=complaint.complaint_id, kind=kind,
             cycle=complaint.cycle, due_at=due_at, cause=cause, created_at=self.clock.now(),
@@ -540,9 +541,9 @@ class Workflow:
         self.uow.append(ResolutionRecord,
             complaint_id=complaint.complaint_id, event_id=event.event_id, type=event.type,
             cycle=complaint.cycle, resolved_at=event.occurred_at, original_received_at=original,
-            original_d1_deadline=self.calendar.d_plus_1(original),
-            eight_weeks_at=elapsed_days(original, self.procedure.eight_weeks_days),
-            counted=not complaint.signposting_letter_issued,
+            original_d1_deadline=d_plus_1(self.calendar, original),
+            eight_weeks_at=eight_weeks_boundary(original),
+            counted=counted_resolution(complaint.signposting_letter_issued),
         )
 
     def _new_reference(self, complaint_id: str) -> str:
@@ -630,7 +631,8 @@ HANDLERS: Final[dict[type[ev.Event], Handles]] = {
 class DeadlineKind:
     """What firing a deadline of one kind does: `effect` re-checks the complaint, records
     what follows and returns the outcome. A complaint-wide deadline belongs to the complaint
-    rather than to the cycle that created it, so a reopening does not stop it (RULES s.5)."""
+    rather than to the cycle that created it, so a reopening does not stop it
+    (docs/rules.md s.5)."""
 
     effect: Callable[[Workflow, Complaint, Deadline], str]
     complaint_wide: bool = False

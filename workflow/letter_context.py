@@ -17,18 +17,18 @@ from workflow.procedure import Procedure
 from workflow.schema import Complaint
 
 # Declared once, with what each kind is, in letters/render.py (KINDS): a signposting letter
-# (deadlock, 8-week) opens a referral window (RULES s.6).
+# (deadlock, 8-week) opens a referral window (docs/rules.md s.6).
 LETTER_KINDS: Final[tuple[str, ...]] = tuple(KINDS)
 SIGNPOSTING_KINDS: Final = frozenset(kind for kind, spec in KINDS.items() if spec.signposting)
 # The templates a letter issued now is rendered with (letters/templates/v<N>/), stored in its
-# context so that a later change of templates leaves it as issued (RULES s.6).
+# context so that a later change of templates leaves it as issued (docs/rules.md s.6).
 TEMPLATE_VERSION: Final = 2
 DEFAULT_POSITION: Final = "Our position is set out in our previous correspondence."
 
 
 def dedupe_key(complaint: Complaint, kind: str, escalation: str | None = None) -> str:
-    """At most one letter per cause (RULES s.6): per kind and cycle, except the senior manager
-    update (per escalation), the 8-week letter (once per complaint, ever) and (v2) the
+    """At most one letter per cause (docs/rules.md s.6): per kind and cycle, except the senior
+    manager update (per escalation), the 8-week letter (once per complaint, ever) and (v2) the
     progress update (per progress-update deadline: `escalation` is then that deadline's
     cause)."""
     if kind == "progress_update" and escalation is not None:
@@ -119,7 +119,7 @@ def owner_from(person: dict[str, Any], role: str) -> dict[str, Any]:
 
 
 def letter_owner(complaint: Complaint, procedure: Procedure) -> dict[str, Any]:
-    """The person a letter names and is signed by (RULES s.6 "A person, not a team"): the
+    """The person a letter names and is signed by (docs/rules.md s.6 "A person, not a team"): the
     complaint's owner, else the procedure's complaints manager."""
     if complaint.owner:
         return dict(complaint.owner)
@@ -142,7 +142,7 @@ COMMUNICATIONS: Final = {
 
 
 def communications(history: HistoryRows, letters: LetterRows) -> list[dict[str, Any]]:
-    """The communications before a deadlock letter, in date order (RULES s.6): each receipt
+    """The communications before a deadlock letter, in date order (docs/rules.md s.6): each receipt
     and reopen (date, channel, summary), contact logged (date, channel, who, summary),
     escalation request (date, summary if given), senior manager response (date, manager,
     summary), dissatisfaction (date, summary) and letter (date, kind). Equal instants keep
@@ -176,7 +176,7 @@ def communications(history: HistoryRows, letters: LetterRows) -> list[dict[str, 
 
 def latest_offer(history: HistoryRows) -> dict[str, Any] | None:
     """The offer of the latest senior manager response that carried one (for a deadlock
-    reached by its deadline, RULES s.6)."""
+    reached by its deadline, docs/rules.md s.6)."""
     for entry_type, _, detail in reversed(history):
         if entry_type == "complaint.senior_manager_response" and detail.get("offer"):
             return _offer(detail["offer"])
@@ -193,7 +193,7 @@ def _offer(offer: dict[str, Any]) -> dict[str, Any]:
 
 
 def where_it_stands(stage: str, history: HistoryRows) -> dict[str, Any]:
-    """What the 8-week letter says of the complaint (RULES s.6): the stage it had reached,
+    """What the 8-week letter says of the complaint (docs/rules.md s.6): the stage it had reached,
     and the latest senior manager response, else the latest contact logged, else neither."""
     latest: dict[str, Any] | None = None
     for wanted in ("complaint.senior_manager_response", "complaint.contact_logged"):

@@ -34,7 +34,7 @@ class ComplaintLifecycle(StateMachine):
     resolved = State()
     reopened = State()
     # Not final (v2): a complaint withdrawn, or whose referral window lapsed, after an 8-week or
-    # deadlock letter can still be referred to the Ombudsman (RULES s.4).
+    # deadlock letter can still be referred to the Ombudsman (docs/rules.md s.4).
     closed = State()
     duplicate = State(final=True)
 

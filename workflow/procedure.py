@@ -33,7 +33,7 @@ class ContactDetails(BaseModel):
 
 
 class AdviceBody(ContactDetails):
-    """(v2) The independent free advice body of one nation (RULES s.6)."""
+    """(v2) The independent free advice body of one nation (docs/rules.md s.6)."""
 
     welsh_phone: str | None = None
 
@@ -47,7 +47,7 @@ class ComplaintsManager(BaseModel):
     placeholder: bool = False
 
 
-# The advice bodies RULES s.6 names; the defaults keep a revision-1 procedure file loading.
+# The advice bodies docs/rules.md s.6 names; the defaults keep a revision-1 procedure file loading.
 ENGLAND_AND_WALES_ADVICE = AdviceBody(
     name="Citizens Advice consumer service",
     phone="0808 223 1133",
@@ -111,7 +111,7 @@ class Procedure(BaseModel):
 
     def advice_body(self, customer_region: str | None = None) -> AdviceBody:
         """(v2) The advice body of the customer's nation: `customer.region` when given, else
-        the procedure's region (RULES s.6)."""
+        the procedure's region (docs/rules.md s.6)."""
         region = customer_region or self.region
         return self.advice_scotland if region == "SCT" else self.advice_england_and_wales
     @property

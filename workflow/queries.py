@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from workflow.calendar import WorkingCalendar
+from workflow.counting import DUE_SOON_WORKING_DAYS, with_the_ombudsman
 from workflow.handlers import DEADLINE_KINDS
 from workflow.lifecycle import STATES
 from workflow.schema import (
@@ -64,7 +65,7 @@ def complaint_view(complaint: Complaint, history: Iterable[HistoryEntry],
         "duplicate_of": complaint.duplicate_of,
         "handler": complaint.handler,
         # (v2) What closed it (when closed), and whether its latest referral to the Ombudsman
-        # came after the end of its referral window (RULES s.4).
+        # came after the end of its referral window (docs/rules.md s.4).
         "closed_by": complaint.closed_by if complaint.state == "closed" else None,
         "late_referral": complaint.late_referral,
         "history": [
@@ -79,7 +80,7 @@ def complaint_view(complaint: Complaint, history: Iterable[HistoryEntry],
         ],
         "letters": [
             {"letter_id": x.letter_id, "kind": x.kind, "issued_at": iso(x.issued_at),
-             # (v2) additive: where its delivery stands, and every attempt (RULES s.6)
+             # (v2) additive: where its delivery stands, and every attempt (docs/rules.md s.6)
              "delivery": deliveries.get(x.letter_id),
              "dispatches": dispatches.get(x.letter_id, [])}
             for x in letters
@@ -126,7 +127,7 @@ def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dic
         select(Complaint.state, func.count()).group_by(Complaint.state)
     ):
         by_state[state] = count
-    horizon = calendar.working_days_after(as_of, 5)
+    horizon = calendar.working_days_after(as_of, DUE_SOON_WORKING_DAYS)
     overdue = dict.fromkeys(DEADLINE_KINDS, 0)
     due_soon = dict.fromkeys(DEADLINE_KINDS, 0)
     pending = Deadline.fired_at.is_(None)
@@ -144,7 +145,7 @@ def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dic
     # A remedy whose deadline fired and is still not implemented stays overdue.
     overdue["remedy"] += session.scalar(
         select(func.count()).select_from(Complaint)
-        .where(and_(Complaint.remedy_overdue.is_(True), Complaint.state == "ombudsman"))
+        .where(and_(Complaint.remedy_overdue.is_(True), with_the_ombudsman(Complaint.state)))
     ) or 0
     return {
         "as_of": iso(as_of),
@@ -158,10 +159,11 @@ def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dic
 
 
 def late_referrals(session: Session) -> int:
-    """(v2) Complaints with the Ombudsman whose referral came after its window (RULES s.4)."""
+    """(v2) Complaints with the Ombudsman whose referral came after its window
+    (docs/rules.md s.4)."""
     return session.scalar(
         select(func.count()).select_from(Complaint)
-        .where(and_(Complaint.late_referral.is_(True), Complaint.state == "ombudsman"))
+        .where(and_(Complaint.late_referral.is_(True), with_the_ombudsman(Complaint.state)))
     ) or 0
 
 

@@ -68,7 +68,7 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
-# (v2) Closures after which a complaint can still be referred to the Ombudsman (RULES s.4).
+# (v2) Closures after which a complaint can still be referred to the Ombudsman (docs/rules.md s.4).
 REFERABLE_CLOSURES = frozenset({"complaint.withdrawn", "deadline.referral_window"})
 
 
@@ -98,7 +98,7 @@ class Complaint(Base):
     taken_by: Mapped[dict[str, Any] | None] = mapped_column(Json)  # who registered it
     handler: Mapped[dict[str, Any] | None] = mapped_column(Json)  # the complaint owner
     # (v2) The person letters name and are signed by: the latest received/assigned handler or
-    # senior manager who responded, with their role ({"id", "name", "role"}; RULES s.6).
+    # senior manager who responded, with their role ({"id", "name", "role"}; docs/rules.md s.6).
     owner: Mapped[dict[str, Any] | None] = mapped_column(Json)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the original receipt
     received_event_id: Mapped[str] = mapped_column(String(128))
@@ -120,7 +120,7 @@ class Complaint(Base):
     last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # (v2) What last moved the complaint to `closed` (the event type, or "deadline." + the
     # deadline kind): a withdrawal or a lapsed referral window can still go to the Ombudsman,
-    # a closure by the Ombudsman's decision cannot (RULES s.4). Migration 0010.
+    # a closure by the Ombudsman's decision cannot (docs/rules.md s.4). Migration 0010.
     closed_by: Mapped[str | None] = mapped_column(String(64))
     # (v2) The latest referral to the Ombudsman came at or after the end of the latest 8-week
     # or deadlock letter's referral window (the Ombudsman decides whether to take it).
@@ -228,7 +228,8 @@ class Rejection(Base):
 
 
 class Receipt(Base):
-    """A receipt for the returns: a registration (not a duplicate) or a reopen (RULES s.7)."""
+    """A receipt for the returns: a registration (not a duplicate) or a reopen
+    (docs/rules.md s.7)."""
 
     __tablename__ = "receipts"
 
@@ -359,7 +360,8 @@ class RawEvent(Base):
     applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-# --- erasure of personal data and who read it (RULES s.3's one exception; migration 0009) ---
+# --- erasure of personal data and who read it (docs/rules.md s.3's one exception;
+# migration 0009) ---
 class account_id_of(FunctionElement[str]):  # noqa: N801 - an SQL function, named as one
     """The account id inside a customer JSON column, as one fixed SQL expression (no bound
     path): the index below and the queries that use it must spell it the same way."""

@@ -338,7 +338,7 @@ class UnitOfWork:
         """(v2) A complaint's history entries `(type, at, detail)` of the given types in
         applied order and (if asked) its letters `(kind, issued_at)` in issue order, with
         those of this transaction not yet written: what a deadlock or 8-week letter
-        summarises (RULES s.6). A query each, so only for those letters."""
+        summarises (docs/rules.md s.6). A query each, so only for those letters."""
         history_query = (select(HistoryEntry.type, HistoryEntry.at, HistoryEntry.detail)
                          .where(HistoryEntry.complaint_id == complaint_id,
                                 HistoryEntry.type.in_(types))

@@ -16,6 +16,9 @@ recognised even after a crash. The counts are derived from the records in memory
 
 Instants are kept as integer microseconds since the epoch (UTC): exact, JSON-native and quick
 to compare. Everything here is a pure function of (record, event).
+
+What counts (a receipt, a counted resolution, D+1, the eight-week boundary, the channel map)
+is decided by `workflow.counting`, the same declarations the SQL measures are built from.
 """
 
 from __future__ import annotations
@@ -30,13 +33,23 @@ from functools import lru_cache
 from typing import Any, Final, Literal
 
 from workflow.calendar import WorkingCalendar, local_date
+from workflow.counting import (
+    RESOLUTION_EVENTS,
+    by_deadline,
+    counted_resolution,
+    d_plus_1,
+    eight_weeks_boundary,
+    is_receipt,
+    with_the_ombudsman,
+)
+from workflow.deadline_keys import cause_of
 
 Record = dict[str, Any]
 Source = Literal["lifecycle", "letters"]
 
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND: Final = timedelta(microseconds=1)
-RESOLUTION_CAUSES: Final = frozenset({"complaint.resolved", "complaint.remedy_implemented"})
+RESOLUTION_CAUSES: Final = RESOLUTION_EVENTS
 # Families of sorted points a record contributes (see `Contributions.points`).
 DUE: Final = "due"
 RESOLUTION_TIME: Final = "resolution_time"
@@ -51,6 +64,7 @@ class Rules:
     """What the fold needs from the procedure, for the rare event whose deadline it missed."""
 
     calendar: WorkingCalendar
+    # The procedure's 8-week letter; not C13's boundary, which is Ofgem's (workflow.counting).
     eight_weeks_days: int = 56
 
 
@@ -62,7 +76,7 @@ def new_record() -> Record:
         "cycle": 0,
         "received_at": None,  # the original receipt
         "d1": None,  # the original receipt's D+1 deadline (C12)
-        "eight_weeks_at": None,  # 56 x 24 h after the original receipt (C13/C14)
+        "eight_weeks_at": None,  # Ofgem's eight weeks after the original receipt (C13/C14)
         "signposted": False,  # an 8-week or deadlock letter was ever issued (Ofgem 5.10)
         "remedy_overdue": False,
         "late_referral": False,  # (v2) the latest referral came after its referral window
@@ -173,10 +187,11 @@ def _registered(record: Record, payload: Mapping[str, Any]) -> None:
     state = _text(payload, "state")
     record["state"] = state
     _set_category(record, _text(payload, "category"), at)
-    if state == "duplicate":
-        return  # recorded and linked only: no receipt, no deadlines (docs/rules.md s.2)
+    if not is_receipt(state):
+        return  # a duplicate record: recorded and linked only, no receipt (docs/rules.md s.2)
     record["cycle"] = 1
     record["received_at"] = at
+    record["eight_weeks_at"] = micros(eight_weeks_boundary(instant(at)))
     record["receipts"].append({
         "id": _cause(event_id_of(payload), ":registered"), "at": at,
         "channel": _text(payload, "channel"), "reopen": False, "cycle": 1, "d1": None,
@@ -199,7 +214,7 @@ def _state_changed(record: Record, payload: Mapping[str, Any], rules: Rules) -> 
             "channel": _text(payload, "channel"), "reopen": True, "cycle": record["cycle"],
             "d1": None, "by_d1": False,
         })
-    elif to == "resolved" and cause in RESOLUTION_CAUSES:
+    elif to == "resolved" and cause in RESOLUTION_EVENTS:
         _resolved(record, at, rules)
         if cause == "complaint.remedy_implemented":
             record["remedy_overdue"] = False
@@ -211,24 +226,25 @@ def _resolved(record: Record, at: int, rules: Rules) -> None:
         if receipt["cycle"] == record["cycle"] and not receipt["by_d1"]:
             d1 = receipt["d1"]
             if d1 is None:
-                d1 = micros(rules.calendar.d_plus_1(instant(receipt["at"])))
-            receipt["by_d1"] = at <= d1
+                d1 = micros(d_plus_1(rules.calendar, instant(receipt["at"])))
+            receipt["by_d1"] = by_deadline(at, d1)
+    counted = counted_resolution(record["signposted"])
     received = record["received_at"]
     if received is None:  # a resolution without a registration: count it, untimed
-        record["resolutions"].append({"at": at, "counted": not record["signposted"],
+        record["resolutions"].append({"at": at, "counted": counted,
                                       "c12": False, "c13": False, "elapsed": None})
         return
     d1 = record["d1"]
     if d1 is None:
-        d1 = micros(rules.calendar.d_plus_1(instant(received)))
+        d1 = micros(d_plus_1(rules.calendar, instant(received)))
     eight_weeks = record["eight_weeks_at"]
     if eight_weeks is None:
-        eight_weeks = received + timedelta(days=rules.eight_weeks_days) // MICROSECOND
+        eight_weeks = micros(eight_weeks_boundary(instant(received)))
     # Quarterly C11-C15: timed from the original receipt; not counted after a signposting
     # letter (Ofgem 5.10), whatever the cycle.
     record["resolutions"].append({
-        "at": at, "counted": not record["signposted"], "c12": at <= d1,
-        "c13": at <= eight_weeks, "elapsed": at - received,
+        "at": at, "counted": counted, "c12": by_deadline(at, d1),
+        "c13": by_deadline(at, eight_weeks), "elapsed": at - received,
     })
 
 
@@ -237,9 +253,7 @@ def _scheduled(record: Record, complaint_id: str, payload: Mapping[str, Any]) ->
     kind = _text(payload, "kind")
     due = _instant(payload, "due_at")
     record["pending"][key] = [kind, due]
-    # deadline_key is f"{complaint_id}/{kind}/{cause}" (handlers.py `_schedule`); the cause
-    # may itself contain slashes, so it is cut by length, not split.
-    cause = key[len(complaint_id) + len(kind) + 2:]
+    cause = cause_of(key, complaint_id, kind)
     if kind == "acknowledgement":
         # Due at the D+1 deadline of the receipt that caused it: the exact instant the record
         # used, so A2 and C12 need no calendar here.
@@ -248,8 +262,6 @@ def _scheduled(record: Record, complaint_id: str, payload: Mapping[str, Any]) ->
                 receipt["d1"] = due
                 if not receipt["reopen"]:
                     record["d1"] = due
-    elif kind == "eight_week" and record["eight_weeks_at"] is None:
-        record["eight_weeks_at"] = due  # the first is from the original receipt
     elif kind == "referral_window":
         record["signposted"] = True  # scheduled exactly when an 8-week/deadlock letter issues
     elif kind == "remedy":
@@ -290,10 +302,10 @@ def contributions(record: Record | None) -> Contributions:
     state = record["state"]
     if state is not None:
         counts["state", state] += 1
-        if record["remedy_overdue"] and state == "ombudsman":
+        if record["remedy_overdue"] and with_the_ombudsman(state):
             counts["remedy_overdue",] += 1
         # .get: records folded before (v2) have no such field.
-        if record.get("late_referral") and state == "ombudsman":
+        if record.get("late_referral") and with_the_ombudsman(state):
             counts["late_referral",] += 1
     category = record["category"]
     for receipt in record["receipts"]:

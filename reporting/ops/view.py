@@ -39,7 +39,15 @@ from reporting.ops.records import (
     micros,
 )
 from workflow.calendar import WorkingCalendar, local_date, start_of_date
-from workflow.codes import CATEGORIES, CHANNELS
+from workflow.counting import (
+    CATEGORIES,
+    CHANNELS,
+    COMPLAINTS,
+    DUE_SOON_WORKING_DAYS,
+    SIGNPOSTING_ITEMS,
+    complaints_item,
+    item_codes,
+)
 from workflow.handlers import DEADLINE_KINDS
 from workflow.letter_context import LETTER_KINDS
 from workflow.lifecycle import STATES
@@ -47,7 +55,6 @@ from workflow.lifecycle import STATES
 log = logging.getLogger(__name__)
 
 MICROSECONDS_PER_DAY: Final = 86_400 * 1_000_000
-DUE_SOON_WORKING_DAYS: Final = 5
 # Items of the returns that the output topics cannot give: contacts (enquiries and logged
 # contacts are not published), and accounts (snapshots are not published either).
 NOT_STREAMED: Final = {
@@ -192,10 +199,11 @@ class LiveView:
 
         items: dict[str, int | float | None] = {}
         by_item: Counter[str] = Counter()
-        for channel, (_, complaints_item) in CHANNELS.items():
-            by_item[complaints_item] += count("channel", channel)
-        items["B6"] = sum(by_item[code] for code in ("B7", "B8", "B9", "B10"))
-        items.update({code: by_item[code] for code in ("B7", "B8", "B9", "B10")})
+        for channel in CHANNELS:
+            by_item[complaints_item(channel)] += count("channel", channel)
+        complaint_items = item_codes(COMPLAINTS)
+        items["B6"] = sum(by_item[code] for code in complaint_items)
+        items.update({code: by_item[code] for code in complaint_items})
         c11 = count("C11")
         items["C11"] = c11
         for code in ("C12", "C13", "C14"):
@@ -204,8 +212,8 @@ class LiveView:
             items[f"{code}_pct"] = None if share is None else as_json_number(
                 round_half_up(share))
         items["C15"] = self._median_days(quarter)
-        items["D16"] = count("letter", "eight_week")
-        items["D17"] = count("letter", "deadlock")
+        for code in ("D16", "D17"):
+            items[code] = count("letter", SIGNPOSTING_ITEMS[code])
         return {
             "period": quarter,
             "items": {code: items[code] for code in QUARTERLY_ITEMS},

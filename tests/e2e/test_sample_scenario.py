@@ -170,7 +170,7 @@ def test_backlog_defaults_to_now_but_never_before_the_record(tmp_path: Path) -> 
     # - acknowledgement (D+1): end of Wednesday 15 February, within 5 working days -> 1;
     # - progress update (10 x 24 h): Friday 24 February 10:00, after the 5th working day
     #   (Tuesday 21 February) -> 0; eight weeks (11 April): 0;
-    # - nothing is overdue; by_state: immediate 1 (the receipt names a handler, RULES s.4).
+    # - nothing is overdue; by_state: immediate 1 (the receipt names a handler, docs/rules.md s.4).
     path = tmp_path / "future.jsonl"
     first = SAMPLE.read_text(encoding="utf-8").splitlines()[0]
     event = json.loads(first) | {"occurred_at": "2090-02-14T10:00:00+00:00"}

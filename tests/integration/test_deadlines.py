@@ -347,7 +347,7 @@ def test_duplicate_record_has_no_deadlines_and_refuses_later_events(tmp_path: Pa
 
 
 def test_expected_date_after_a_late_reopen_is_not_in_the_past(tmp_path: Path) -> None:
-    # RULES s.6: the progress update gives a "new expected date"; README reading: the
+    # docs/rules.md s.6: the progress update gives a "new expected date"; README reading: the
     # resolution target counted again, never later than the eight-week date. Once the eight
     # weeks have passed that cap would name a date before the letter itself.
     # C1 received Mon 5 Jan 2026 09:00 GMT; eight weeks 2 Mar 09:00 -> 8-week letter;
@@ -441,7 +441,7 @@ def test_free_form_ids_of_any_length_are_stored_and_a_long_event_id_rejected(
 
 
 def test_senior_manager_update_names_the_manager_assigned_to_the_review(tmp_path: Path) -> None:
-    # RULES s.6: the senior manager update gives the senior manager's name "if known". A
+    # docs/rules.md s.6: the senior manager update gives the senior manager's name "if known". A
     # response would stop the update, so the name is known when the complaint is (re)assigned
     # while with the senior manager (s.4: the handler changes, the state does not).
     # Lastmile. C1 and C2 received Mon 5 Jan 09:00, escalated Tue 6 Jan 10:00 -> review due

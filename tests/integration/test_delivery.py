@@ -308,7 +308,8 @@ def test_a_worker_that_dies_after_claiming_leaves_the_letter_to_the_next_after_t
 def test_a_crash_between_acceptance_and_record_repeats_the_email_with_its_message_id(
         app: App, tmp_path: Path, sink: tuple[Sink, SmtpConfig],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The one repeat RULES s.6 allows: the server accepted, the record was never written."""
+    """The one repeat docs/rules.md s.6 allows: the server accepted, the record was never
+    written."""
     server, smtp = sink
     letter_id = issue(app, tmp_path, {"C-1": EMAIL_CUSTOMER})["C-1"]
     clock = Clock(NOW)

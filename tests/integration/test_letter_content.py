@@ -179,7 +179,7 @@ def test_deadlock_event_offer_then_withdrawal_inside_the_window(
     assert withdrawal["withdrawn_on"] == "2026-02-01"
     assert withdrawal["referral_deadline"] == "2027-01-08"
     # The withdrawal letter is no deadlock or 8-week letter: D17 counts the deadlock letter
-    # alone, D16 nothing (RULES s.6, s.7).
+    # alone, D16 nothing (docs/rules.md s.6, s.7).
     items = to_json(run_report(app, QUARTERLY, parse_quarter("2026-Q1"),
                                datetime.fromisoformat("2026-04-30T00:00:00+00:00")))["items"]
     assert (items["D16"], items["D17"]) == (0, 1)

@@ -37,7 +37,7 @@ def test_applied_events_are_stored_raw_in_applied_order(app: App, tmp_path: Path
     report = ingest_file(app, path)
     assert (report.applied, report.duplicates, report.rejected) == (4, 1, 2)
     rows = _rows(app)
-    # Applied in occurred_at order (RULES s.5, v2): e4 (6 Jan) before e3 (31 Jan).
+    # Applied in occurred_at order (docs/rules.md s.5, v2): e4 (6 Jan) before e3 (31 Jan).
     assert [r.event_id for r in rows] == ["e1", "e2", "e4", "e3"]
     assert [r.type for r in rows] == ["complaint.received", "contact.received",
                                       "complaint.resolved", "accounts.snapshot"]

@@ -4,7 +4,7 @@ backlog or migrating: on the databases only), with instants worked out by hand.
 
 Calendar used below (Europe/London): 2026-02-02 and 2027-02-02 are in GMT, so the end of those
 dates is 23:59:59.999999+00:00. A deadlock letter issued on 2 Feb 2026 has a referral window
-ending at the end of 2 Feb 2027 (12 months, RULES s.1).
+ending at the end of 2 Feb 2027 (12 months, docs/rules.md s.1).
 """
 
 from __future__ import annotations

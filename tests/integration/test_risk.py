@@ -86,7 +86,7 @@ def test_silence_learnt_from_the_record(tmp_path: Path) -> None:
     assert (silent["state"], silent["owner"]) == ("immediate", "Sam Patel")
     assert (active["state"], active["owner"]) == ("immediate", "Kim Lee")
     assert active["reference"].startswith("KC-")
-    # Kilowatt Connect's progress updates repeat every 10 days (RULES s.5, v2): received
+    # Kilowatt Connect's progress updates repeat every 10 days (docs/rules.md s.5, v2): received
     # 15 Apr 09:00Z, so 25 Apr, 5, 15, 25 May and 4 Jun 09:00Z, before the eight weeks.
     assert silent["next_deadline"] == {"kind": "progress_update",
                                        "due_at": "2026-06-04T09:00:00+00:00"}

@@ -17,8 +17,8 @@ C14 = 1, D16 = 0; C12_pct 20.00, C13_pct 80.00, C14_pct 20.00; C15 = median of 0
 Variant (eight_weeks_days = 42): C-1's eight weeks end Mon 16 Feb 09:00 and C-2's Tue 17 Feb
 10:00, both before their resolutions: an 8-week letter each (D16 = 2), and their resolutions,
 coming after an 8-week letter, are not counted (Ofgem 5.10). C-3 and C-4 are resolved before
-day 42. C11 = 3, C12 = 1, C13 = 2 (C13's boundary is still Ofgem's 56 x 24 h, RULES s.7: C-4's
-second resolution stays in C14), C14 = 1; C12_pct 33.33, C13_pct 66.67, C14_pct 33.33;
+day 42. C11 = 3, C12 = 1, C13 = 2 (C13's boundary is still Ofgem's 56 x 24 h, docs/rules.md
+s.7: C-4's second resolution stays in C14), C14 = 1; C12_pct 33.33, C13_pct 66.67, C14_pct 33.33;
 C15 = median of 0.21, 5, 59.96 = 5.00. Every complaint ends resolved on both sides; only C-1
 and C-2 differ, by their 8-week letter.
 """
@@ -101,7 +101,7 @@ def test_eight_weeks_of_42_days_worked_by_hand(tmp_path: Path) -> None:
     assert d["returns"]["monthly"]["2026-01"]["A1"] == {"base": 4, "variant": 4}
 
     assert d["letters"]["eight_week"] == {"base": 0, "variant": 2}
-    # Progress updates every 10 days while open (RULES s.5, v2): C-1 at days 10-40 on both
+    # Progress updates every 10 days while open (docs/rules.md s.5, v2): C-1 at days 10-40 on both
     # sides (4); C-2 at days 10-50 in the base (5: the day-50 one, Wed 25 Feb 10:00Z, fires
     # before the resolution of the same instant), but in the variant its day-42 8-week letter
     # ends the chain after day 40 (4). C-3 and C-4 are resolved within 10 days, and C-4's

@@ -92,7 +92,7 @@ def test_local_date(instant: datetime, expected: date) -> None:
 
 
 def test_local_date_rejects_naive_datetime() -> None:
-    # RULES s.1: an event without an offset is bad input.
+    # docs/rules.md s.1: an event without an offset is bad input.
     with pytest.raises(ValueError):
         local_date(datetime(2026, 7, 1, 23, 30))
 
@@ -274,7 +274,7 @@ def test_d_plus_1_scottish_one_off_holiday_2026(region: str, expected: datetime)
 
 
 def test_default_region_is_england() -> None:
-    # RULES s.1: default region ENG. Fri 2 Jan 2026 is a working day there (not in SCT),
+    # docs/rules.md s.1: default region ENG. Fri 2 Jan 2026 is a working day there (not in SCT),
     # so D+1 of Thu 1 Jan 2026 is end of Fri 2 Jan.
     cal = WorkingCalendar()
     assert cal.region == "ENG"

@@ -161,7 +161,7 @@ SIGNPOSTING = [
     "www.energyombudsman.org",
     "free and impartial advice",
 ]
-# RULES s.6 (v2) "Plain words": the Ombudsman's list of words to avoid in these letters.
+# docs/rules.md s.6 (v2) "Plain words": the Ombudsman's list of words to avoid in these letters.
 AVOIDED_WORDS = ("binding", "exhausted", "remedy", "redress", "abide", "oblige", "constitutes")
 
 
@@ -190,7 +190,7 @@ def required_phrases(context: dict[str, Any]) -> list[str]:
         customer["postcode"],
         f"Dear {customer['name']},",
         KINDS[context["kind"]].title,
-        # A person, not a team: named and signing (RULES s.6).
+        # A person, not a team: named and signing (docs/rules.md s.6).
         f"Complaint handled by: {context['owner']['name']}",
         f"Yours sincerely, {context['owner']['name']} {context['owner']['role']}, "
         f"{supplier['name']}",
@@ -781,7 +781,8 @@ LARGE_PRINT = [name for name in GOLDEN if name not in STANDARD_PRINT]
 
 @pytest.mark.parametrize("name", STANDARD_PRINT)
 def test_pdf_is_in_clear_print(name: str) -> None:
-    # RULES s.6: body text at least 12 pt, nothing smaller than 10 pt; read back from the PDF.
+    # docs/rules.md s.6: body text at least 12 pt, nothing smaller than 10 pt; read back from
+    # the PDF.
     runs = pdf_font_sizes(pdf_of(name))
     assert min(size for size, _ in runs) >= 10
     context = GOLDEN[name]

@@ -1,5 +1,5 @@
 """Letters issued before rules revision 2 (template version 1) render byte for byte as they were
-issued (RULES s.6: "Letters issued before a change of templates still render as they were
+issued (docs/rules.md s.6: "Letters issued before a change of templates still render as they were
 issued"). The golden files in tests/golden/letters/v1/ are the renderer's output before the
 templates were versioned; they are never regenerated.
 """

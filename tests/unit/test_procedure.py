@@ -65,7 +65,7 @@ def test_defaults_and_no_placeholders(tmp_path: Path) -> None:
     assert procedure.email_give_up_hours == 24
     assert procedure.placeholders == ()
     assert procedure.complaints_manager.name == "Priya Shah"
-    # Advice bodies default to the ones RULES s.6 names.
+    # Advice bodies default to the ones docs/rules.md s.6 names.
     assert procedure.advice_england_and_wales.welsh_phone == "0808 223 1144"
     assert procedure.advice_scotland.name == "Advice Direct Scotland"
 

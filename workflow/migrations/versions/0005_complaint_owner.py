@@ -1,6 +1,6 @@
 """The complaint's owner: the person every letter names and is signed by (rules revision 2)
 
-RULES s.6 (v2): the owner is the latest of `complaint.received.handler`,
+docs/rules.md s.6 (v2): the owner is the latest of `complaint.received.handler`,
 `complaint.assigned.handler` and `complaint.senior_manager_response.manager`. The record kept
 the handler and the senior manager apart, which cannot tell which came last; the new column is
 filled from each complaint's history, in applied order.
