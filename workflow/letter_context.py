@@ -10,13 +10,13 @@ import hashlib
 from datetime import datetime
 from typing import Any, Final
 
-from letters.render import KINDS
 from workflow.calendar import elapsed_days, local_date
 from workflow.codes import CATEGORIES
+from workflow.letter_kinds import KINDS
 from workflow.procedure import Procedure
 from workflow.schema import Complaint
 
-# Declared once, with what each kind is, in letters/render.py (KINDS): a signposting letter
+# Declared once, with what each kind is, in workflow/letter_kinds.py (KINDS): a signposting letter
 # (deadlock, 8-week) opens a referral window (docs/rules.md s.6).
 LETTER_KINDS: Final[tuple[str, ...]] = tuple(KINDS)
 SIGNPOSTING_KINDS: Final = frozenset(kind for kind, spec in KINDS.items() if spec.signposting)
