@@ -248,19 +248,24 @@ class Runtime:
         self.watchdog = StopWatchdog(timeout, self._left).arm()
         deadline = time.monotonic() + timeout
         order = sorted(self._threads, key=STOP_ORDER.index)
-        # In order while each stops promptly (the usual case: under a second each); one that
-        # is slow (its broker or database gone) gets a stage of the bound, then the next is
-        # stopped beside it, so that the bounded waits of all run side by side. What writes
-        # the outbox (consumer, timer, delivery) may take up to half the bound, together,
-        # before the relay is told to stop: its last round then publishes their last rows
-        # (a delivery round still rendering a PDF takes longer than a stage).
-        stage = timeout / (2 * max(1, len(order)))
-        writers_deadline = time.monotonic() + timeout / 2
-        before_relay = set(STOP_ORDER[:STOP_ORDER.index("relay")])
-        for name in order:
+        # What writes the outbox (demo input, consumer, timer, delivery) is told to stop first,
+        # all at once so that their bounded waits (a broker or database gone) run side by side,
+        # and gets up to half the bound, together, to end: the relay's last round then
+        # publishes their last rows (a delivery round still rendering a PDF takes seconds).
+        # The rest stop in order while each stops promptly (the usual case: under a second
+        # each); one that is slow gets a stage of the bound, then the next is stopped beside it.
+        writers = [name for name in order if name in STOP_ORDER[:STOP_ORDER.index("relay")]]
+        writers_deadline = min(deadline, time.monotonic() + timeout / 2)
+        for name in writers:
             self._stops[name].set()
-            until = writers_deadline if name in before_relay else time.monotonic() + stage
-            self._threads[name].join(timeout=max(0.0, min(until, deadline) - time.monotonic()))
+        for name in writers:
+            self._threads[name].join(timeout=max(0.0, writers_deadline - time.monotonic()))
+        stage = timeout / (2 * max(1, len(order)))
+        for name in order:
+            if name in writers:
+                continue
+            self._stops[name].set()
+            self._threads[name].join(timeout=max(0.0, min(stage, deadline - time.monotonic())))
         for name in order:
             self._threads[name].join(timeout=max(0.0, deadline - time.monotonic()))
             if self._threads[name].is_alive():
