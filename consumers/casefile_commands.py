@@ -1,42 +1,24 @@
 """`complaints casefile`, `complaints erase` and `complaints retention` (docs/contract.md v2).
 
-Registered on the `complaints` group by consumers/cli.py; this module imports nothing from
-it (the shared options are repeated here), so either can be imported first.
+Registered on the `complaints` group by consumers/cli.py; the options every command shares
+come from reporting/cli_support.py.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from workflow.bootstrap import App, bootstrap
+from reporting.cli_support import common_options, open_app
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _options(func: F) -> F:
-    func = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                        help="json: one JSON document on stdout.")(func)
-    func = click.option("--config", "config", default=None, envvar="COMPLAINTS_CONFIG",
-                        help="Procedure: kilowatt-connect, lastmile or a TOML path "
-                             "[env COMPLAINTS_CONFIG; default kilowatt-connect].")(func)
-    func = click.option("--db", "db", default=None,
-                        help="Database URL [env COMPLAINTS_DATABASE_URL; "
-                             "default sqlite:///complaints.db].")(func)
-    return func
-
-
-def _app(db: str | None, config: str | None) -> App:
-    try:
-        return bootstrap(db, config)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--config") from None
+# The options and the app every command shares (reporting/cli_support.py), not a copy.
+_options = common_options
+_app = open_app
 
 
 def _instant(value: str, name: str) -> datetime:
