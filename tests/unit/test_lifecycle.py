@@ -120,3 +120,39 @@ def test_a_machine_that_left_a_state_follows_the_stored_state_again() -> None:
     transition(record, "withdraw")
     record.state = "deadlock"
     assert transition(record, "resolve") == ("deadlock", "resolved")
+
+
+GUARD_VALUES = [(sign, closed) for sign in (False, True) for closed in (False, True)]
+
+
+def _by_machine(record: Record, trigger: str) -> str | None:
+    """What python-statemachine itself does: the target, or None when it refuses."""
+    from workflow.lifecycle import ComplaintLifecycle
+    machine = ComplaintLifecycle(record, state_field="state")
+    try:
+        machine.send(trigger)
+    except TransitionNotAllowed:
+        return None
+    return record.state
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("trigger", [*ALLOWED, "not_a_trigger"])
+def test_the_derived_table_agrees_with_the_machine(state: str, trigger: str) -> None:
+    # The table `transition` consults is derived from the machine's declaration; for every
+    # state, trigger and value of both guards it must do exactly what the machine does.
+    for signposting, referable in GUARD_VALUES:
+        by_machine = _by_machine(Record(state, signposting, referable), trigger)
+        record = Record(state, signposting, referable)
+        try:
+            by_table: str | None = transition(record, trigger)[1]
+        except TransitionNotAllowed:
+            by_table = None
+            assert record.state == state
+        assert by_table == by_machine, (state, trigger, signposting, referable)
+
+
+def test_the_table_covers_every_declared_event() -> None:
+    from workflow.lifecycle import TRANSITIONS, ComplaintLifecycle
+    declared = {str(event.id) for event in ComplaintLifecycle.events}
+    assert {trigger for _, trigger in TRANSITIONS} == declared == set(ALLOWED)
