@@ -569,6 +569,25 @@ def create_app(state: OpsState, token: str) -> web.Application:
             offset=offset, limit=limit))
         return web.json_response(document, headers=COMMON_HEADERS)
 
+    async def trends(request: web.Request) -> web.Response:
+        """(work queue) Receipts, letters and the backlog per stage per day: ?days=1..366
+        (default 30) local dates ending with as_of's (now by default)."""
+        from reporting.trends import DEFAULT_DAYS, MAX_DAYS
+        from reporting.trends import trends as read_trends
+
+        try:
+            days = int(request.query.get("days", str(DEFAULT_DAYS)))
+            if not 1 <= days <= MAX_DAYS:
+                raise ValueError(f"days must be 1..{MAX_DAYS}")
+            as_of = _instant_param(request, "as_of")
+        except ValueError as exc:
+            return _error(400, str(exc) if "days" in str(exc) or "as_of" in str(exc)
+                          else f"days must be 1..{MAX_DAYS}")
+        if state.record is None:
+            return _error(503, "no record to read")
+        document = await from_record(lambda session: read_trends(session, as_of, days))
+        return web.json_response(document, headers=COMMON_HEADERS)
+
     app = web.Application()
     # Open: the page (it holds no figures), its files, and health.
     app.router.add_get("/", dashboard)
@@ -587,6 +606,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/complaints", guarded(complaint_list))
     app.router.add_get("/complaints/search", guarded(search))
     app.router.add_get("/complaints/{complaint_id}/timeline", guarded(timeline))
+    app.router.add_get("/trends", guarded(trends))
     return app
 
 
