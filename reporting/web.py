@@ -62,6 +62,8 @@ STATIC_FILES: Final = {
     "favicon.svg": "image/svg+xml",
     "workqueue.js": "application/javascript",  # the work queue panel
     "workqueue.css": "text/css",
+    "trends.js": "application/javascript",  # the work queue's trends panel
+    "trends.css": "text/css",
 }
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8080
@@ -584,7 +586,13 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(400, str(exc) if "days" in str(exc) or "as_of" in str(exc)
                           else f"days must be 1..{MAX_DAYS}")
         if state.record is None:
-            return _error(503, "no record to read")
+            # No database here: an empty answer saying so, not an error (the dashboard asks
+            # on every page and simply shows no trends panel, as /risk does before a fit).
+            return web.json_response(
+                {"as_of": as_of.isoformat(), "days": [], "receipts": [], "letters": [],
+                 "letters_by_kind": {}, "backlog": {},
+                 "note": "no record here: the trends need the database"},
+                headers=COMMON_HEADERS)
         document = await from_record(lambda session: read_trends(session, as_of, days))
         return web.json_response(document, headers=COMMON_HEADERS)
 

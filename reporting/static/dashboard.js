@@ -80,6 +80,14 @@
     rows.forEach((row, i) => {
       const y = i * rowHeight + 2;
       const group = el("g", { class: "row", "data-key": row.key });
+      if (row.list) {
+        // A count that opens the complaints behind it (workqueue.js listens for these).
+        group.setAttribute("data-list", row.list);
+        group.setAttribute("data-list-label", row.listLabel || row.label);
+        group.setAttribute("role", "button");
+        group.setAttribute("tabindex", "0");
+        group.classList.add("listable");
+      }
       group.appendChild(el("title", {}, row.title || row.label));
       group.appendChild(el("text", { x: 0, y: y + 16 }, row.label));
       group.appendChild(el("rect", { class: "track", x: labelWidth, y: y + 3, width: plot,
@@ -111,9 +119,10 @@
   function render(backlog, returns) {
     const month = returns.month;
     barChart($("chart-states"), STATES.map(([key, label]) => ({
-      key, label, values: [{ value: backlog.by_state[key] || 0 }] })));
+      key, label, list: `state=${key}`, listLabel: `In stage: ${label}`,
+      values: [{ value: backlog.by_state[key] || 0 }] })));
     barChart($("chart-deadlines"), KINDS.map(([key, label]) => ({
-      key, label, values: [
+      key, label, list: `overdue=${key}`, listLabel: `Deadline overdue: ${label}`, values: [
         { value: backlog.overdue[key] || 0, cls: "bar-overdue" },
         { value: backlog.due_within_5_working_days[key] || 0, cls: "bar-soon" },
       ] })));
@@ -220,6 +229,8 @@
       render(backlog, returns);
       renderDelivery(backlog, delivery);
       setStatus("live", "pill-ok");
+      // The token is good: the panels that read the record (trends.js) may load.
+      document.dispatchEvent(new CustomEvent("ops:live"));
       $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
       await refreshSubmissions(secret);  // after the live figures: it reads the database
     } catch (error) {

@@ -1,7 +1,9 @@
 // Operations work queue panel: the complaints at risk of an 8-week letter (GET /risk), search
 // by reference or complaint id (GET /complaints/search) and one complaint's timeline
-// (GET /complaints/{id}/timeline). Same token as the dashboard (sessionStorage, this tab only);
-// every value goes into the page as text, never as markup.
+// (GET /complaints/{id}/timeline, each letter with its dispatch attempts), and the list behind
+// any count of the dashboard (GET /complaints?state=|overdue=|received=, paginated). Same
+// token as the dashboard (sessionStorage, this tab only); every value goes into the page as
+// text, never as markup.
 "use strict";
 
 (function () {
@@ -94,21 +96,52 @@
     }
   }
 
-  async function list(event) {
+  // The list behind a count: `current` is the filter shown (e.g. "state=received") and the
+  // offset of its page, so previous/next page through it.
+  // ?page_size=N on the page (1-500) changes the page's length (default 50).
+  const PAGE = Math.min(500, Math.max(1,
+    Number(new URLSearchParams(window.location.search).get("page_size")) || 50));
+  let current = null;
+
+  function listFromForm(event) {
     event.preventDefault();
     const by = $("wq-list-by").value;
-    const day = $("wq-list-day").value;
-    const rows = $("wq-list-rows");
-    rows.replaceChildren();
-    if (by === "received" && !day) {
+    const chosenDay = $("wq-list-day").value;
+    if (by === "received" && !chosenDay) {
+      $("wq-list-rows").replaceChildren();
       $("wq-list-note").textContent = "Choose a day.";
       return;
     }
-    const filter = by === "received" ? `received=${encodeURIComponent(day)}` : by;
+    const label = by === "received" ? `Received on ${chosenDay}`
+      : $("wq-list-by").selectedOptions[0].parentElement.label + ": " + $("wq-list-by").selectedOptions[0].textContent;
+    openList(by === "received" ? `received=${encodeURIComponent(chosenDay)}` : by, label);
+  }
+
+  function openList(filter, label) {
+    current = { filter, label, offset: 0 };
+    // Keep the form in step with what is shown.
+    const [name, value] = filter.split("=");
+    if (name === "received") {
+      $("wq-list-by").value = "received";
+      $("wq-list-day").value = decodeURIComponent(value);
+    } else if ([...$("wq-list-by").options].some((o) => o.value === filter)) {
+      $("wq-list-by").value = filter;
+    }
+    return showList();
+  }
+
+  async function showList() {
+    const rows = $("wq-list-rows");
+    rows.replaceChildren();
+    $("wq-list-prev").hidden = true;
+    $("wq-list-next").hidden = true;
+    const { filter, label, offset } = current;
     try {
-      const found = await getJson(`/complaints?${filter}&limit=50`);
-      $("wq-list-note").textContent = `${found.total} complaint(s)` +
-        (found.total > found.complaints.length ? `, the first ${found.complaints.length} shown` : "");
+      const found = await getJson(`/complaints?${filter}&offset=${offset}&limit=${PAGE}`);
+      const shown = found.complaints.length;
+      $("wq-list-note").textContent = `${label}: ${found.total} complaint(s)` +
+        (found.total > shown || offset > 0
+          ? `, ${shown ? offset + 1 : 0}-${offset + shown} shown` : "");
       for (const c of found.complaints) {
         const item = el("li");
         const extra = c.due_at ? `, due ${when(c.due_at)}` : c.receipt_at ? `, at ${when(c.receipt_at)}` : "";
@@ -116,9 +149,42 @@
           ` ${c.state}, ${c.owner || "unassigned"}${extra}`));
         rows.append(item);
       }
+      $("wq-list-prev").hidden = offset === 0;
+      $("wq-list-next").hidden = offset + shown >= found.total;
     } catch (error) {
       $("wq-list-note").textContent = "The list is not available.";
     }
+  }
+
+  function page(step) {
+    if (!current) return;
+    current.offset = Math.max(0, current.offset + step * PAGE);
+    showList();
+  }
+
+  // Every count marked data-list (the stage and deadline bars, the remedy tile, a day's
+  // receipts in the trends) opens its list, by click or by Enter/Space.
+  function fromCount(event) {
+    const count = event.target.closest("[data-list]");
+    if (!count) return;
+    if (event.type === "keydown" && event.key !== "Enter" && event.key !== " ") return;
+    event.preventDefault();
+    openList(count.dataset.list, count.dataset.listLabel || count.dataset.list);
+    $("wq-list-card").scrollIntoView({ block: "nearest" });
+  }
+
+  // A letter's way to the customer: its delivery status and every attempt (channel, outcome,
+  // when), from the record's deliveries and dispatches. Addresses are not shown.
+  function dispatchList(letter) {
+    const attempts = letter.dispatches || [];
+    const box = el("ul", null, { class: "wq-dispatch" });
+    box.append(el("li", `delivery: ${letter.delivery || "not recorded"}, ${attempts.length} attempt(s)`,
+      { class: "wq-delivery" }));
+    for (const d of attempts) {
+      box.append(el("li", `attempt ${d.attempt}: ${d.channel} ${d.outcome} ${when(d.at)}`,
+        { class: `wq-attempt wq-attempt-${d.outcome}` }));
+    }
+    return box;
   }
 
   async function showTimeline(complaintId) {
@@ -131,6 +197,7 @@
       const t = await getJson(`/complaints/${encodeURIComponent(complaintId)}/timeline`);
       $("wq-timeline-title").textContent =
         `Timeline: ${t.reference} (${t.complaint_id}), ${t.state}, owner ${t.owner || "unassigned"}`;
+      const letters = new Map((t.letters || []).map((letter) => [letter.letter_id, letter]));
       for (const entry of t.timeline) {
         const label = entry.what === "letter" ? `letter: ${entry.type} (${entry.letter_id})`
           : entry.what === "due" ? `due: ${entry.type}`
@@ -138,6 +205,7 @@
           : `${entry.type}${entry.from && entry.from !== entry.to ? ` (${entry.from} → ${entry.to})` : ` → ${entry.to}`}`;
         const row = el("li", null, { class: `wq-${entry.what}` });
         row.append(el("time", when(entry.at)), document.createTextNode(` ${label}`));
+        if (entry.what === "letter" && letters.has(entry.letter_id)) row.append(dispatchList(letters.get(entry.letter_id)));
         list.append(row);
       }
     } catch (error) {
@@ -148,7 +216,11 @@
   document.addEventListener("DOMContentLoaded", () => {
     if (!$("workqueue")) return;
     $("wq-search").addEventListener("submit", search);
-    $("wq-list").addEventListener("submit", list);
+    $("wq-list").addEventListener("submit", listFromForm);
+    $("wq-list-prev").addEventListener("click", () => page(-1));
+    $("wq-list-next").addEventListener("click", () => page(1));
+    $("figures").addEventListener("click", fromCount);
+    $("figures").addEventListener("keydown", fromCount);
     $("wq-close").addEventListener("click", () => { $("wq-timeline").hidden = true; });
     refreshRisk();
   });

@@ -151,3 +151,27 @@ def test_served_behind_the_token(sqlite_url: str, tmp_path: Path) -> None:
     assert (zero, text, bad) == (400, 400, 400)
     assert zero_body["error"] == "days must be 1..366"
     assert "as_of" in bad_body["error"]
+
+
+def test_without_a_record_an_empty_answer(sqlite_url: str) -> None:
+    """A server with no database (python -m consumers.aggregator): trends are empty, not an
+    error, so the dashboard's page shows no panel and logs no failure."""
+    app = bootstrap(sqlite_url, "kilowatt-connect")
+    state = OpsState(app.procedure.calendar, Aggregator(Rules(app.procedure.calendar)),
+                     status="running")
+    app.engine.dispose()
+
+    async def run() -> tuple[int, Any]:
+        runner = await serve(create_app(state, TOKEN), "127.0.0.1", 0)
+        try:
+            async with aiohttp.ClientSession() as client, client.get(
+                    f"http://127.0.0.1:{bound_port(runner)}/trends?days=3",
+                    headers={"Authorization": f"Bearer {TOKEN}"}) as reply:
+                return reply.status, await reply.json()
+        finally:
+            await runner.cleanup()
+
+    status, body = asyncio.run(run())
+    assert status == 200
+    assert (body["days"], body["receipts"], body["backlog"]) == ([], [], {})
+    assert "no record" in body["note"]
