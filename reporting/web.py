@@ -571,6 +571,49 @@ def create_app(state: OpsState, token: str) -> web.Application:
             offset=offset, limit=limit))
         return web.json_response(document, headers=COMMON_HEADERS)
 
+    async def complaints_behind(request: web.Request) -> web.Response:
+        """(work queue) The complaints behind the dashboard's other counts:
+        ?count=unresolved|overdue|late_referrals|undelivered, due_soon&kind=K,
+        letters&day=YYYY-MM-DD, received_month&month=YYYY-MM[&channel=C]; [&as_of=I],
+        &offset, &limit (1-500). See reporting/countlists.py."""
+        from datetime import date as calendar_date
+
+        from reporting.countlists import COUNTS, behind
+        from workflow.handlers import DEADLINE_KINDS
+
+        query = request.query
+        try:
+            offset, limit = int(query.get("offset", "0")), int(query.get("limit", "50"))
+            if offset < 0 or not 1 <= limit <= 500:
+                raise ValueError("offset must be >= 0 and limit 1..500")
+            count = query.get("count", "")
+            if count not in COUNTS:
+                raise ValueError(f"count must be one of {', '.join(COUNTS)}")
+            kind = query.get("kind")
+            if (count == "due_soon") != (kind is not None) or (
+                    kind is not None and kind not in DEADLINE_KINDS):
+                raise ValueError(f"due_soon needs kind, one of {', '.join(DEADLINE_KINDS)}")
+            day_text = query.get("day")
+            if (count == "letters") != (day_text is not None):
+                raise ValueError("letters needs day=YYYY-MM-DD (and only letters takes it)")
+            day = calendar_date.fromisoformat(day_text) if day_text is not None else None
+            month_text = query.get("month")
+            if (count == "received_month") != (month_text is not None):
+                raise ValueError("received_month needs month=YYYY-MM (and only it takes it)")
+            month = parse_month(month_text) if month_text is not None else None
+            channel = query.get("channel")
+            if channel is not None and (count != "received_month" or len(channel) > 32):
+                raise ValueError("channel goes with received_month")
+            as_of = _instant_param(request, "as_of")
+        except (BadPeriod, ValueError) as exc:
+            return _error(400, str(exc))
+        if state.record is None:
+            return _error(503, "no record to read")
+        document = await from_record(lambda session: behind(
+            session, count, as_of=as_of, calendar=state.calendar, kind=kind, day=day,
+            month=month, channel=channel, offset=offset, limit=limit))
+        return web.json_response(document, headers=COMMON_HEADERS)
+
     async def trends(request: web.Request) -> web.Response:
         """(work queue) Receipts, letters and the backlog per stage per day: ?days=1..366
         (default 30) local dates ending with as_of's (now by default)."""
@@ -615,6 +658,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/complaints/search", guarded(search))
     app.router.add_get("/complaints/{complaint_id}/timeline", guarded(timeline))
     app.router.add_get("/trends", guarded(trends))
+    app.router.add_get("/complaints/behind", guarded(complaints_behind))
     return app
 
 

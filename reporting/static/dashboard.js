@@ -95,8 +95,13 @@
       const thickness = (rowHeight - 6) / series;
       row.values.forEach((v, j) => {
         const w = v.value > 0 ? Math.max(2, (plot * v.value) / max) : 0;
-        group.appendChild(el("rect", { class: `bar ${v.cls || ""}`, x: labelWidth,
-          y: y + 3 + j * thickness, width: w, height: thickness, rx: 2, "data-value": v.value }));
+        const bar = el("rect", { class: `bar ${v.cls || ""}`, x: labelWidth,
+          y: y + 3 + j * thickness, width: w, height: thickness, rx: 2, "data-value": v.value });
+        if (v.list) {  // this bar's own list (a click on it, not on the row, opens it)
+          bar.setAttribute("data-list", v.list);
+          bar.setAttribute("data-list-label", v.listLabel);
+        }
+        group.appendChild(bar);
       });
       const shown = row.values.map((v) => v.value).join(" / ");
       group.appendChild(el("text", { class: "value", x: width - valueWidth + 6, y: y + 16 }, shown));
@@ -124,12 +129,17 @@
     barChart($("chart-deadlines"), KINDS.map(([key, label]) => ({
       key, label, list: `overdue=${key}`, listLabel: `Deadline overdue: ${label}`, values: [
         { value: backlog.overdue[key] || 0, cls: "bar-overdue" },
-        { value: backlog.due_within_5_working_days[key] || 0, cls: "bar-soon" },
+        { value: backlog.due_within_5_working_days[key] || 0, cls: "bar-soon",
+          list: `count=due_soon&kind=${key}`, listLabel: `Due within 5 working days: ${label}` },
       ] })));
     barChart($("chart-types"), Object.keys(TYPES).map((code) => ({
       key: code, label: `${code} ${TYPES[code]}`, values: [{ value: month.items[code] || 0 }] })));
     barChart($("chart-channels"), CHANNELS.map(([key, label]) => ({
-      key, label, values: [{ value: month.receipts_by_channel[key] || 0 }] })));
+      key, label, list: `count=received_month&month=${month.period}&channel=${key}`,
+      listLabel: `Received in ${month.period} by ${label.toLowerCase()}`,
+      values: [{ value: month.receipts_by_channel[key] || 0 }] })));
+    $("tile-month").dataset.list = `count=received_month&month=${month.period}`;
+    $("tile-month").dataset.listLabel = `Received in ${month.period}`;
     $("title-types").textContent = `Receipts in ${month.period} by type`;
     $("title-channels").textContent = `Receipts in ${month.period} by channel`;
     $("tile-month-label").textContent = `Received in ${month.period}`;

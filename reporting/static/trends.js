@@ -1,8 +1,8 @@
 // Trends panel: receipts per day, letters per day and the unresolved backlog per stage at the
 // end of each day, from GET /trends (the record, reporting/trends.py). Drawn as inline SVG
 // like the dashboard's other charts (the page's CSP allows no other origin and no inline
-// style), with the same figures in a table. A day's receipts bar opens the complaints received
-// that day (workqueue.js lists whatever carries data-list). ?days=N and ?as_of=INSTANT on the
+// style), with the same figures in a table. A day's receipts (or letters) column opens the
+// complaints received (or written to) that day (workqueue.js lists whatever has data-list). ?days=N and ?as_of=INSTANT on the
 // page pass through. Same token as the dashboard (sessionStorage); values go in as text.
 "use strict";
 
@@ -71,8 +71,9 @@
       group.append(svg("rect", { class: "bar", x: LEFT + step * i + step * 0.15,
         y: TOP + plotH - h, width: step * 0.7, height: h }));
       if (list && values[i] > 0) {
-        group.setAttribute("data-list", list(d));
-        group.setAttribute("data-list-label", `Received on ${d}`);
+        const [filter, label] = list(d);
+        group.setAttribute("data-list", filter);
+        group.setAttribute("data-list-label", label);
         group.setAttribute("role", "button");
         group.setAttribute("tabindex", "0");
         group.classList.add("listable");
@@ -126,8 +127,9 @@
     $("trends-window").textContent = `${t.days[0]} to ${t.days[t.days.length - 1]}, ` +
       `as of ${t.as_of.slice(0, 16).replace("T", " ")}`;
     columns($("chart-receipts"), t.days, t.receipts, "receipt(s)",
-      (d) => `received=${encodeURIComponent(d)}`);
-    columns($("chart-letters"), t.days, t.letters, "letter(s)");
+      (d) => [`received=${encodeURIComponent(d)}`, `Received on ${d}`]);
+    columns($("chart-letters"), t.days, t.letters, "letter(s)",
+      (d) => [`count=letters&day=${encodeURIComponent(d)}`, `Letters issued on ${d}`]);
     lines($("chart-backlog"), t.days, t.backlog);
     table(t);
     const sum = (values) => values.reduce((a, b) => a + b, 0);

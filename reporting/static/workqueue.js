@@ -102,6 +102,8 @@
   const PAGE = Math.min(500, Math.max(1,
     Number(new URLSearchParams(window.location.search).get("page_size")) || 50));
   let current = null;
+  const pageAsOf = new URLSearchParams(window.location.search).get("as_of");
+  const AS_OF = pageAsOf ? `&as_of=${encodeURIComponent(pageAsOf)}` : "";
 
   function listFromForm(event) {
     event.preventDefault();
@@ -137,14 +139,19 @@
     $("wq-list-next").hidden = true;
     const { filter, label, offset } = current;
     try {
-      const found = await getJson(`/complaints?${filter}&offset=${offset}&limit=${PAGE}`);
+      // The stage, overdue-kind and day lists are GET /complaints; the other counts' lists
+      // GET /complaints/behind. Both at the page's ?as_of when it has one, as its counts are.
+      const path = filter.startsWith("count=") ? "/complaints/behind" : "/complaints";
+      const found = await getJson(`${path}?${filter}${AS_OF}&offset=${offset}&limit=${PAGE}`);
       const shown = found.complaints.length;
       $("wq-list-note").textContent = `${label}: ${found.total} complaint(s)` +
         (found.total > shown || offset > 0
           ? `, ${shown ? offset + 1 : 0}-${offset + shown} shown` : "");
       for (const c of found.complaints) {
         const item = el("li");
-        const extra = c.due_at ? `, due ${when(c.due_at)}` : c.receipt_at ? `, at ${when(c.receipt_at)}` : "";
+        const extra = c.due_at ? `, ${c.kind ? `${c.kind} ` : ""}due ${when(c.due_at)}`
+          : c.letter_kind ? `, letter ${c.letter_kind} issued ${when(c.issued_at)}`
+          : c.receipt_at ? `, at ${when(c.receipt_at)}${c.channel ? ` by ${c.channel}` : ""}` : "";
         item.append(openButton(c), document.createTextNode(
           ` ${c.state}, ${c.owner || "unassigned"}${extra}`));
         rows.append(item);

@@ -182,6 +182,42 @@ def test_trends_counts_and_dispatch(server: str) -> None:
                 "#wq-list-note:has-text('Deadline overdue: Acknowledgement: 0 complaint(s)')")
             assert _listed(page) == []
 
+            # The tiles: the unresolved complaints (4, two to a page), and the one letter
+            # still undelivered (C-4's email) after the delivery round.
+            assert page.text_content("#tile-open") == "4"
+            page.click("#tile-open")
+            page.wait_for_selector(
+                "#wq-list-note:has-text('Unresolved complaints: 4 complaint(s), 1-2 shown')")
+            assert _listed(page) == ["C-2", "C-3"]
+            page.click("#wq-list-next")
+            page.wait_for_selector("#wq-list-note:has-text('3-4 shown')")
+            assert _listed(page) == ["C-4", "C-5"]
+            assert page.text_content("#tile-undelivered") == "1"
+            page.click("#tile-undelivered")
+            page.wait_for_selector(
+                "#wq-list-note:has-text('Letters not yet delivered: 1 complaint(s)')")
+            assert _texts(page, "#wq-list-rows li") == [
+                f"{page.text_content('#wq-list-rows li button')} received, unassigned, "
+                "letter acknowledgement issued 2026-03-04 23:59"]
+            assert _listed(page) == ["C-4"]
+            # A due-soon bar: progress updates by end of Thu 12 Mar (C-1's is counted too:
+            # unfired although C-1 is resolved, as the backlog counts it).
+            soon = "#chart-deadlines g.row[data-key=progress_update] rect.bar-soon"
+            assert page.get_attribute(soon, "data-value") == "3"
+            page.click(soon)
+            page.wait_for_selector("#wq-list-note:has-text("
+                                   "'Due within 5 working days: Progress update: 3 complaint')")
+            assert _listed(page) == ["C-1", "C-2"]
+            # Tuesday's letters column: C-2's and C-3's acknowledgements.
+            page.click("#chart-letters g.day[data-day='2026-03-03']")
+            page.wait_for_selector(
+                "#wq-list-note:has-text('Letters issued on 2026-03-03: 2 complaint(s)')")
+            assert sorted(_listed(page)) == ["C-2", "C-3"]
+            # Receipts this month, by telephone: all five.
+            page.click("#chart-channels g.row[data-key=telephone]")
+            page.wait_for_selector("#wq-list-note:has-text("
+                                   "'Received in 2026-03 by telephone: 5 complaint(s)')")
+
             # A listed complaint opens its timeline: the letter and its dispatch by post.
             page.click("#chart-states g.row[data-key=received]")
             page.wait_for_selector("#wq-list-rows li button[data-complaint=C-2]")

@@ -1,0 +1,113 @@
+"""The complaints behind the dashboard's other counts (`GET /complaints/behind?count=...`):
+those `reporting/workqueue.listing` does not cover (a stage, an overdue kind, a day's
+receipts). Each list is the count's own definition (workflow/queries.py `backlog`, the live
+view's month), read from the record, oldest first, paginated; bound parameters throughout.
+
+- `unresolved`: in any stage before an end (the dashboard's "Unresolved complaints" tile).
+- `overdue`: every overdue deadline, of any kind, one row per deadline (the tile counts
+  deadlines, so a complaint with two appears twice); a remedy whose deadline fired and is still
+  not implemented stays overdue.
+- `due_soon` with `kind`: unfired deadlines of that kind due from as_of to the end of the 5th
+  working day after it.
+- `late_referrals`: with the Ombudsman, referred after the referral window.
+- `undelivered`: letters issued and not yet delivered (one row per letter).
+- `letters` with `day`: letters issued on a local date (the trends' letters per day).
+- `received_month` with `month` (and optionally `channel`): receipts in a month.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from reporting.periods import Period
+from workflow import queries
+from workflow.calendar import WorkingCalendar, start_of_date
+from workflow.counting import DUE_SOON_WORKING_DAYS, with_the_ombudsman
+from workflow.schema import Complaint, Deadline, Delivery, Letter, Receipt
+
+# The stages the dashboard counts as unresolved (reporting/static/dashboard.js UNRESOLVED).
+UNRESOLVED: Final = ("received", "immediate", "senior_manager", "reopened", "eight_week",
+                     "deadlock", "ombudsman")
+COUNTS: Final = ("unresolved", "overdue", "due_soon", "late_referrals", "undelivered",
+                 "letters", "received_month")
+_COLUMNS: Final = (Complaint.complaint_id, Complaint.reference, Complaint.state,
+                   Complaint.received_at, Complaint.handler)
+
+
+def behind(session: Session, count: str, *, as_of: datetime, calendar: WorkingCalendar,
+           kind: str | None = None, day: date | None = None, month: Period | None = None,
+           channel: str | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+    """The rows behind `count` (one of COUNTS), a page of them and their total."""
+    extra: tuple[Any, ...] = ()
+    if count == "unresolved":
+        query: Select[Any] = select(*_COLUMNS).where(Complaint.state.in_(UNRESOLVED))
+        order: tuple[Any, ...] = (Complaint.received_at, Complaint.complaint_id)
+    elif count == "late_referrals":
+        query = select(*_COLUMNS).where(Complaint.late_referral.is_(True),
+                                        with_the_ombudsman(Complaint.state))
+        order = (Complaint.received_at, Complaint.complaint_id)
+    elif count in ("overdue", "due_soon"):
+        extra = (Deadline.kind, Deadline.due_at)
+        pending = Deadline.fired_at.is_(None)
+        if count == "overdue":
+            condition: Any = or_(and_(pending, Deadline.due_at < as_of),
+                                 and_(Deadline.kind == "remedy",
+                                      Complaint.remedy_overdue.is_(True),
+                                      with_the_ombudsman(Complaint.state)))
+        else:
+            if kind is None:
+                raise ValueError("due_soon needs a kind")
+            horizon = calendar.working_days_after(as_of, DUE_SOON_WORKING_DAYS)
+            condition = and_(pending, Deadline.kind == kind, Deadline.due_at >= as_of,
+                             Deadline.due_at <= horizon)
+        query = (select(*_COLUMNS, *extra)
+                 .join(Deadline, Deadline.complaint_id == Complaint.complaint_id)
+                 .where(condition))
+        order = (Deadline.due_at, Complaint.complaint_id, Deadline.kind)
+    elif count in ("undelivered", "letters"):
+        extra = (Letter.kind, Letter.issued_at, Letter.letter_id)
+        query = (select(*_COLUMNS, *extra)
+                 .join(Letter, Letter.complaint_id == Complaint.complaint_id))
+        if count == "undelivered":
+            query = query.join(Delivery, Delivery.letter_id == Letter.letter_id).where(
+                Delivery.status == "pending")
+        else:
+            if day is None:
+                raise ValueError("letters needs a day")
+            query = query.where(Letter.issued_at >= start_of_date(day),
+                                Letter.issued_at < start_of_date(day + timedelta(days=1)))
+        order = (Letter.issued_at, Letter.letter_id)
+    elif count == "received_month":
+        if month is None:
+            raise ValueError("received_month needs a month")
+        extra = (Receipt.received_at, Receipt.channel)
+        query = (select(*_COLUMNS, *extra)
+                 .join(Receipt, Receipt.complaint_id == Complaint.complaint_id)
+                 .where(Receipt.received_at >= start_of_date(month.first),
+                        Receipt.received_at < start_of_date(month.end)))
+        if channel is not None:
+            query = query.where(Receipt.channel == channel)
+        order = (Receipt.received_at, Complaint.complaint_id)
+    else:
+        raise ValueError(f"count must be one of {', '.join(COUNTS)}")
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(*order).offset(offset).limit(limit)).all()
+    complaints = []
+    for row in rows:
+        entry: dict[str, Any] = {
+            "complaint_id": row.complaint_id, "reference": row.reference, "state": row.state,
+            "received_at": queries.iso(row.received_at),
+            "owner": row.handler.get("name") if isinstance(row.handler, dict) else None}
+        if count in ("overdue", "due_soon"):
+            entry.update(kind=row[5], due_at=queries.iso(row[6]))
+        elif count in ("undelivered", "letters"):
+            entry.update(letter_kind=row[5], issued_at=queries.iso(row[6]), letter_id=row[7])
+        elif count == "received_month":
+            entry.update(receipt_at=queries.iso(row[5]), channel=row[6])
+        complaints.append(entry)
+    return {"count": count, "total": total, "offset": offset, "limit": limit,
+            "complaints": complaints}
