@@ -13,6 +13,10 @@ view's month), read from the record, oldest first, paginated; bound parameters t
 - `undelivered`: letters issued and not yet delivered (one row per letter).
 - `letters` with `day`: letters issued on a local date (the trends' letters per day).
 - `received_month` with `month` (and optionally `channel`): receipts in a month.
+- `stage_on` with `state` and `day`: in that state at the end of that local date (at as_of if
+  earlier), by the trends' own reckoning (reporting/trends.py): a complaint was in the state
+  then if its first state change after that instant left the state, or if it has had no change
+  since and is in the state now.
 """
 
 from __future__ import annotations
@@ -27,20 +31,21 @@ from reporting.periods import Period
 from workflow import queries
 from workflow.calendar import WorkingCalendar, start_of_date
 from workflow.counting import DUE_SOON_WORKING_DAYS, with_the_ombudsman
-from workflow.schema import Complaint, Deadline, Delivery, Letter, Receipt
+from workflow.schema import Complaint, Deadline, Delivery, HistoryEntry, Letter, Receipt
 
 # The stages the dashboard counts as unresolved (reporting/static/dashboard.js UNRESOLVED).
 UNRESOLVED: Final = ("received", "immediate", "senior_manager", "reopened", "eight_week",
                      "deadlock", "ombudsman")
 COUNTS: Final = ("unresolved", "overdue", "due_soon", "late_referrals", "undelivered",
-                 "letters", "received_month")
+                 "letters", "received_month", "stage_on")
 _COLUMNS: Final = (Complaint.complaint_id, Complaint.reference, Complaint.state,
                    Complaint.received_at, Complaint.handler)
 
 
 def behind(session: Session, count: str, *, as_of: datetime, calendar: WorkingCalendar,
            kind: str | None = None, day: date | None = None, month: Period | None = None,
-           channel: str | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+           channel: str | None = None, state: str | None = None, offset: int = 0,
+           limit: int = 50) -> dict[str, Any]:
     """The rows behind `count` (one of COUNTS), a page of them and their total."""
     extra: tuple[Any, ...] = ()
     if count == "unresolved":
@@ -92,6 +97,12 @@ def behind(session: Session, count: str, *, as_of: datetime, calendar: WorkingCa
         if channel is not None:
             query = query.where(Receipt.channel == channel)
         order = (Receipt.received_at, Complaint.complaint_id)
+    elif count == "stage_on":
+        if state is None or day is None:
+            raise ValueError("stage_on needs a state and a day")
+        query = select(*_COLUMNS).where(Complaint.complaint_id.in_(
+            _in_state_at(min(start_of_date(day + timedelta(days=1)), as_of), state)))
+        order = (Complaint.received_at, Complaint.complaint_id)
     else:
         raise ValueError(f"count must be one of {', '.join(COUNTS)}")
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -111,3 +122,23 @@ def behind(session: Session, count: str, *, as_of: datetime, calendar: WorkingCa
         complaints.append(entry)
     return {"count": count, "total": total, "offset": offset, "limit": limit,
             "complaints": complaints}
+
+
+def _in_state_at(end: datetime, state: str) -> Any:
+    """The ids of the complaints in `state` just before `end` (a subquery)."""
+    changes = or_(HistoryEntry.from_state.is_(None),
+                  HistoryEntry.from_state != HistoryEntry.to_state)
+    # The first change at or after `end`, per complaint: its from_state is the state then.
+    ranked = (select(HistoryEntry.complaint_id, HistoryEntry.from_state,
+                     func.row_number().over(partition_by=HistoryEntry.complaint_id,
+                                            order_by=(HistoryEntry.at, HistoryEntry.id))
+                     .label("n"))
+              .where(HistoryEntry.at >= end, changes).subquery())
+    left_it = select(ranked.c.complaint_id).where(ranked.c.n == 1,
+                                                  ranked.c.from_state == state)
+    unchanged = (select(Complaint.complaint_id)
+                 .where(Complaint.state == state,
+                        ~select(HistoryEntry.id)
+                        .where(HistoryEntry.complaint_id == Complaint.complaint_id,
+                               HistoryEntry.at >= end, changes).exists()))
+    return left_it.union(unchanged)

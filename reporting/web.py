@@ -574,12 +574,14 @@ def create_app(state: OpsState, token: str) -> web.Application:
     async def complaints_behind(request: web.Request) -> web.Response:
         """(work queue) The complaints behind the dashboard's other counts:
         ?count=unresolved|overdue|late_referrals|undelivered, due_soon&kind=K,
-        letters&day=YYYY-MM-DD, received_month&month=YYYY-MM[&channel=C]; [&as_of=I],
+        letters&day=YYYY-MM-DD, received_month&month=YYYY-MM[&channel=C],
+        stage_on&state=S&day=YYYY-MM-DD; [&as_of=I],
         &offset, &limit (1-500). See reporting/countlists.py."""
         from datetime import date as calendar_date
 
         from reporting.countlists import COUNTS, behind
         from workflow.handlers import DEADLINE_KINDS
+        from workflow.lifecycle import STATES
 
         query = request.query
         try:
@@ -594,8 +596,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
                     kind is not None and kind not in DEADLINE_KINDS):
                 raise ValueError(f"due_soon needs kind, one of {', '.join(DEADLINE_KINDS)}")
             day_text = query.get("day")
-            if (count == "letters") != (day_text is not None):
-                raise ValueError("letters needs day=YYYY-MM-DD (and only letters takes it)")
+            if (count in ("letters", "stage_on")) != (day_text is not None):
+                raise ValueError("letters and stage_on need day=YYYY-MM-DD (and only they "
+                                 "take it)")
             day = calendar_date.fromisoformat(day_text) if day_text is not None else None
             month_text = query.get("month")
             if (count == "received_month") != (month_text is not None):
@@ -604,6 +607,10 @@ def create_app(state: OpsState, token: str) -> web.Application:
             channel = query.get("channel")
             if channel is not None and (count != "received_month" or len(channel) > 32):
                 raise ValueError("channel goes with received_month")
+            stage = query.get("state")
+            if (count == "stage_on") != (stage is not None) or (
+                    stage is not None and stage not in STATES):
+                raise ValueError(f"stage_on needs state, one of {', '.join(STATES)}")
             as_of = _instant_param(request, "as_of")
         except (BadPeriod, ValueError) as exc:
             return _error(400, str(exc))
@@ -611,7 +618,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(503, "no record to read")
         document = await from_record(lambda session: behind(
             session, count, as_of=as_of, calendar=state.calendar, kind=kind, day=day,
-            month=month, channel=channel, offset=offset, limit=limit))
+            month=month, channel=channel, state=stage, offset=offset, limit=limit))
         return web.json_response(document, headers=COMMON_HEADERS)
 
     async def trends(request: web.Request) -> web.Response:

@@ -58,6 +58,20 @@
     return { chart, plotH, step };
   }
 
+  // A count that opens its list (workqueue.js): the filter of GET /complaints[/behind].
+  function listable(node, filter, label) {
+    node.setAttribute("data-list", filter);
+    node.setAttribute("data-list-label", label);
+    node.setAttribute("role", "button");
+    node.setAttribute("tabindex", "0");
+    node.classList.add("listable");
+    return node;
+  }
+  const receivedOn = (d) => [`received=${encodeURIComponent(d)}`, `Received on ${d}`];
+  const lettersOn = (d) => [`count=letters&day=${encodeURIComponent(d)}`, `Letters issued on ${d}`];
+  const stageOn = (key, label, d) => [`count=stage_on&state=${key}&day=${encodeURIComponent(d)}`,
+    `${label} at the end of ${d}`];
+
   // One column per day; `list(day)` (optional) makes a column open that day's complaints.
   function columns(container, days, values, noun, list) {
     const max = Math.max(1, ...values);
@@ -70,14 +84,7 @@
         height: plotH }));
       group.append(svg("rect", { class: "bar", x: LEFT + step * i + step * 0.15,
         y: TOP + plotH - h, width: step * 0.7, height: h }));
-      if (list && values[i] > 0) {
-        const [filter, label] = list(d);
-        group.setAttribute("data-list", filter);
-        group.setAttribute("data-list-label", label);
-        group.setAttribute("role", "button");
-        group.setAttribute("tabindex", "0");
-        group.classList.add("listable");
-      }
+      if (list && values[i] > 0) listable(group, ...list(d));
       chart.append(group);
     });
     container.replaceChildren(chart);
@@ -96,9 +103,10 @@
         [LEFT + step * (i + 0.5), TOP + plotH - (plotH * v) / max]);
       series.append(svg("polyline", { points: points.map((p) => p.join(",")).join(" ") }));
       points.forEach(([x, y], i) => {
-        const point = svg("circle", { cx: x, cy: y, r: 3, "data-day": days[i],
+        const point = svg("circle", { cx: x, cy: y, r: 4, "data-day": days[i],
           "data-value": backlog[key][i] });
         point.append(svg("title", {}, `${days[i]}: ${backlog[key][i]} ${label}`));
+        if (backlog[key][i] > 0) listable(point, ...stageOn(key, label, days[i]));
         series.append(point);
       });
       chart.append(series);
@@ -114,9 +122,15 @@
       .map((text) => cell("th", text, { scope: "col" })));
     const rows = t.days.map((d, i) => {
       const row = cell("tr", null, { "data-day": d });
-      row.append(cell("th", d, { scope: "row" }), cell("td", t.receipts[i], { class: "num" }),
-        cell("td", t.letters[i], { class: "num" }),
-        ...STAGES.map(([key]) => cell("td", (t.backlog[key] || [])[i] || 0, { class: "num" })));
+      // Each figure above zero opens the complaints behind it.
+      const figure = (value, opens) => {
+        const node = cell("td", value, { class: "num" });
+        return value > 0 ? listable(node, ...opens) : node;
+      };
+      row.append(cell("th", d, { scope: "row" }), figure(t.receipts[i], receivedOn(d)),
+        figure(t.letters[i], lettersOn(d)),
+        ...STAGES.map(([key, label]) => figure((t.backlog[key] || [])[i] || 0,
+          stageOn(key, label, d))));
       return row;
     });
     $("trends-rows").replaceChildren(...rows.reverse());  // the latest day first
@@ -126,10 +140,8 @@
     $("trends").hidden = false;
     $("trends-window").textContent = `${t.days[0]} to ${t.days[t.days.length - 1]}, ` +
       `as of ${t.as_of.slice(0, 16).replace("T", " ")}`;
-    columns($("chart-receipts"), t.days, t.receipts, "receipt(s)",
-      (d) => [`received=${encodeURIComponent(d)}`, `Received on ${d}`]);
-    columns($("chart-letters"), t.days, t.letters, "letter(s)",
-      (d) => [`count=letters&day=${encodeURIComponent(d)}`, `Letters issued on ${d}`]);
+    columns($("chart-receipts"), t.days, t.receipts, "receipt(s)", receivedOn);
+    columns($("chart-letters"), t.days, t.letters, "letter(s)", lettersOn);
     lines($("chart-backlog"), t.days, t.backlog);
     table(t);
     const sum = (values) => values.reduce((a, b) => a + b, 0);

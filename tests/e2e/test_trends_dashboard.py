@@ -12,7 +12,9 @@ What a person sees, worked by hand:
 - the trends, day by day: receipts 0 3 2 0 0, letters 0 0 2 2 0, and at the end of each day
   received 0 2 2 2 2, immediate 0 1 2 1 1, senior manager 0 0 0 1 1;
 - a click on the backlog's "Received" bar (2) lists C-2 and C-4 (oldest first), paginated;
-- a click on Mon 2 Mar's receipts column lists its three complaints, C-1, C-2, C-3;
+- a click on Mon 2 Mar's receipts column lists its three complaints, C-1, C-2, C-3, and a
+  day's stage figure (in the table or on the chart) lists the complaints in that stage then;
+- the tiles, a due-soon bar, a day's letters and a month's receipts by channel open theirs;
 - a click on a listed complaint opens its timeline, with its letter and the letter's dispatch.
 """
 
@@ -148,6 +150,17 @@ def test_trends_counts_and_dispatch(server: str) -> None:
                 ["senior_manager", [0, 0, 0, 1, 1]]]
             assert page.text_content("#trends-note") == "5 receipt(s) and 4 letter(s) in 5 day(s)."
             assert page.text_content("#trends-window").startswith("2026-03-01 to 2026-03-05")
+
+            # A day's figure opens the complaints behind it: immediate at the end of Tuesday
+            # (C-3, C-5), from the table and from the chart's point.
+            page.click("#trends-rows tr[data-day='2026-03-03'] td:nth-child(5)")
+            page.wait_for_selector("#wq-list-note:has-text("
+                                   "'Immediate at the end of 2026-03-03: 2 complaint(s)')")
+            assert _listed(page) == ["C-3", "C-5"]
+            page.click("#chart-backlog g.stage-senior_manager circle[data-day='2026-03-04']")
+            page.wait_for_selector("#wq-list-note:has-text("
+                                   "'Senior manager at the end of 2026-03-04: 1 complaint(s)')")
+            assert _listed(page) == ["C-3"]
 
             # A click on the backlog's Received bar (the live view: 2) lists C-2 and C-4.
             bar = "#chart-states g.row[data-key=received]"

@@ -29,6 +29,7 @@ from reporting.countlists import behind
 from reporting.ops.records import Rules
 from reporting.ops.view import Aggregator
 from reporting.periods import parse_month
+from reporting.trends import trends
 from reporting.web import OpsState, bound_port, create_app, serve
 from tests.integration.test_trends import AS_OF, build_week
 from workflow import queries
@@ -141,3 +142,26 @@ def test_served_behind_the_token(sqlite_url: str, tmp_path: Path) -> None:
     assert (soon_status, soon["total"], _ids(soon)) == (200, 3, ["C-1", "C-2", "C-3"])
     assert (letters_status, letters["total"], len(letters["complaints"])) == (200, 2, 1)
     assert [status for status, _ in refused] == [401, 401, 400, 400, 400, 400, 400, 400, 400]
+
+
+def test_a_stage_at_the_end_of_a_day(week: App) -> None:
+    """The complaints behind each point of the trends' backlog: end of Mon 2 Mar, received
+    C-1, C-2; end of Tue 3 Mar, immediate C-3, C-5 (C-1 was assigned, then resolved at 15:00);
+    end of Wed 4 Mar, senior manager C-3. As of Tue 13:00, immediate: C-1 (assigned at noon),
+    C-3, C-5. And every point agrees with the trends' count, on every day and stage."""
+    def on(state: str, day: date, as_of: datetime = AS_OF) -> list[str]:
+        return _ids(_list(week, "stage_on", as_of=as_of, state=state, day=day))
+
+    assert on("received", date(2026, 3, 2)) == ["C-1", "C-2"]
+    assert on("immediate", date(2026, 3, 3)) == ["C-3", "C-5"]
+    assert on("resolved", date(2026, 3, 3)) == ["C-1"]
+    assert on("senior_manager", date(2026, 3, 4)) == ["C-3"]
+    assert on("immediate", date(2026, 3, 3), datetime(2026, 3, 3, 13, 0, tzinfo=UTC)) == [
+        "C-1", "C-3", "C-5"]
+    assert on("received", date(2026, 3, 1)) == []
+    with week.sessions() as session:
+        document = trends(session, AS_OF, 5)
+    for state, counts in document["backlog"].items():
+        for day, expected in zip(document["days"], counts, strict=True):
+            assert _list(week, "stage_on", state=state,
+                         day=date.fromisoformat(day))["total"] == expected, (state, day)
