@@ -20,6 +20,8 @@ Endpoints (JSON unless said):
 - `GET /complaints/{id}/casefile[?format=pdf|zip]`: the complaint's case file for the Energy
   Ombudsman, from the database (rendered off the event loop); every such read of personal data
   is recorded (`personal_data_reads`: the token's fingerprint, when, which complaint).
+- (work queue) `GET /trends[?days=N]` (reporting/trends.py) and `GET /complaints/behind?count=`
+  (the lists behind the dashboard's other counts, reporting/countlists.py), from the database.
 - `GET /` (open): the dashboard page; it holds no data and fetches the endpoints above with the
   token (see reporting/static/dashboard.js for how the token is kept).
 
