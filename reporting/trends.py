@@ -7,8 +7,8 @@ A "day" is a local date (docs/rules.md s.2: an instant falls *in* the Europe/Lon
 shows there), so the bounds are computed here, in Python, from the calendar, and passed to the
 database as bound instants: the same SQL runs on SQLite and PostgreSQL, neither has to know
 the zone, and a day of 23 or 25 hours (the clock change) is counted right. Each series is one
-statement over its window: one conditional count per day (`SUM(CASE WHEN ...)`), so the window
-is read once, through the index on the instant where there is one.
+statement over its window, grouped by day (the day of a row is a balanced CASE over the days'
+bounds), so the window is read once, through the index on the instant where there is one.
 
 Every series stops at `as_of`: the last date counts only what happened before it.
 
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from workflow.calendar import local_date, start_of_date
@@ -53,55 +53,70 @@ def _ends(dates: Sequence[date], as_of: datetime) -> list[datetime]:
     return [min(start_of_date(day + timedelta(days=1)), as_of) for day in dates]
 
 
-def _per_day(column: Any, dates: Sequence[date], as_of: datetime) -> list[ColumnElement[Any]]:
-    """One conditional count per local date: its start <= column < its end (or as_of)."""
-    return [func.coalesce(func.sum(case((
-        (column >= start_of_date(day)) & (column < end), 1), else_=0)), 0).label(f"d{n}")
-        for n, (day, end) in enumerate(zip(dates, _ends(dates, as_of), strict=True))]
+def _bucket(column: Any, bounds: Sequence[datetime], low: int = 0) -> Any:
+    """The index i with bounds[i] <= column < bounds[i + 1] (the last bucket open above), as a
+    balanced tree of CASEs: log2(days) comparisons a row, where one conditional count per day
+    would cost a comparison per day per row (a year's window: 9 against 366)."""
+    if len(bounds) == 1:
+        return literal(low)
+    middle = len(bounds) // 2
+    return case((column < bounds[middle], _bucket(column, bounds[:middle], low)),
+                else_=_bucket(column, bounds[middle:], low + middle))
 
 
 def receipts_per_day(session: Session, dates: Sequence[date], as_of: datetime) -> list[int]:
-    start, end = start_of_date(dates[0]), _ends(dates, as_of)[-1]
-    row = session.execute(select(*_per_day(Receipt.received_at, dates, as_of))
-                          .where(Receipt.received_at >= start, Receipt.received_at < end)).one()
-    return [int(value) for value in row]
+    counts = [0] * len(dates)
+    for day, count in session.execute(_grouped(Receipt.received_at, dates, as_of)):
+        counts[day] = count
+    return counts
 
 
 def letters_per_day(session: Session, dates: Sequence[date], as_of: datetime) -> tuple[
         list[int], dict[str, list[int]]]:
     """Letters issued per day, in all and by kind (only kinds issued in the window)."""
-    start, end = start_of_date(dates[0]), _ends(dates, as_of)[-1]
-    rows = session.execute(select(Letter.kind, *_per_day(Letter.issued_at, dates, as_of))
-                           .where(Letter.issued_at >= start, Letter.issued_at < end)
-                           .group_by(Letter.kind).order_by(Letter.kind)).all()
-    by_kind = {row[0]: [int(value) for value in row[1:]] for row in rows}
+    by_kind: dict[str, list[int]] = {}
+    for kind, day, count in session.execute(
+            _grouped(Letter.issued_at, dates, as_of, Letter.kind)):
+        by_kind.setdefault(kind, [0] * len(dates))[day] = count
+    by_kind = dict(sorted(by_kind.items()))
     total = [sum(counts[n] for counts in by_kind.values()) for n in range(len(dates))]
     return total, by_kind
+
+
+def _grouped(column: Any, dates: Sequence[date], as_of: datetime, *groups: Any) -> Any:
+    """SELECT groups..., day index, count over the window's rows of `column`."""
+    bounds = [start_of_date(day) for day in dates]
+    inner = (select(*groups, _bucket(column, bounds).label("day"))
+             .where(column >= bounds[0], column < _ends(dates, as_of)[-1]).subquery())
+    keys = [inner.c[group.key] for group in groups]
+    return select(*keys, inner.c.day, func.count()).group_by(*keys, inner.c.day)
 
 
 def backlog_per_day(session: Session, dates: Sequence[date],
                     as_of: datetime) -> dict[str, list[int]]:
     """Complaints in each state at the end of each date (the last one: at as_of if earlier)."""
     ends = _ends(dates, as_of)
-    # The last instant counted for a date is just before `end`: changes at or after it undone.
+    # The last instant counted for a date is just before its end: changes at or after it are
+    # undone. Bucket i holds the changes from ends[i] to ends[i + 1] (the last: all after).
     now = dict(session.execute(select(Complaint.state, func.count())
                                .group_by(Complaint.state)).all())
-    after = [func.coalesce(func.sum(case((HistoryEntry.at >= end, 1), else_=0)), 0)
-             for end in ends]
+    inner = (select(HistoryEntry.from_state, HistoryEntry.to_state,
+                    _bucket(HistoryEntry.at, ends).label("day"))
+             .where(HistoryEntry.at >= ends[0],
+                    # Events and deadlines that leave the state as it was change no count.
+                    (HistoryEntry.from_state.is_(None))
+                    | (HistoryEntry.from_state != HistoryEntry.to_state)).subquery())
     changes = session.execute(
-        select(HistoryEntry.from_state, HistoryEntry.to_state, *after)
-        .where(HistoryEntry.at >= min(ends),
-               # Events and deadlines that leave the state as it was change no count.
-               (HistoryEntry.from_state.is_(None))
-               | (HistoryEntry.from_state != HistoryEntry.to_state))
-        .group_by(HistoryEntry.from_state, HistoryEntry.to_state)).all()
+        select(inner.c.from_state, inner.c.to_state, inner.c.day, func.count())
+        .group_by(inner.c.from_state, inner.c.to_state, inner.c.day)).all()
     counts = {state: [int(now.get(state, 0))] * len(dates) for state in STATES}
-    for from_state, to_state, *later in changes:
-        for n, moved in enumerate(later):
+    for from_state, to_state, bucket, moved in changes:
+        # Changes in bucket b happened at or after ends[0..b]: undone on each of those days.
+        for n in range(bucket + 1):
             if to_state in counts:
-                counts[to_state][n] -= int(moved)
+                counts[to_state][n] -= moved
             if from_state in counts:
-                counts[from_state][n] += int(moved)
+                counts[from_state][n] += moved
     return counts
 
 
