@@ -12,7 +12,8 @@ view's month), read from the record, oldest first, paginated; bound parameters t
 - `late_referrals`: with the Ombudsman, referred after the referral window.
 - `undelivered`: letters issued and not yet delivered (one row per letter).
 - `letters` with `day`: letters issued on a local date (the trends' letters per day).
-- `received_month` with `month` (and optionally `channel`): receipts in a month.
+- `received_month` with `month` (and optionally `channel` or `category`, the complaint's type
+  as it stands now, as the live view counts a month's receipts by type): receipts in a month.
 - `stage_on` with `state` and `day`: in that state at the end of that local date (at as_of if
   earlier), by the trends' own reckoning (reporting/trends.py): a complaint was in the state
   then if its first state change after that instant left the state, or if it has had no change
@@ -31,7 +32,15 @@ from reporting.periods import Period
 from workflow import queries
 from workflow.calendar import WorkingCalendar, start_of_date
 from workflow.counting import DUE_SOON_WORKING_DAYS, with_the_ombudsman
-from workflow.schema import Complaint, Deadline, Delivery, HistoryEntry, Letter, Receipt
+from workflow.schema import (
+    CategoryChange,
+    Complaint,
+    Deadline,
+    Delivery,
+    HistoryEntry,
+    Letter,
+    Receipt,
+)
 
 # The stages the dashboard counts as unresolved (reporting/static/dashboard.js UNRESOLVED).
 UNRESOLVED: Final = ("received", "immediate", "senior_manager", "reopened", "eight_week",
@@ -44,7 +53,8 @@ _COLUMNS: Final = (Complaint.complaint_id, Complaint.reference, Complaint.state,
 
 def behind(session: Session, count: str, *, as_of: datetime, calendar: WorkingCalendar,
            kind: str | None = None, day: date | None = None, month: Period | None = None,
-           channel: str | None = None, state: str | None = None, offset: int = 0,
+           channel: str | None = None, category: str | None = None,
+           state: str | None = None, offset: int = 0,
            limit: int = 50) -> dict[str, Any]:
     """The rows behind `count` (one of COUNTS), a page of them and their total."""
     extra: tuple[Any, ...] = ()
@@ -96,6 +106,15 @@ def behind(session: Session, count: str, *, as_of: datetime, calendar: WorkingCa
                         Receipt.received_at < start_of_date(month.end)))
         if channel is not None:
             query = query.where(Receipt.channel == channel)
+        if category is not None:
+            # The complaint's category as it stands now: its latest change by effective
+            # instant, ties to the one applied last (as the live view's receipts by type and
+            # reporting.measures rank category_changes; the registration is the first).
+            latest = (select(CategoryChange.category)
+                      .where(CategoryChange.complaint_id == Complaint.complaint_id)
+                      .order_by(CategoryChange.effective_at.desc(), CategoryChange.id.desc())
+                      .limit(1).scalar_subquery())
+            query = query.where(latest == category)
         order = (Receipt.received_at, Complaint.complaint_id)
     elif count == "stage_on":
         if state is None or day is None:

@@ -576,7 +576,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
     async def complaints_behind(request: web.Request) -> web.Response:
         """(work queue) The complaints behind the dashboard's other counts:
         ?count=unresolved|overdue|late_referrals|undelivered, due_soon&kind=K,
-        letters&day=YYYY-MM-DD, received_month&month=YYYY-MM[&channel=C],
+        letters&day=YYYY-MM-DD, received_month&month=YYYY-MM[&channel=C|&category=B],
         stage_on&state=S&day=YYYY-MM-DD; [&as_of=I],
         &offset, &limit (1-500). See reporting/countlists.py."""
         from datetime import date as calendar_date
@@ -609,6 +609,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
             channel = query.get("channel")
             if channel is not None and (count != "received_month" or len(channel) > 32):
                 raise ValueError("channel goes with received_month")
+            category = query.get("category")
+            if category is not None and (count != "received_month" or len(category) > 4):
+                raise ValueError("category goes with received_month")
             stage = query.get("state")
             if (count == "stage_on") != (stage is not None) or (
                     stage is not None and stage not in STATES):
@@ -620,7 +623,8 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(503, "no record to read")
         document = await from_record(lambda session: behind(
             session, count, as_of=as_of, calendar=state.calendar, kind=kind, day=day,
-            month=month, channel=channel, state=stage, offset=offset, limit=limit))
+            month=month, channel=channel, category=category, state=stage, offset=offset,
+            limit=limit))
         return web.json_response(document, headers=COMMON_HEADERS)
 
     async def trends(request: web.Request) -> web.Response:

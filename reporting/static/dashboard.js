@@ -133,7 +133,10 @@
           list: `count=due_soon&kind=${key}`, listLabel: `Due within 5 working days: ${label}` },
       ] })));
     barChart($("chart-types"), Object.keys(TYPES).map((code) => ({
-      key: code, label: `${code} ${TYPES[code]}`, values: [{ value: month.items[code] || 0 }] })));
+      key: code, label: `${code} ${TYPES[code]}`,
+      list: `count=received_month&month=${month.period}&category=${code}`,
+      listLabel: `Received in ${month.period}, ${code} ${TYPES[code]}`,
+      values: [{ value: month.items[code] || 0 }] })));
     barChart($("chart-channels"), CHANNELS.map(([key, label]) => ({
       key, label, list: `count=received_month&month=${month.period}&channel=${key}`,
       listLabel: `Received in ${month.period} by ${label.toLowerCase()}`,

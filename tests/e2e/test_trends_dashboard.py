@@ -230,6 +230,9 @@ def test_trends_counts_and_dispatch(server: str) -> None:
             page.click("#chart-channels g.row[data-key=telephone]")
             page.wait_for_selector("#wq-list-note:has-text("
                                    "'Received in 2026-03 by telephone: 5 complaint(s)')")
+            page.click("#chart-types g.row[data-key=B13]")
+            page.wait_for_selector("#wq-list-note:has-text("
+                                   "'Received in 2026-03, B13 Billing: 5 complaint(s)')")
 
             # A listed complaint opens its timeline: the letter and its dispatch by post.
             page.click("#chart-states g.row[data-key=received]")

@@ -17,6 +17,7 @@ then the progress updates of C-1, C-2, C-3 (09:00, 10:00, 11:00).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,16 +25,20 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 
+from consumers.file_ingest import ingest_file
 from reporting.countlists import behind
 from reporting.ops.records import Rules
 from reporting.ops.view import Aggregator
 from reporting.periods import parse_month
 from reporting.trends import trends
 from reporting.web import OpsState, bound_port, create_app, serve
+from tests.builders import write_jsonl
 from tests.integration.test_trends import AS_OF, build_week
 from workflow import queries
 from workflow.bootstrap import App, bootstrap
+from workflow.schema import OutboxMessage
 
 
 @pytest.fixture
@@ -165,3 +170,34 @@ def test_a_stage_at_the_end_of_a_day(week: App) -> None:
         for day, expected in zip(document["days"], counts, strict=True):
             assert _list(week, "stage_on", state=state,
                          day=date.fromisoformat(day))["total"] == expected, (state, day)
+
+
+def test_a_months_receipts_of_a_type(week: App, tmp_path: Path) -> None:
+    """A type is the complaint's category as it stands now, as the live view counts it: C-2
+    recategorised to B9; C-3 to B12 (effective Wed noon), then, arriving later, to B9
+    effective Tuesday noon: the latest by effective instant wins, so C-3 is B12. So in March,
+    B9: C-2; B12: C-3; B13 (the registrations'): C-1, C-4, C-5; as the live view has them."""
+    def recategorised(event_id: str, complaint_id: str, at: str, category: str) -> dict[
+            str, Any]:
+        return {"event_id": event_id, "type": "complaint.recategorised", "occurred_at": at,
+                "complaint_id": complaint_id, "category": category}
+
+    ingest_file(week, write_jsonl(tmp_path / "recat1.jsonl", [
+        recategorised("C-2-k", "C-2", "2026-03-04T09:00:00Z", "B9"),
+        recategorised("C-3-k", "C-3", "2026-03-04T12:00:00Z", "B12")]))
+    ingest_file(week, write_jsonl(tmp_path / "recat2.jsonl", [
+        recategorised("C-3-k2", "C-3", "2026-03-03T12:00:00Z", "B9")]))
+    march = parse_month("2026-03")
+    found = {code: _ids(_list(week, "received_month", month=march, category=code))
+             for code in ("B9", "B12", "B13")}
+    assert found == {"B9": ["C-2"], "B12": ["C-3"], "B13": ["C-1", "C-4", "C-5"]}
+    aggregator = Aggregator(Rules(week.procedure.calendar))
+    with week.sessions() as session:
+        for topic, payload in session.execute(
+                select(OutboxMessage.topic, OutboxMessage.payload)
+                .where(OutboxMessage.topic.in_(("lifecycle", "letters")))
+                .order_by(OutboxMessage.id)).all():
+            aggregator.handle(topic, json.dumps(payload))
+    items = aggregator.view.monthly("2026-03")["items"]
+    assert {code: items[code] for code in found} == {
+        code: len(ids) for code, ids in found.items()}
