@@ -4,8 +4,10 @@ and validating the same file, measured in the same run.
     .venv/bin/python -m bench.simulate --events 100000 [--set eight_weeks_days=42] [--serial]
 
 Both replays run in parallel processes (as the command runs them); each reports the time it
-spent replaying (ingest + tick) and reading its figures (letters, states, every monthly and
-quarterly return). Peak memory: this process and the largest worker (ru_maxrss).
+spent replaying (ingest + tick, on the replay unit of work, the returns' rows written into an
+in-memory SQLite as it commits), writing the complaints there at the end, and reading its
+figures (letters, states, every monthly and quarterly return).
+Peak memory: this process and the largest worker (ru_maxrss).
 
 The machine is shared and noisy: compare the figures of one run with each other.
 """
@@ -54,6 +56,7 @@ def main() -> None:
         rate = lines / spent["replay"]
         print(f"{f'replay, {side} (ingest + tick)':38}{spent['replay']:10.2f}{rate:12,.0f}"
               f"{100 * rate / (lines / ceiling):11.1f}%")
+        print(f"{f'  writing complaints to SQLite, {side}':38}{spent['load']:10.2f}")
         print(f"{f'  reading its figures, {side}':38}{spent['read']:10.2f}")
     print(f"{'simulate, both replays, wall':38}{total:10.2f}{lines / total:12,.0f}")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
