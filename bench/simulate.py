@@ -56,6 +56,10 @@ def main() -> None:
         rate = lines / spent["replay"]
         print(f"{f'replay, {side} (ingest + tick)':38}{spent['replay']:10.2f}{rate:12,.0f}"
               f"{100 * rate / (lines / ceiling):11.1f}%")
+        # CPU seconds too: on a shared machine a replay waits for a core as well.
+        cpu_rate = lines / spent["replay_cpu"]
+        print(f"{f'  of which CPU, {side}':38}{spent['replay_cpu']:10.2f}{cpu_rate:12,.0f}"
+              f"{100 * cpu_rate / (lines / ceiling):11.1f}%")
         print(f"{f'  writing complaints to SQLite, {side}':38}{spent['load']:10.2f}")
         print(f"{f'  reading its figures, {side}':38}{spent['read']:10.2f}")
     print(f"{'simulate, both replays, wall':38}{total:10.2f}{lines / total:12,.0f}")

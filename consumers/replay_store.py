@@ -10,6 +10,7 @@ ingest` would have written it (the same rows in the same order, so the same ids)
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -81,7 +82,8 @@ class ScratchRecord:
         self.connection.connection.driver_connection.execute(  # type: ignore[union-attr]
             "PRAGMA foreign_keys=OFF")
         self._inserts: dict[str, _Insert] = {}
-        self.store = ReplayStore(tables=tables, dropped=dropped, sink=self._write)
+        self.store = ReplayStore(tables=tables, dropped=dropped, sink=self._write,
+                                 committed=gc.freeze)
 
     def _write(self, table: str, rows: list[Row]) -> None:
         insert_rows = self._inserts.get(table)

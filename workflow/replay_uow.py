@@ -95,6 +95,7 @@ class ReplayStore:
     tables: frozenset[str] | None = None
     dropped: dict[str, frozenset[str]] = field(default_factory=dict)
     sink: Sink | None = None  # given each commit's rows of a kept table, in insert order
+    committed: Callable[[], None] | None = None  # called after each commit
     record_types: frozenset[str] = frozenset(COMMUNICATIONS)
 
     complaints: dict[str, Complaint] = field(default_factory=dict)
@@ -174,6 +175,8 @@ class ReplayUnitOfWork:
                     del store.deadline_keys[deadline.id]
                     store.fired_keys.add(deadline.deadline_key)
         self._forget()
+        if store.committed is not None:
+            store.committed()
 
     def rollback(self) -> None:
         self._undo_to(0)
@@ -287,9 +290,11 @@ class ReplayUnitOfWork:
             if row.complaint_id in store.complaints:
                 raise _refused("complaints", "complaint_id", row.complaint_id)
             values = row.__dict__
+            # Unset columns at their defaults, as an INSERT would leave them; straight into
+            # the object's dict (it is in no session: nothing to track).
             for key, value in _complaint_defaults().items():
                 if key not in values:
-                    setattr(row, key, _default(value))
+                    values[key] = _default(value)
             self._claim("complaints", values)
             store.complaints[row.complaint_id] = row
             self._touched.add(row.complaint_id)
@@ -301,7 +306,7 @@ class ReplayUnitOfWork:
         values = row.__dict__
         for column, value in _deadline_defaults().items():
             if column not in values:
-                setattr(row, column, _default(value))
+                values[column] = _default(value)
         row.id = ident = store.next_deadline_id
         store.next_deadline_id = ident + 1
         store.deadlines[key] = row
