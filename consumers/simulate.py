@@ -182,7 +182,7 @@ def replay(events_path: str, procedure: dict[str, Any], until: str, months: list
         replayed, cpu = time.perf_counter(), time.process_time() - cpu_started
         scratch.finish()
         loaded = time.perf_counter()
-        states = {cid: c.state for cid, c in app.store.complaints.items()}
+        states = app.store.states()
         letters: dict[str, list[str]] = {cid: [] for cid in states}
         by_month: dict[str, dict[str, int]] = {label: {} for label in months}
         issued = sorted(((at, letter_id, kind, cid)

@@ -30,6 +30,7 @@ One unit of work at a time per store.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,6 +57,11 @@ _UNIQUE: dict[str, tuple[str, ...]] = {
 # The keys the handlers and the processor read back: claimed whatever is kept.
 _READ_BACK = {("complaints", "reference"), ("processed_events", "event_id"),
               ("letters", "dedupe_key"), ("letters", "letter_id")}
+
+
+COMPLAINT_COLUMNS: tuple[str, ...] = tuple(c.key for c in Complaint.__table__.columns)
+# An instance as the ORM makes one when loading a row: no constructor, no attribute events.
+_new_complaint = Complaint.__mapper__.class_manager.new_instance
 
 
 def insert_columns(table: Table) -> tuple[str, ...]:
@@ -98,7 +104,11 @@ class ReplayStore:
     committed: Callable[[], None] | None = None  # called after each commit
     record_types: frozenset[str] = frozenset(COMMUNICATIONS)
 
-    complaints: dict[str, Complaint] = field(default_factory=dict)
+    # A complaint not touched by the last `hot_complaints` ones is kept as a tuple of its
+    # columns (`COMPLAINT_COLUMNS`): a third of its size as an ORM object (3.6 KB, the most of
+    # a replay's memory), made an object again when next read.
+    complaints: dict[str, Complaint | Row] = field(default_factory=dict)
+    hot_complaints: int = 20_000
     # By key: every unfired deadline, and the fired ones while "deadlines" is kept.
     deadlines: dict[str, Deadline] = field(default_factory=dict)
     deadline_keys: dict[int, str] = field(default_factory=dict)  # by id, as `deadlines`
@@ -121,6 +131,41 @@ class ReplayStore:
             for name in tables}
         for key in (*_READ_BACK, *((n, c) for n, cs in self._checked.items() for c in cs)):
             self.unique.setdefault(key, set())
+
+        self._hot: OrderedDict[str, None] = OrderedDict()
+
+    def complaint_rows(self, columns: Collection[str]) -> Iterator[Row]:
+        """Every complaint's values of those columns."""
+        for found in self.complaints.values():
+            values = (dict(zip(COMPLAINT_COLUMNS, found, strict=True))
+                      if type(found) is tuple else found.__dict__)  # type: ignore[union-attr]
+            yield tuple([values.get(key) for key in columns])
+
+    def states(self) -> dict[str, str]:
+        """Every complaint's state, by id."""
+        at = COMPLAINT_COLUMNS.index("state")
+        return {cid: found[at] if type(found) is tuple else found.state  # type: ignore[union-attr]
+                for cid, found in self.complaints.items()}
+
+    def _cool(self, touched: Collection[str]) -> None:
+        """The complaints just touched are the most recent; the least recent beyond
+        `hot_complaints` are kept as tuples."""
+        hot = self._hot
+        for cid in touched:
+            hot[cid] = None
+            hot.move_to_end(cid)
+        while len(hot) > self.hot_complaints:
+            cid, _ = hot.popitem(last=False)
+            found = self.complaints.get(cid)
+            if found is not None and type(found) is not tuple:
+                values = found.__dict__
+                self.complaints[cid] = tuple([values.get(k) for k in COMPLAINT_COLUMNS])
+
+    def _warm(self, complaint_id: str, row: Row) -> Complaint:
+        found: Complaint = _new_complaint()
+        found.__dict__.update(zip(COMPLAINT_COLUMNS, row, strict=True))
+        self.complaints[complaint_id] = found
+        return found
 
     def keeps(self, table: str) -> bool:
         return self.tables is None or table in self.tables
@@ -174,6 +219,7 @@ class ReplayUnitOfWork:
                         deadline.deadline_key, None) is not None:
                     del store.deadline_keys[deadline.id]
                     store.fired_keys.add(deadline.deadline_key)
+        store._cool(self._touched)
         self._forget()
         if store.committed is not None:
             store.committed()
@@ -237,8 +283,12 @@ class ReplayUnitOfWork:
         return {cid for cid in complaint_ids if cid not in self.store.complaints}
 
     def complaint(self, complaint_id: str) -> Complaint | None:
-        found = self.store.complaints.get(complaint_id)
-        if found is not None and complaint_id not in self._touched:
+        stored = self.store.complaints.get(complaint_id)
+        if stored is None:
+            return None
+        found = stored if isinstance(stored, Complaint) else self.store._warm(complaint_id,
+                                                                              stored)
+        if complaint_id not in self._touched:
             self._touched.add(complaint_id)
             self._undo.append((_RESTORE, found, found.__dict__.copy()))
         return found

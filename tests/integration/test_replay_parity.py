@@ -9,7 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from bench.generate import write
+from consumers import replay_store
 from consumers.file_ingest import ingest_file, tick
 from consumers.simulate import periods, prepare, replay
 from tests.record_snapshot import record
@@ -17,7 +20,10 @@ from workflow.bootstrap import bootstrap
 from workflow.procedure import load_procedure
 
 
-def test_a_replay_writes_the_record_ingest_would(tmp_path: Path) -> None:
+def test_a_replay_writes_the_record_ingest_would(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Few complaints kept as objects: most are read back from their tuples.
+    monkeypatch.setattr(replay_store, "HOT_COMPLAINTS", 50)
     source = write(tmp_path / "events.jsonl", 3_000)
     procedure = load_procedure("kilowatt-connect")
     events = prepare(source, None, tmp_path)

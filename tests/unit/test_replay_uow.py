@@ -120,3 +120,21 @@ def test_a_store_keeps_only_what_it_was_asked_to() -> None:
         uow.add(_deadline("C1", "acknowledgement"))
     with pytest.raises(ValueError, match="keeps no history"):
         uow.record_of("C1", ["complaint.assigned"])
+
+
+def test_complaints_not_touched_lately_are_kept_as_tuples() -> None:
+    store = ReplayStore(hot_complaints=1)
+    uow = ReplayUnitOfWork(store)
+    uow.add(_complaint("C1"))
+    uow.commit()
+    uow.add(_complaint("C2"))
+    uow.commit()
+    assert isinstance(store.complaints["C1"], tuple)
+    assert isinstance(store.complaints["C2"], Complaint)
+    assert store.states() == {"C1": "received", "C2": "received"}
+    complaint = uow.complaint("C1")
+    assert isinstance(complaint, Complaint) and store.complaints["C1"] is complaint
+    assert (complaint.reference, complaint.cycle, complaint.version) == ("REF-C1", 1, 1)
+    complaint.state = "resolved"  # changed in place, undone by a rollback as any other
+    uow.rollback()
+    assert store.states()["C1"] == "received"
