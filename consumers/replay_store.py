@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert
@@ -100,8 +101,12 @@ class ScratchRecord:
         tables = Base.metadata.tables
         complaints = tables["complaints"]
         columns = insert_columns(complaints)
-        _Insert(self.connection, complaints, columns)(
-            list(self.store.complaint_rows(columns)))
+        write = _Insert(self.connection, complaints, columns)
+        rows = self.store.complaint_rows(columns)
+        # In slices: the bound parameters of a million complaints at once would double the
+        # replay's peak memory.
+        while chunk := list(islice(rows, 5_000)):
+            write(chunk)
         if self.store.keeps("deadlines"):
             deadlines = tables["deadlines"]
             columns = ("id", *insert_columns(deadlines))
