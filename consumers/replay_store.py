@@ -87,6 +87,10 @@ class ScratchRecord:
         self.connection.connection.driver_connection.execute(  # type: ignore[union-attr]
             "PRAGMA foreign_keys=OFF")
         self._inserts: dict[str, _Insert] = {}
+        # gc.freeze after each commit: a replay keeps what it committed alive to the end, so
+        # later collections need not re-scan it (young ones still find a batch's own cyclic
+        # garbage first). Measured: the same peak memory with and without (404 MiB after
+        # 100,000 events); its effect on speed was lost in the shared machine's noise.
         self.store = ReplayStore(tables=tables, dropped=dropped, sink=self._write,
                                  committed=gc.freeze, hot_complaints=HOT_COMPLAINTS)
 
