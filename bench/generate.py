@@ -94,14 +94,18 @@ def complaint_events(rng: random.Random, n: int, at: datetime) -> list[tuple[dat
     return out
 
 
-def generate(total_events: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+def generate(total_events: int, seed: int = 7,
+             gap_seconds: int | None = None) -> Iterator[dict[str, Any]]:
+    """`gap_seconds`: complaints arrive 1 to that many seconds apart (63: about 1,000,000 in
+    a year, a large supplier's); by default 1 to 12 minutes apart (the original stream)."""
     rng = random.Random(seed)
     events: list[tuple[datetime, dict]] = []
     n = 0
     at = START
     while len(events) < total_events:
         n += 1
-        at += timedelta(minutes=rng.randint(1, 12))
+        at += (timedelta(minutes=rng.randint(1, 12)) if gap_seconds is None
+               else timedelta(seconds=rng.randint(1, gap_seconds)))
         events.extend(complaint_events(rng, n, at))
         if n % 7 == 0:
             events.append((at, {"event_id": f"enq-{n}", "type": "contact.received",
@@ -122,9 +126,10 @@ def generate(total_events: int, seed: int = 7) -> Iterator[dict[str, Any]]:
         yield body
 
 
-def write(path: Path, total_events: int, seed: int = 7) -> Path:
+def write(path: Path, total_events: int, seed: int = 7,
+          gap_seconds: int | None = None) -> Path:
     with path.open("w", encoding="utf-8") as handle:
-        for body in generate(total_events, seed):
+        for body in generate(total_events, seed, gap_seconds):
             handle.write(json.dumps(body) + "\n")
     return path
 

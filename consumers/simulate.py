@@ -1,11 +1,13 @@
 """`complaints simulate`: the same events replayed under two procedures, compared.
 
-Each replay runs in its own scratch store (a SQLite file in a temporary directory, never the
-`--db` record) and its own process, the two in parallel. A replay is `complaints ingest` of
-the events (the same function, so it applies them in the order ingest does) followed by
-`complaints tick --until`, then the figures are read from the scratch store as of `until`:
-letters by kind, complaints by state, every item of the monthly and quarterly returns of
-every period from the first event's to `until`'s, and each complaint's state and letters.
+Each replay runs in its own process (the two in parallel) on the replay unit of work
+(workflow/replay_uow.py: rows in memory, never the `--db` record). A replay applies the events
+as `complaints ingest` does (the same function, so in the same order, through the same handlers)
+and then fires what is due up to `until` as `complaints tick --until` does. The rows the returns
+read are written as it goes into a scratch SQLite in memory (consumers/replay_store.py), where
+the return SQL itself counts them, so the return rules stay defined once. The figures as of
+`until`: letters by kind, complaints by state, every item of the monthly and quarterly returns
+of every period from the first event's to `until`'s, and each complaint's state and letters.
 """
 
 from __future__ import annotations
@@ -25,17 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 
 from consumers.file_ingest import ingest_file, read_lines, tick
+from consumers.replay_store import ReplayApp, ScratchRecord
 from reporting.simulation_html import changed_items  # noqa: F401 - read here too
 from workflow import events as ev
-from workflow.bootstrap import bootstrap
 from workflow.calendar import local_date
 from workflow.letter_context import LETTER_KINDS
 from workflow.lifecycle import STATES
 from workflow.procedure import Procedure
-from workflow.schema import Complaint, Letter
 
 
 class BadSetting(ValueError):
@@ -157,43 +157,54 @@ def periods(first: datetime | None, until: datetime) -> tuple[list[str], list[st
 
 
 def replay(events_path: str, procedure: dict[str, Any], until: str, months: list[str],
-           quarters: list[str], store: str) -> dict[str, Any]:
-    """Run in a worker process: ingest the events into a new scratch store under the
-    procedure, fire what is due up to `until`, and read the outcome as of `until`."""
+           quarters: list[str], store: str | None = None) -> dict[str, Any]:
+    """Run in a worker process: replay the events under the procedure on the replay unit of
+    work (workflow/replay_uow.py: rows in memory, nothing of `--db`), fire what is due up to
+    `until`, and read the outcome as of `until`.
+
+    The returns are the return SQL itself (reporting/measures.py), run on a scratch SQLite
+    that the replay's rows are written into as it commits: in memory, holding only the tables
+    the measures read, or, given `store` (a file), the whole record as `complaints ingest`
+    would have written it there (what tests compare with an ingest)."""
     from consumers.gc_tuning import tune_garbage_collector
     from reporting.items import MONTHLY, QUARTERLY
     from reporting.periods import parse_month, parse_quarter
-    from reporting.report import run_report, to_json
+    from reporting.report import run_reports, to_json
 
     tune_garbage_collector()
     end = datetime.fromisoformat(until)
-    app = bootstrap(f"sqlite:///{store}", Procedure.model_validate(procedure))
+    scratch = ScratchRecord(store)
+    app = ReplayApp(Procedure.model_validate(procedure), scratch.store)
     try:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         report = ingest_file(app, Path(events_path))
         tick(app, end)
-        replayed = time.perf_counter()
-        with app.sessions() as session:
-            states = {cid: state for cid, state in session.execute(
-                select(Complaint.complaint_id, Complaint.state))}
-            letters: dict[str, list[str]] = {cid: [] for cid in states}
-            by_month: dict[str, dict[str, int]] = {label: {} for label in months}
-            for cid, kind, issued_at in session.execute(
-                    select(Letter.complaint_id, Letter.kind, Letter.issued_at)
-                    .where(Letter.issued_at <= end)
-                    .order_by(Letter.issued_at, Letter.letter_id)):
-                letters.setdefault(cid, []).append(kind)
-                counts = by_month.setdefault(f"{local_date(issued_at):%Y-%m}", {})
-                counts[kind] = counts.get(kind, 0) + 1
-        monthly = {label: to_json(run_report(app, MONTHLY, parse_month(label), end))["items"]
-                   for label in months}
-        quarterly = {label: to_json(run_report(app, QUARTERLY, parse_quarter(label), end))[
-            "items"] for label in quarters}
+        replayed, cpu = time.perf_counter(), time.process_time() - cpu_started
+        scratch.finish()
+        loaded = time.perf_counter()
+        states = app.store.states()
+        letters: dict[str, list[str]] = {cid: [] for cid in states}
+        by_month: dict[str, dict[str, int]] = {label: {} for label in months}
+        issued = sorted(((at, letter_id, kind, cid)
+                         for cid, rows in app.store.letters.items()
+                         for at, letter_id, kind in rows if at <= end))
+        for at, _, kind, cid in issued:
+            letters.setdefault(cid, []).append(kind)
+            counts = by_month.setdefault(f"{local_date(at):%Y-%m}", {})
+            counts[kind] = counts.get(kind, 0) + 1
+        reports = run_reports(scratch.app(app.procedure),
+                              [(MONTHLY, parse_month(label)) for label in months]
+                              + [(QUARTERLY, parse_quarter(label)) for label in quarters], end)
+        items = [to_json(r)["items"] for r in reports]
+        monthly = dict(zip(months, items[:len(months)], strict=True))
+        quarterly = dict(zip(quarters, items[len(months):], strict=True))
         counted = time.perf_counter()
     finally:
-        app.engine.dispose()
+        scratch.close()
     return {"ingest": report.as_json(), "states": states, "letters": letters,
-            "seconds": {"replay": replayed - started, "read": counted - replayed},
+            "seconds": {"replay": replayed - started, "replay_cpu": cpu,
+                        "load": loaded - replayed,
+                        "read": counted - loaded},
             "letters_by_month": by_month,
             "returns": {"monthly": monthly, "quarterly": quarterly}}
 
@@ -206,7 +217,7 @@ class Simulation:
     # ({"YYYY-MM": {kind: n}}) and the ingest counts ({"applied", "duplicates", "rejected"}).
     letters_by_month: dict[str, dict[str, dict[str, int]]]
     ingest: dict[str, dict[str, int]]
-    seconds: dict[str, dict[str, float]]  # per side: replaying, and reading the figures
+    seconds: dict[str, dict[str, float]]  # per side: replaying, loading, reading the figures
 
 
 def simulate(events: Events, base: Procedure, variant: Procedure,

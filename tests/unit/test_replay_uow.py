@@ -1,0 +1,140 @@
+"""The replay unit of work (workflow/replay_uow.py) keeps what a database's transactions and keys
+give, though it changes rows in place: a commit keeps a transaction's changes, a rollback or a
+failed savepoint undoes them (a complaint's columns, a deadline's firing, its number, every key
+claimed), and a repeated key is refused. A store keeping only some tables keeps only their rows,
+and leaves out the columns it was told to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from workflow.replay_uow import ReplayStore, ReplayUnitOfWork
+from workflow.schema import Complaint, Deadline, HistoryEntry, Letter, OutboxMessage
+
+AT = datetime(2026, 1, 5, 9, tzinfo=UTC)
+
+
+def _complaint(cid: str) -> Complaint:
+    return Complaint(complaint_id=cid, reference=f"REF-{cid}", state="received", category="B1",
+                     channel="phone", source="customer", fuel="gas", meter_type="credit",
+                     summary="s", customer={}, received_at=AT, received_event_id=f"{cid}-1",
+                     cycle_received_at=AT, cycle_d1_deadline=AT, last_event_at=AT)
+
+
+def _deadline(cid: str, kind: str) -> Deadline:
+    return Deadline(deadline_key=f"{cid}:{kind}", complaint_id=cid, kind=kind, cycle=1,
+                    due_at=AT + timedelta(days=1), cause=f"{cid}-1", created_at=AT)
+
+
+def test_commit_rollback_and_savepoint() -> None:
+    store = ReplayStore()
+    uow = ReplayUnitOfWork(store)
+    uow.add(_complaint("C1"))
+    uow.add(_deadline("C1", "acknowledgement"))
+    uow.mark_processed("e1", AT)
+    uow.commit()
+    assert store.complaints["C1"].cycle == 1 and store.complaints["C1"].version == 1
+    assert store.rows["processed_events"] == [("e1", AT)]
+
+    # Changed, fired, a new complaint and key: all undone by the rollback.
+    complaint = uow.complaint("C1")
+    assert complaint is not None
+    complaint.state, complaint.handler = "immediate", {"id": "h-1"}
+    deadline = uow.deadline_by_key("C1:acknowledgement")
+    assert deadline is not None and deadline.id == 1
+    uow.record_firing(deadline, AT, "done")
+    uow.add(_deadline("C1", "eight_week"))
+    uow.add(_complaint("C2"))
+    uow.mark_processed("e2", AT)
+    uow.rollback()
+    assert (store.complaints["C1"].state, store.complaints["C1"].handler) == ("received", None)
+    assert deadline.fired_at is None and deadline.outcome is None
+    assert set(store.deadlines) == {"C1:acknowledgement"} and store.next_deadline_id == 2
+    assert "C2" not in store.complaints and not uow.reference_taken("REF-C2")
+    assert not uow.is_processed("e2")
+
+    # A failed savepoint undoes its own changes only.
+    uow.buffering = False
+    complaint = uow.complaint("C1")
+    assert complaint is not None
+    complaint.cycle = 2
+    with pytest.raises(RuntimeError), uow.atomic():
+        inside = uow.complaint("C1")
+        assert inside is complaint
+        inside.state = "resolved"
+        uow.mark_processed("e3", AT)
+        uow.append(HistoryEntry, complaint_id="C1", at=AT, event_id="e3",
+                   type="complaint.reopened", from_state="received", to_state="received",
+                   cycle=2, detail={}, recorded_at=AT)
+        raise RuntimeError("a failing message")
+    assert (complaint.state, complaint.cycle) == ("received", 2)
+    assert not uow.is_processed("e3")
+    assert uow.record_of("C1", ["complaint.reopened"]) == ([], [])
+    uow.commit()
+    assert store.complaints["C1"].cycle == 2
+
+
+def test_a_repeated_key_is_refused_as_by_the_database() -> None:
+    uow = ReplayUnitOfWork(ReplayStore())
+    uow.add(_complaint("C1"))
+    uow.mark_processed("e1", AT)
+    uow.commit()
+    with pytest.raises(IntegrityError):
+        uow.mark_processed("e1", AT)
+    with pytest.raises(IntegrityError):
+        uow.add(_complaint("C1"))
+    with pytest.raises(TypeError):  # complaints are added and changed, never appended
+        uow.append(Complaint, complaint_id="C1")
+
+
+def test_a_store_keeps_only_what_it_was_asked_to() -> None:
+    store = ReplayStore(tables=frozenset({"letters"}),
+                        dropped={"letters": frozenset({"context"})})
+    uow = ReplayUnitOfWork(store)
+    uow.add(_complaint("C1"))
+    uow.add(_deadline("C1", "acknowledgement"))
+    uow.append(OutboxMessage, event_id="o1", topic="lifecycle", key="C1", payload={},
+               created_at=AT)
+    uow.append(Letter, letter_id="L1", dedupe_key="C1:ack", complaint_id="C1",
+               kind="acknowledgement", cycle=1, issued_at=AT, cause="c", context={"a": 1})
+    uow.append(HistoryEntry, complaint_id="C1", at=AT, event_id="e1", type="complaint.received",
+               from_state=None, to_state="received", cycle=1, detail={"x": 1}, recorded_at=AT)
+    deadline = uow.deadline_by_key("C1:acknowledgement")
+    assert deadline is not None
+    uow.record_firing(deadline, AT, "done")
+    uow.commit()
+    assert set(store.rows) == {"letters"}
+    assert store.columns("letters") == ("letter_id", "dedupe_key", "complaint_id", "kind",
+                                        "cycle", "issued_at", "cause")
+    assert store.rows["letters"] == [("L1", "C1:ack", "C1", "acknowledgement", 1, AT, "c")]
+    # What the handlers read back is kept whatever the tables: the letter's key, the record.
+    assert uow.letter_exists("C1", "C1:ack")
+    assert uow.record_of("C1", ["complaint.received"]) == (
+        [("complaint.received", AT, {"x": 1})], [("acknowledgement", AT)])
+    # A fired deadline is forgotten but for its key, which cannot be scheduled again.
+    assert store.deadlines == {} and store.fired_keys == {"C1:acknowledgement"}
+    with pytest.raises(IntegrityError):
+        uow.add(_deadline("C1", "acknowledgement"))
+    with pytest.raises(ValueError, match="keeps no history"):
+        uow.record_of("C1", ["complaint.assigned"])
+
+
+def test_complaints_not_touched_lately_are_kept_as_tuples() -> None:
+    store = ReplayStore(hot_complaints=1)
+    uow = ReplayUnitOfWork(store)
+    uow.add(_complaint("C1"))
+    uow.commit()
+    uow.add(_complaint("C2"))
+    uow.commit()
+    assert isinstance(store.complaints["C1"], tuple)
+    assert isinstance(store.complaints["C2"], Complaint)
+    assert store.states() == {"C1": "received", "C2": "received"}
+    complaint = uow.complaint("C1")
+    assert isinstance(complaint, Complaint) and store.complaints["C1"] is complaint
+    assert (complaint.reference, complaint.cycle, complaint.version) == ("REF-C1", 1, 1)
+    complaint.state = "resolved"  # changed in place, undone by a rollback as any other
+    uow.rollback()
+    assert store.states()["C1"] == "received"

@@ -1,0 +1,434 @@
+"""A unit of work for replays: rows held in memory, changed in place, kept only if asked for.
+
+`complaints simulate` replays a whole file twice and then only counts: the record is thrown
+away. `workflow.memory_uow` (for the rule scenarios) copies every complaint and deadline it
+hands out and keeps every row as an ORM object, which made a replay slower than SQLite (700
+events/s) and too large for a year of a large supplier. This one keeps the same transactions
+and keys, differently:
+
+- A complaint or deadline read is the stored object itself, changed in place. What a
+  transaction changed is undone by a log (a shallow copy of a complaint's columns the first
+  time the transaction touches it, a deadline's firing, every key claimed), so a rollback or a
+  failed savepoint leaves the store as it was, as the database would. The handlers assign
+  columns and never change a JSON value in place (the SQL unit of work relies on that too), so
+  a shallow copy is the whole complaint.
+- Append-only rows are tuples in the table's column order (workflow/bulk.py's), handed at each
+  commit to `ReplayStore.sink` (e.g. an executemany into a scratch SQLite), or kept in lists;
+  only the tables in `ReplayStore.tables` are kept at all, and columns in `dropped` are left
+  out (a return reads no letter's context).
+- What the handlers read back is always kept: complaints, unfired deadlines, processed ids,
+  references, letters' keys, and per complaint its letters and the history entries of
+  `record_types` (what a letter summarises, workflow/letter_context.COMMUNICATIONS).
+  `record_of` for any other type is refused rather than answered short.
+
+What a replay not keeping every table gives up (so a store keeping `tables=None` is the full
+record): a fired deadline is forgotten once committed, unless "deadlines" is kept (only its key
+stays, so it cannot be scheduled twice), and a row of a table not kept claims no unique key
+(the outbox's ids are derived from event ids and deadline keys, which are unique already).
+One unit of work at a time per store.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import String
+
+from workflow.letter_context import COMMUNICATIONS
+from workflow.schema import Base, Complaint, Deadline, HistoryEntry, Letter, ProcessedEvent
+from workflow.unit_of_work import Record
+from workflow.uow import APPEND_ONLY
+
+Row = tuple[Any, ...]
+Sink = Callable[[str, list[Row]], None]
+
+# Every table's unique columns (autoincrement ids aside), as the database would refuse them.
+_UNIQUE: dict[str, tuple[str, ...]] = {
+    name: tuple(c.key for c in table.columns
+                if c.unique or (c.primary_key and isinstance(c.type, String)))
+    for name, table in Base.metadata.tables.items()}
+# The keys the handlers and the processor read back: claimed whatever is kept.
+_READ_BACK = {("complaints", "reference"), ("processed_events", "event_id"),
+              ("letters", "dedupe_key"), ("letters", "letter_id")}
+
+
+COMPLAINT_COLUMNS: tuple[str, ...] = tuple(c.key for c in Complaint.__table__.columns)
+# An instance as the ORM makes one when loading a row: no constructor, no attribute events.
+_new_complaint = Complaint.__mapper__.class_manager.new_instance
+
+
+def insert_columns(table: Table) -> tuple[str, ...]:
+    """A table's columns as a row is written: every column but a generated id (the order of
+    workflow.bulk.BulkInsert)."""
+    return tuple(c.key for c in table.columns if not (c.primary_key and c.autoincrement is True))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How one append-only table's rows become tuples."""
+
+    columns: tuple[str, ...]  # in insert order, dropped ones left out
+    defaults: dict[str, Any]  # scalar defaults; a callable default is called with None
+
+    def row(self, values: dict[str, Any]) -> Row:
+        defaults = self.defaults
+        return tuple([values[key] if key in values else _default(defaults.get(key))
+                      for key in self.columns])
+
+
+def _default(default: Any) -> Any:
+    return default(None) if callable(default) else default
+
+
+def _shape(table: Table, dropped: Collection[str]) -> _Shape:
+    defaults = {c.key: c.default.arg for c in table.columns  # type: ignore[attr-defined]
+                if c.default is not None}
+    return _Shape(tuple(k for k in insert_columns(table) if k not in dropped), defaults)
+
+
+@dataclass
+class ReplayStore:
+    """What a replay keeps. `tables`: the append-only tables whose rows are kept (None:
+    every table, the full record); `dropped`: columns left out of kept rows, by table."""
+
+    tables: frozenset[str] | None = None
+    dropped: dict[str, frozenset[str]] = field(default_factory=dict)
+    sink: Sink | None = None  # given each commit's rows of a kept table, in insert order
+    committed: Callable[[], None] | None = None  # called after each commit
+    record_types: frozenset[str] = frozenset(COMMUNICATIONS)
+
+    # A complaint not touched by the last `hot_complaints` ones is kept as a tuple of its
+    # columns (`COMPLAINT_COLUMNS`): a third of its size as an ORM object (3.6 KB, the most of
+    # a replay's memory), made an object again when next read.
+    complaints: dict[str, Complaint | Row] = field(default_factory=dict)
+    hot_complaints: int = 20_000
+    # By key: every unfired deadline, and the fired ones while "deadlines" is kept.
+    deadlines: dict[str, Deadline] = field(default_factory=dict)
+    deadline_keys: dict[int, str] = field(default_factory=dict)  # by id, as `deadlines`
+    fired_keys: set[str] = field(default_factory=set)  # fired deadlines forgotten
+    next_deadline_id: int = 1
+    rows: dict[str, list[Row]] = field(default_factory=dict)  # kept rows, when no sink
+    unique: dict[tuple[str, str], set[Any]] = field(default_factory=dict)
+    # Per complaint: (type, at, detail) of history entries of `record_types`, and
+    # (issued_at, letter_id, kind) of its letters, in insert order.
+    history: dict[str, list[tuple[str, datetime, dict[str, Any]]]] = field(
+        default_factory=dict)
+    letters: dict[str, list[tuple[datetime, str, str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        tables = Base.metadata.tables
+        self._shapes = {name: _shape(tables[name], self.dropped.get(name, frozenset()))
+                        for name in APPEND_ONLY if self.keeps(name)}
+        self._checked = {name: tuple(
+            c for c in _UNIQUE[name] if self.keeps(name) or (name, c) in _READ_BACK)
+            for name in tables}
+        for key in (*_READ_BACK, *((n, c) for n, cs in self._checked.items() for c in cs)):
+            self.unique.setdefault(key, set())
+
+        self._hot: OrderedDict[str, None] = OrderedDict()
+
+    def complaint_rows(self, columns: Collection[str]) -> Iterator[Row]:
+        """Every complaint's values of those columns."""
+        for found in self.complaints.values():
+            values = (dict(zip(COMPLAINT_COLUMNS, found, strict=True))
+                      if type(found) is tuple else found.__dict__)  # type: ignore[union-attr]
+            yield tuple([values.get(key) for key in columns])
+
+    def states(self) -> dict[str, str]:
+        """Every complaint's state, by id."""
+        at = COMPLAINT_COLUMNS.index("state")
+        return {cid: found[at] if type(found) is tuple else found.state  # type: ignore[union-attr]
+                for cid, found in self.complaints.items()}
+
+    def _cool(self, touched: Collection[str]) -> None:
+        """The complaints just touched are the most recent; the least recent beyond
+        `hot_complaints` are kept as tuples."""
+        hot = self._hot
+        for cid in touched:
+            hot[cid] = None
+            hot.move_to_end(cid)
+        while len(hot) > self.hot_complaints:
+            cid, _ = hot.popitem(last=False)
+            found = self.complaints.get(cid)
+            if found is not None and type(found) is not tuple:
+                values = found.__dict__
+                self.complaints[cid] = tuple([values.get(k) for k in COMPLAINT_COLUMNS])
+
+    def _warm(self, complaint_id: str, row: Row) -> Complaint:
+        found: Complaint = _new_complaint()
+        found.__dict__.update(zip(COMPLAINT_COLUMNS, row, strict=True))
+        self.complaints[complaint_id] = found
+        return found
+
+    def keeps(self, table: str) -> bool:
+        return self.tables is None or table in self.tables
+
+    def columns(self, table: str) -> tuple[str, ...]:
+        """The columns of a kept table's rows, in their order."""
+        return self._shapes[table].columns
+
+    def _store_rows(self, table: str, rows: list[Row]) -> None:
+        if self.sink is not None:
+            self.sink(table, rows)
+        else:
+            self.rows.setdefault(table, []).extend(rows)
+
+
+def _refused(table: str, column: str, value: Any) -> IntegrityError:
+    return IntegrityError(f"INSERT INTO {table}", None,
+                          ValueError(f"{table}.{column} {value!r} exists already"))
+
+
+# Undo log entries, undone last first.
+_DISCARD, _DELETE, _RESTORE, _UNFIRE, _UNNUMBER = range(5)
+
+
+class ReplayUnitOfWork:
+    def __init__(self, store: ReplayStore) -> None:
+        self.store = store
+        self.buffering = True  # one write path here: nothing to switch
+        self._undo: list[tuple[Any, ...]] = []
+        self._touched: set[str] = set()  # complaints whose columns the log holds
+        self._fired: list[Deadline] = []  # stored deadlines fired in this transaction
+        self._rows: list[tuple[str, Row]] = []
+        self._history: dict[str, list[tuple[str, datetime, dict[str, Any]]]] = {}
+        self._letters: dict[str, list[tuple[datetime, str, str]]] = {}
+
+    # -- transactions ------------------------------------------------------------------
+    def commit(self) -> None:
+        store = self.store
+        by_table: dict[str, list[Row]] = {}
+        for table, row in self._rows:
+            by_table.setdefault(table, []).append(row)
+        for table, rows in by_table.items():
+            store._store_rows(table, rows)
+        for cid, entries in self._history.items():
+            store.history.setdefault(cid, []).extend(entries)
+        for cid, letters in self._letters.items():
+            store.letters.setdefault(cid, []).extend(letters)
+        if not store.keeps("deadlines"):
+            for deadline in self._fired:
+                if deadline.fired_at is not None and store.deadlines.pop(
+                        deadline.deadline_key, None) is not None:
+                    del store.deadline_keys[deadline.id]
+                    store.fired_keys.add(deadline.deadline_key)
+        store._cool(self._touched)
+        self._forget()
+        if store.committed is not None:
+            store.committed()
+
+    def rollback(self) -> None:
+        self._undo_to(0)
+        self._forget()
+
+    def close(self) -> None:
+        self.rollback()
+
+    def _forget(self) -> None:
+        self._undo = []
+        self._touched = set()
+        self._fired = []
+        self._rows = []
+        self._history = {}
+        self._letters = {}
+
+    def _undo_to(self, mark: int) -> None:
+        store, undo = self.store, self._undo
+        while len(undo) > mark:
+            entry = undo.pop()
+            op = entry[0]
+            if op == _DISCARD:
+                entry[1].discard(entry[2])
+            elif op == _DELETE:
+                del entry[1][entry[2]]
+            elif op == _RESTORE:
+                columns = entry[1].__dict__
+                columns.clear()
+                columns.update(entry[2])
+            elif op == _UNFIRE:
+                entry[1].fired_at, entry[1].outcome = entry[2], entry[3]
+            else:  # _UNNUMBER: a new deadline
+                del store.deadlines[entry[1]]
+                del store.deadline_keys[entry[2]]
+                store.next_deadline_id = entry[2]
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """A savepoint (the careful re-run of a failed batch, message by message)."""
+        mark, rows, touched = len(self._undo), len(self._rows), self._touched
+        history = {cid: list(v) for cid, v in self._history.items()}
+        letters = {cid: list(v) for cid, v in self._letters.items()}
+        fired = len(self._fired)
+        self._touched = set()  # columns copied again inside, so the savepoint can undo
+        try:
+            yield
+        except BaseException:
+            self._undo_to(mark)
+            del self._rows[rows:]
+            del self._fired[fired:]
+            self._history, self._letters = history, letters
+            raise
+        finally:
+            self._touched = touched | self._touched
+
+    # -- reads -------------------------------------------------------------------------
+    def prefetch_complaints(self, complaint_ids: set[str]) -> set[str]:
+        return {cid for cid in complaint_ids if cid not in self.store.complaints}
+
+    def complaint(self, complaint_id: str) -> Complaint | None:
+        stored = self.store.complaints.get(complaint_id)
+        if stored is None:
+            return None
+        found = stored if isinstance(stored, Complaint) else self.store._warm(complaint_id,
+                                                                              stored)
+        if complaint_id not in self._touched:
+            self._touched.add(complaint_id)
+            self._undo.append((_RESTORE, found, found.__dict__.copy()))
+        return found
+
+    def prefetch_references(self, candidates: set[str]) -> None:
+        """Nothing to fetch ahead: every look-up is a dict's."""
+
+    def reference_taken(self, reference: str) -> bool:
+        return reference in self.store.unique[("complaints", "reference")]
+
+    def prefetch_processed(self, event_ids: list[str]) -> None:
+        """Nothing to fetch ahead."""
+
+    def is_processed(self, event_id: str) -> bool:
+        return event_id in self.store.unique[("processed_events", "event_id")]
+
+    def letter_exists(self, complaint_id: str, dedupe_key: str) -> bool:
+        return dedupe_key in self.store.unique[("letters", "dedupe_key")]
+
+    def record_of(self, complaint_id: str, types: Collection[str], *,
+                  letters: bool = True) -> Record:
+        missing = set(types) - self.store.record_types
+        if missing:
+            raise ValueError(f"this replay keeps no history of {sorted(missing)}")
+        store = self.store
+        history = [entry for entry in (*store.history.get(complaint_id, ()),
+                                       *self._history.get(complaint_id, ()))
+                   if entry[0] in types]
+        if not letters:
+            return history, []
+        stored = sorted(store.letters.get(complaint_id, ()), key=lambda x: (x[0], x[1]))
+        issued = [(kind, at) for at, _, kind in (*stored, *self._letters.get(complaint_id, ()))]
+        return history, issued
+
+    def deadline_by_key(self, deadline_key: str) -> Deadline | None:
+        return self.store.deadlines.get(deadline_key)
+
+    def deadline(self, deadline_id: int) -> Deadline | None:
+        key = self.store.deadline_keys.get(deadline_id)
+        return None if key is None else self.store.deadlines.get(key)
+
+    def pending_deadlines(self) -> list[tuple[datetime, int]]:
+        return [(d.due_at, d.id) for d in self.store.deadlines.values() if d.fired_at is None]
+
+    # -- writes ------------------------------------------------------------------------
+    def add(self, row: Complaint | Deadline) -> None:
+        store = self.store
+        if isinstance(row, Complaint):
+            if row.complaint_id in store.complaints:
+                raise _refused("complaints", "complaint_id", row.complaint_id)
+            values = row.__dict__
+            # Unset columns at their defaults, as an INSERT would leave them; straight into
+            # the object's dict (it is in no session: nothing to track).
+            for key, value in _complaint_defaults().items():
+                if key not in values:
+                    values[key] = _default(value)
+            self._claim("complaints", values)
+            store.complaints[row.complaint_id] = row
+            self._touched.add(row.complaint_id)
+            self._undo.append((_DELETE, store.complaints, row.complaint_id))
+            return
+        key = row.deadline_key
+        if key in store.deadlines or key in store.fired_keys:
+            raise _refused("deadlines", "deadline_key", key)
+        values = row.__dict__
+        for column, value in _deadline_defaults().items():
+            if column not in values:
+                values[column] = _default(value)
+        row.id = ident = store.next_deadline_id
+        store.next_deadline_id = ident + 1
+        store.deadlines[key] = row
+        store.deadline_keys[ident] = key
+        self._undo.append((_UNNUMBER, key, ident))
+
+    def record_firing(self, deadline: Deadline, at: datetime, outcome: str) -> None:
+        self._undo.append((_UNFIRE, deadline, deadline.fired_at, deadline.outcome))
+        deadline.fired_at, deadline.outcome = at, outcome
+        self._fired.append(deadline)
+
+    def append(self, model: type[Base], **values: Any) -> None:
+        table = model.__tablename__
+        store = self.store
+        if model is HistoryEntry:
+            if values["type"] in store.record_types:
+                self._history.setdefault(values["complaint_id"], []).append(
+                    (values["type"], values["at"], values["detail"]))
+        elif model is Letter:
+            self._letters.setdefault(values["complaint_id"], []).append(
+                (values["issued_at"], values["letter_id"], values["kind"]))
+        elif table not in APPEND_ONLY:
+            raise TypeError(f"{model.__name__} rows are not append-only")
+        self._claim(table, values)
+        shape = store._shapes.get(table)
+        if shape is not None:
+            self._rows.append((table, shape.row(values)))
+
+    def mark_processed(self, event_id: str, now: datetime) -> None:
+        self.append(ProcessedEvent, event_id=event_id, applied_at=now)
+
+    # -- unique keys -------------------------------------------------------------------
+    def _claim(self, table: str, values: dict[str, Any]) -> None:
+        """Refuse a repeated unique value, as the database's constraint would."""
+        checked = self.store._checked[table]
+        if not checked:
+            return
+        unique = self.store.unique
+        for column in checked:
+            value = values.get(column)
+            if value is not None and value in unique[(table, column)]:
+                raise _refused(table, column, value)
+        for column in checked:
+            value = values.get(column)
+            if value is not None:
+                taken = unique[(table, column)]
+                taken.add(value)
+                self._undo.append((_DISCARD, taken, value))
+
+
+def _column_defaults(table: Table) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"version": 1} if "version" in table.c else {}
+    for column in table.columns:
+        if column.key == "version" or column.primary_key and column.autoincrement is True:
+            continue
+        default = column.default
+        defaults[column.key] = None if default is None else default.arg  # type: ignore[attr-defined]
+    return defaults
+
+
+_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
+def _complaint_defaults() -> dict[str, Any]:
+    found = _DEFAULTS.get("complaints")
+    if found is None:
+        found = _DEFAULTS["complaints"] = _column_defaults(Complaint.__table__)  # type: ignore[arg-type]
+    return found
+
+
+def _deadline_defaults() -> dict[str, Any]:
+    found = _DEFAULTS.get("deadlines")
+    if found is None:
+        found = _DEFAULTS["deadlines"] = _column_defaults(Deadline.__table__)  # type: ignore[arg-type]
+    return found
