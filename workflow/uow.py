@@ -34,9 +34,10 @@ from workflow.database import planned_for_their_values
 from workflow.schema import Base, Complaint, Deadline, HistoryEntry, Letter, ProcessedEvent
 
 # Rows that are only ever inserted; everything else goes through the ORM.
-APPEND_ONLY = ("history", "outbox", "letters", "receipts", "category_changes", "resolutions",
-               "contacts", "accounts_snapshots", "rejections", "processed_events", "raw_events",
-               "deliveries")  # deliveries: inserted here, changed by the delivery service only
+APPEND_ONLY = frozenset({
+    "history", "outbox", "letters", "receipts", "category_changes", "resolutions", "contacts",
+    "accounts_snapshots", "rejections", "processed_events", "raw_events",
+    "deliveries"})  # deliveries: inserted here, changed by the delivery service only
 
 
 # Complaints kept between transactions (strongly referenced, most recently used last).
@@ -48,6 +49,18 @@ _COMPLAINT_COLUMNS = frozenset(
 
 History = list[tuple[str, datetime, dict[str, Any]]]
 Letters = list[tuple[str, datetime]]
+
+# The reads made once per message or letter, built once: building a statement and its cache
+# key each time cost about as much as running it.
+_HISTORY_OF = (select(HistoryEntry.type, HistoryEntry.at, HistoryEntry.detail)
+               .where(HistoryEntry.complaint_id == bindparam("complaint_id"),
+                      HistoryEntry.type.in_(bindparam("types", expanding=True)))
+               .order_by(HistoryEntry.id))
+_LETTERS_OF = (select(Letter.kind, Letter.issued_at)
+               .where(Letter.complaint_id == bindparam("complaint_id"))
+               .order_by(Letter.issued_at, Letter.letter_id))
+_LETTER_KEYS_OF = select(Letter.dedupe_key).where(Letter.complaint_id == bindparam("complaint_id"))
+_DEADLINE_BY_KEY = select(Deadline).where(Deadline.deadline_key == bindparam("deadline_key"))
 
 
 @dataclass
@@ -338,8 +351,7 @@ class UnitOfWork:
         keys = self._kept.letter_keys.get(complaint_id)
         if keys is None:
             with self.session.no_autoflush:
-                keys = set(self.session.scalars(
-                    select(Letter.dedupe_key).where(Letter.complaint_id == complaint_id)))
+                keys = set(self.session.scalars(_LETTER_KEYS_OF, {"complaint_id": complaint_id}))
             self._kept.letter_keys[complaint_id] = keys
         return keys
 
@@ -350,18 +362,12 @@ class UnitOfWork:
         applied order and (if asked) its letters `(kind, issued_at)` in issue order, with
         those of this transaction not yet written: what a deadlock or 8-week letter
         summarises (docs/rules.md s.6). A query each, so only for those letters."""
-        history_query = (select(HistoryEntry.type, HistoryEntry.at, HistoryEntry.detail)
-                         .where(HistoryEntry.complaint_id == complaint_id,
-                                HistoryEntry.type.in_(types))
-                         .order_by(HistoryEntry.id))
-        letters_query = (select(Letter.kind, Letter.issued_at)
-                         .where(Letter.complaint_id == complaint_id)
-                         .order_by(Letter.issued_at, Letter.letter_id))
         # The rows not yet written are added from `_Pending`; the ORM has none to flush.
         with self.session.no_autoflush:
-            history = [(row[0], row[1], row[2]) for row in self.session.execute(history_query)]
-            issued = ([(row[0], row[1]) for row in self.session.execute(letters_query)]
-                      if letters else [])
+            history = [(row[0], row[1], row[2]) for row in self.session.execute(
+                _HISTORY_OF, {"complaint_id": complaint_id, "types": list(types)})]
+            issued = ([(row[0], row[1]) for row in self.session.execute(
+                _LETTERS_OF, {"complaint_id": complaint_id})] if letters else [])
         pending_history, pending_letters = self._pending.record.get(complaint_id, ([], []))
         history += [entry for entry in pending_history if entry[0] in types]
         return history, issued + pending_letters if letters else []
@@ -371,8 +377,8 @@ class UnitOfWork:
         if pending is not None:
             return pending
         with self.session.no_autoflush:
-            return self._loose(self.session.scalar(
-                select(Deadline).where(Deadline.deadline_key == deadline_key)))
+            return self._loose(self.session.scalar(_DEADLINE_BY_KEY,
+                                                   {"deadline_key": deadline_key}))
 
     def deadline(self, deadline_id: int) -> Deadline | None:
         with self.session.no_autoflush:
