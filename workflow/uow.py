@@ -266,14 +266,17 @@ class UnitOfWork:
         """A savepoint: one message's changes land together or not at all.
 
         What was recorded before is written first (outside it), what the block records is
-        written at its end (inside it): a failing block takes only its own rows away. The
-        session's rollback of the savepoint expires the complaints the block changed."""
+        written at its end (inside it): a failing block takes only its own rows away."""
         self.flush()
         try:
             with self.session.begin_nested():
                 yield
                 self.flush()
         except BaseException:
+            # The session expires what the block changed; a complaint the block's own flush
+            # wrote and reset before a later statement failed looks unchanged to it, yet the
+            # savepoint took its row back: expired too, to be read again when next asked for.
+            self.session.expire_all()
             self._forget()
             raise
 
