@@ -38,13 +38,17 @@ class Prepared:
             for name in names)
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
-        # None goes through the processor too, as in SQLAlchemy (JSON stores it as 'null').
-        parameters = self._parameters
+        # Column by column: one `map` of a column's processor over every row's value costs
+        # less than a call and a test per value. None goes through the processor too, as in
+        # SQLAlchemy (JSON stores it as 'null').
+        columns = []
+        for name, process in self._parameters:
+            values = [row.get(name) for row in rows]
+            columns.append(values if process is None else list(map(process, values)))
         if self._positional:
-            return [tuple([row.get(name) if process is None else process(row.get(name))
-                           for name, process in parameters]) for row in rows]
-        return [{name: row.get(name) if process is None else process(row.get(name))
-                 for name, process in parameters} for row in rows]
+            return list(zip(*columns, strict=True))
+        names = [name for name, _ in self._parameters]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
     def execute(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
         """Run it for every row; returns the rows matched, as the driver counts them."""

@@ -98,13 +98,13 @@ class MessageProcessor:
             self.event_clock.rewind_to(clock_at_start)
         if self._due is not None:
             self._due.forget()
-        self.careful, self.uow.buffering = True, False
+        self.careful = True  # each message in its own savepoint (`_guarded`)
         try:
             result = work()
             self.uow.commit()
             return result
         finally:
-            self.careful, self.uow.buffering = False, True
+            self.careful = False
 
     def _apply_all(self, messages: Sequence[Message]) -> list[Outcome]:
         keys = [_keys(m) for m in messages]

@@ -29,8 +29,8 @@ Record = tuple[list[tuple[str, datetime, dict[str, Any]]], list[tuple[str, datet
 
 
 class AbstractUnitOfWork(Protocol):
-    # Off while a failed batch is re-run message by message, each in `atomic()`.
-    buffering: bool
+    """How rows are written (buffered, bulk, through a session) is the implementation's own
+    affair: a caller only commits, rolls back, or wraps a message in `atomic()`."""
 
     # -- transactions
     def commit(self) -> None: ...

@@ -411,3 +411,28 @@ def test_two_consumers_firing_one_stored_deadline_fire_it_once(
         assert session.scalar(select(Deadline.outcome).where(
             Deadline.deadline_key == key)) == "by the first"
     app.engine.dispose()
+
+
+def test_a_failed_savepoint_takes_back_the_complaint_its_own_flush_wrote(
+    app: App, tmp_path: Path
+) -> None:
+    # The savepoint's own flush writes the changed complaint (version 2) and then fails on a
+    # later row (e1 is processed already): the savepoint's rollback takes the UPDATE back, and
+    # the complaint read next is the stored one, not the object the flush had marked written.
+    one_complaint(app, tmp_path)
+    uow = app.unit_of_work()
+    try:
+        with pytest.raises(IntegrityError), uow.atomic():
+            complaint = uow.complaint("C-1")
+            assert complaint is not None and (complaint.state, complaint.version) == (
+                "received", 1)
+            complaint.state = "immediate"
+            uow.mark_processed("e1", datetime(2026, 1, 5, 10, tzinfo=UTC))
+        again = uow.complaint("C-1")
+        assert again is not None and (again.state, again.version) == ("received", 1)
+        uow.commit()
+    finally:
+        uow.close()
+    with app.sessions() as session:
+        stored = session.get(Complaint, "C-1")
+        assert stored is not None and (stored.state, stored.version) == ("received", 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,14 @@ SECRET_NAMES = {v.name for v in ENVIRONMENT if v.secret}
 
 
 def load_all(path: Path) -> list[Any]:
-    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    return list(_parsed(path))
+
+
+@cache
+def _parsed(path: Path) -> tuple[Any, ...]:
+    """Each file parsed once per run (pure-Python PyYAML is slow and the checks read the
+    manifests many times); the tests only read what it returns."""
+    return tuple(d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None)
 
 
 def manifests(kind: str) -> list[dict[str, Any]]:
