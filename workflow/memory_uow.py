@@ -113,7 +113,6 @@ class MemoryStore:
 class MemoryUnitOfWork:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
-        self.buffering = True  # one write path here: nothing to switch
         self._complaints: dict[str, Complaint] = {}  # read or added in this transaction
         self._deadlines: dict[str, Deadline] = {}  # read, added or fired in this transaction
         self._new_deadlines: list[str] = []  # keys, in the order added

@@ -193,7 +193,6 @@ _DISCARD, _DELETE, _RESTORE, _UNFIRE, _UNNUMBER = range(5)
 class ReplayUnitOfWork:
     def __init__(self, store: ReplayStore) -> None:
         self.store = store
-        self.buffering = True  # one write path here: nothing to switch
         self._undo: list[tuple[Any, ...]] = []
         self._touched: set[str] = set()  # complaints whose columns the log holds
         self._fired: list[Deadline] = []  # stored deadlines fired in this transaction

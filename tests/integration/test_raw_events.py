@@ -50,11 +50,10 @@ def test_applied_events_are_stored_raw_in_applied_order(app: App, tmp_path: Path
 
 
 def test_careful_rerun_keeps_the_applied_events_of_a_failed_batch(app: App) -> None:
-    """The careful path (a failed batch re-run message by message, each in a savepoint, rows
-    through the session): the applied messages' raw rows are kept, the refused one's not."""
+    """The careful path (a failed batch re-run message by message, each in a savepoint): the applied messages' raw rows are kept, the refused one's not."""
     uow = app.unit_of_work()
     processor = app.event_time_processor(uow)
-    processor.careful, uow.buffering = True, False
+    processor.careful = True
     messages = [
         Message(json.dumps(received("k1", "C-7", "2026-02-02T09:00:00Z")).encode(), "t", "0/1"),
         Message(json.dumps(resolved("k2", "C-8", "2026-02-02T10:00:00Z")).encode(), "t", "0/2"),

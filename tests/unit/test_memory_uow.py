@@ -28,7 +28,6 @@ def test_commit_rollback_and_savepoint() -> None:
     uow.mark_processed("e2", AT)
     uow.rollback()
     assert not uow.is_processed("e2")
-    uow.buffering = False
     with pytest.raises(RuntimeError), uow.atomic():
         uow.mark_processed("e3", AT)
         raise RuntimeError("a failing message")

@@ -57,7 +57,6 @@ def test_commit_rollback_and_savepoint() -> None:
     assert not uow.is_processed("e2")
 
     # A failed savepoint undoes its own changes only.
-    uow.buffering = False
     complaint = uow.complaint("C1")
     assert complaint is not None
     complaint.cycle = 2
