@@ -520,15 +520,8 @@ class Workflow:
             letter_id=letter_id, dedupe_key=key, complaint_id=complaint.complaint_id, kind=kind,
             cycle=complaint.cycle, issued_at=issued_at, cause=cause, context=context,
         )
-        self.uow.append(OutboxMessage,
-            event_id=letter_id, topic="letters", key=complaint.complaint_id,
-            payload={"event_id": letter_id, "letter_id": letter_id,
-                     "complaint_id": complaint.complaint_id, "kind": kind,
-                     "issued_at": issued_at.isoformat(), "reference": complaint.reference,
-                     "cycle": complaint.cycle, "formats": ["html", "txt", "pdf"],
-                     "delivery": delivery["channel"]},
-            created_at=self.clock.now(),
-        )
+        if self.uow.publishes:
+            self._publish_letter(complaint, letter_id, kind, issued_at, delivery["channel"])
         self.uow.append(Delivery, **delivery)
         if kind in SIGNPOSTING_KINDS:
             complaint.signposting_letter_id = letter_id
@@ -570,8 +563,22 @@ class Workflow:
             "channel": channel or complaint.channel, **(extra or {}),
         })
 
+    def _publish_letter(self, complaint: Complaint, letter_id: str, kind: str,
+                        issued_at: datetime, channel: str) -> None:
+        self.uow.append(OutboxMessage,
+            event_id=letter_id, topic="letters", key=complaint.complaint_id,
+            payload={"event_id": letter_id, "letter_id": letter_id,
+                     "complaint_id": complaint.complaint_id, "kind": kind,
+                     "issued_at": issued_at.isoformat(), "reference": complaint.reference,
+                     "cycle": complaint.cycle, "formats": ["html", "txt", "pdf"],
+                     "delivery": channel},
+            created_at=self.clock.now(),
+        )
+
     def _emit(self, complaint: Complaint, event_id: str, kind: str, at: datetime,
               fields: dict[str, Any]) -> None:
+        if not self.uow.publishes:
+            return
         self.uow.append(OutboxMessage,
             event_id=event_id, topic="lifecycle", key=complaint.complaint_id,
             payload={"event_id": event_id, "type": kind, "complaint_id": complaint.complaint_id,

@@ -111,6 +111,8 @@ class MemoryStore:
 
 
 class MemoryUnitOfWork:
+    publishes = True  # the outbox is part of this record
+
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
         self._complaints: dict[str, Complaint] = {}  # read or added in this transaction

@@ -200,6 +200,10 @@ class ReplayUnitOfWork:
         self._history: dict[str, list[tuple[str, datetime, dict[str, Any]]]] = {}
         self._letters: dict[str, list[tuple[datetime, str, str]]] = {}
 
+    @property
+    def publishes(self) -> bool:
+        return self.store.keeps("outbox")
+
     # -- transactions ------------------------------------------------------------------
     def commit(self) -> None:
         store = self.store

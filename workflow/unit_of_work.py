@@ -32,6 +32,11 @@ class AbstractUnitOfWork(Protocol):
     """How rows are written (buffered, bulk, through a session) is the implementation's own
     affair: a caller only commits, rolls back, or wraps a message in `atomic()`."""
 
+    # False for a record that publishes nothing (a what-if replay keeping no outbox): the
+    # handlers then build no outbox payloads, about 7 % of a replay's time.
+    @property
+    def publishes(self) -> bool: ...
+
     # -- transactions
     def commit(self) -> None: ...
     def rollback(self) -> None: ...

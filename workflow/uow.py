@@ -109,6 +109,8 @@ class _Kept:
 
 
 class UnitOfWork:
+    publishes = True  # the outbox is part of this record
+
     def __init__(self, session_factory: Callable[[], Session]) -> None:
         self.session: Session = session_factory()
         self._pending = _Pending()

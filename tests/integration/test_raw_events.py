@@ -50,7 +50,8 @@ def test_applied_events_are_stored_raw_in_applied_order(app: App, tmp_path: Path
 
 
 def test_careful_rerun_keeps_the_applied_events_of_a_failed_batch(app: App) -> None:
-    """The careful path (a failed batch re-run message by message, each in a savepoint): the applied messages' raw rows are kept, the refused one's not."""
+    """The careful path (a failed batch re-run message by message, each in a savepoint): the
+    applied messages' raw rows are kept, the refused one's not."""
     uow = app.unit_of_work()
     processor = app.event_time_processor(uow)
     processor.careful = True
