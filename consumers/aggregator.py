@@ -110,8 +110,10 @@ class ChangelogBuffer(ProducerBuffer):
     logged by faust, and its event's offset committed as well.
 
     This flush returns once every write queued before it was acknowledged, and raises if one
-    failed, so that no commit is made (the app crashes and restarts, and re-reads the events).
-    Writes queued after it started belong to events the commit does not cover.
+    failed, then and at every later flush, so that no commit is made from then on: faust
+    crashes the app on the commit's error, `run_async` starts a new one, and that re-reads the
+    events from the last good commit. Writes queued after the flush started belong to events
+    that commit does not cover.
     """
 
     def __post_init__(self) -> None:
@@ -136,9 +138,8 @@ class ChangelogBuffer(ProducerBuffer):
             if self.state != "running":
                 raise RuntimeError("Cannot flush: the producer is not running")
             _, waiting = await asyncio.wait(waiting, timeout=FLUSH_CHECK_S)
-        if self.failed:
+        if self.failed:  # kept: a later commit would cover the failed write's event too
             failure, count = self.failed[0], len(self.failed)
-            self.failed.clear()
             raise ProducerSendError(f"{count} changelog write(s) failed "
                                     f"({type(failure).__name__})") from failure
 

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
+import pytest
 from faust.exceptions import ProducerSendError
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import FutureMessage
@@ -57,6 +58,9 @@ async def _flush(kind: type[ProducerBuffer], refused: frozenset[int] = frozenset
     except ProducerSendError as exc:
         failure = exc
     settled = [write.done() for write in writes]
+    if failure is not None:  # and every later commit fails too, not only this one
+        with pytest.raises(ProducerSendError):
+            await buffer.flush()
     await asyncio.gather(*writes, return_exceptions=True)  # so that the stop finds none queued
     await buffer.stop()
     return settled, failure
