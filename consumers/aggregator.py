@@ -17,6 +17,8 @@ Faust settings, and why (checked against Tansu, the embedded broker, and valid o
 - `store="memory://"`: the table is rebuilt from its changelog topic on start (no RocksDB to
   install or keep on disk).
 - `topic_disable_leader=True`: no `__assignor-__leader` topic; one app, nothing to elect.
+- The producer's buffer is `ChangelogBuffer`: faust's own flush can return with table writes
+  still queued, and the offsets of their events are then committed anyway (its doc).
 - `producer_max_batch_size=1` (`single_record_batches`, on with the embedded broker): Tansu
   0.6.0 reports a partition's high watermark as the base offset of its last record batch + 1,
   ignoring the other records of that batch, and faust reads a changelog only up to the high
@@ -51,6 +53,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import faust
+from faust.exceptions import ProducerSendError
+from faust.transport.producer import ProducerBuffer
 
 from consumers.settings import Settings
 from reporting.ops.records import Rules, Source
@@ -72,6 +76,7 @@ TABLE: Final = "complaints"
 NOISY_LOGGERS: Final = ("faust", "mode", "aiokafka", "kafka")
 POLL_S: Final = 0.2
 STOP_TIMEOUT_S: Final = 10.0  # faust's own stop; within COMPLAINTS_STOP_TIMEOUT_S
+FLUSH_CHECK_S: Final = 1.0  # how often a waiting flush looks whether the producer stopped
 
 
 class AggregatorError(RuntimeError):
@@ -93,6 +98,64 @@ class AggregatorConfig:
 
 
 # --------------------------------------------------------------------------- Kafka plumbing
+class ChangelogBuffer(ProducerBuffer):
+    """Faust's producer buffer (where the table's changelog writes wait to be sent), with a
+    flush that waits until each of them is acknowledged.
+
+    Faust commits offsets right after `producer.flush()`, which starts with this flush. Faust's
+    own (0.15) gives up as soon as one write takes more than 0.1 s to hand to the client, as on
+    a loaded machine or with one record per batch, and the commit then covers events whose
+    changelog writes are still queued: a crash before they are sent loses those events (their
+    offsets are committed, their effect is in no changelog). A write the broker refused is only
+    logged by faust, and its event's offset committed as well.
+
+    This flush returns once every write queued before it was acknowledged, and raises if one
+    failed, then and at every later flush, so that no commit is made from then on: faust
+    crashes the app on the commit's error, `run_async` starts a new one, and that re-reads the
+    events from the last good commit. Writes queued after the flush started belong to events
+    that commit does not cover.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.unsettled: set[asyncio.Future[Any]] = set()
+        self.failed: list[BaseException] = []
+
+    def put(self, fut: Any) -> None:
+        self.unsettled.add(fut)
+        fut.add_done_callback(self._settled)
+        super().put(fut)
+
+    def _settled(self, fut: asyncio.Future[Any]) -> None:
+        self.unsettled.discard(fut)
+        failure = asyncio.CancelledError() if fut.cancelled() else fut.exception()
+        if failure is not None:
+            self.failed.append(failure)
+
+    async def flush(self) -> None:
+        waiting = set(self.unsettled)
+        while waiting:
+            if self.state != "running":
+                raise RuntimeError("Cannot flush: the producer is not running")
+            _, waiting = await asyncio.wait(waiting, timeout=FLUSH_CHECK_S)
+        if self.failed:  # kept: a later commit would cover the failed write's event too
+            failure, count = self.failed[0], len(self.failed)
+            raise ProducerSendError(f"{count} changelog write(s) failed "
+                                    f"({type(failure).__name__})") from failure
+
+    async def on_stop(self) -> None:
+        # Stopping: faust's flush, which gives what is queued a last chance to go and does not
+        # wait on a broker that may be gone (the stop is bounded, `_run_faust`).
+        await super().flush()
+
+
+def _use_changelog_buffer(app: faust.App) -> None:
+    producer = app.producer
+    buffer = ChangelogBuffer(loop=producer.loop, beacon=producer.beacon)
+    buffer.app = app
+    producer.buffer = buffer  # the producer starts it with itself (a runtime dependency)
+
+
 def _credentials(security: Mapping[str, str]) -> Any:
     protocol = security.get("security_protocol", "PLAINTEXT").upper()
     if protocol == "PLAINTEXT":
@@ -165,6 +228,7 @@ def build_app(settings: Settings, rules: Rules, config: AggregatorConfig,
     if config.single_record_batches:
         options["producer_max_batch_size"] = 1
     app = faust.App(config.app_id(settings), **options)
+    _use_changelog_buffer(app)
     table = app.Table(TABLE, default=None, partitions=partitions, key_type=str,
                       help="Complaint records folded from the lifecycle and letters topics")
     aggregator = Aggregator(rules, store=table)
