@@ -36,8 +36,10 @@ import hmac
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +67,7 @@ STATIC_FILES: Final = {
 }
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8080
+DEFAULT_READ_THREADS: Final = 8
 TOKEN_VARIABLE: Final = "COMPLAINTS_OPS_TOKEN"
 # The page runs only its own script and talks only to its own origin.
 PAGE_POLICY: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -495,15 +498,11 @@ def create_app(state: OpsState, token: str) -> web.Application:
                  "offset": offset, "limit": limit, "complaints": []}, headers=COMMON_HEADERS)
         return web.json_response(board.page(offset, limit), headers=COMMON_HEADERS)
 
+    reads = RecordReads(read_threads(os.environ))
+
     async def from_record(read: Callable[[Any], Any]) -> Any:
-        """A read of the database, off the event loop (a thread of the default executor)."""
-        record = state.record
-
-        def run() -> Any:
-            with record.sessions() as session:
-                return read(session)
-
-        return await asyncio.get_running_loop().run_in_executor(None, run)
+        """A read of the database, off the event loop, in the ops API's own threads."""
+        return await reads.run(state.record, read)
 
     async def search(request: web.Request) -> web.Response:
         from reporting.workqueue import search as find
@@ -536,10 +535,11 @@ def create_app(state: OpsState, token: str) -> web.Application:
 
     async def complaint_list(request: web.Request) -> web.Response:
         """The complaints behind a count: ?state=S, ?overdue=KIND[&as_of=I] or
-        ?received=YYYY-MM-DD, with &offset and &limit (1-500)."""
+        ?received=YYYY-MM-DD, with &offset (up to 10,000) or &after (the page's `next`),
+        and &limit (1-500)."""
         from datetime import date as calendar_date
 
-        from reporting.workqueue import listing
+        from reporting.workqueue import OFFSET_LIMIT, listing
         from workflow.handlers import DEADLINE_KINDS
         from workflow.lifecycle import STATES
 
@@ -560,16 +560,27 @@ def create_app(state: OpsState, token: str) -> web.Application:
             day = query.get("received")
             received = calendar_date.fromisoformat(day) if day is not None else None
             as_of = _instant_param(request, "as_of")
+            after = query.get("after")
+            if offset > OFFSET_LIMIT:
+                raise ValueError(f"offset must be at most {OFFSET_LIMIT}: page on with after")
         except ValueError as exc:
             return _error(400, str(exc))
         if state.record is None:
             return _error(503, "no record to read")
-        document = await from_record(lambda session: listing(
-            session, state=state_, overdue=kind, received=received, as_of=as_of,
-            offset=offset, limit=limit))
+        try:
+            document = await from_record(lambda session: listing(
+                session, state=state_, overdue=kind, received=received, as_of=as_of,
+                offset=offset, limit=limit, after=after))
+        except ValueError as exc:  # a malformed `after`
+            return _error(400, str(exc))
         return web.json_response(document, headers=COMMON_HEADERS)
 
     app = web.Application()
+
+    async def close_reads(_app: web.Application) -> None:
+        reads.close()
+
+    app.on_cleanup.append(close_reads)
     # Open: the page (it holds no figures), its files, and health.
     app.router.add_get("/", dashboard)
     app.router.add_get("/static/{name}", static)
@@ -588,6 +599,69 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/complaints/search", guarded(search))
     app.router.add_get("/complaints/{complaint_id}/timeline", guarded(timeline))
     return app
+
+
+def read_threads(environ: Mapping[str, str]) -> int:
+    """COMPLAINTS_OPS_READ_THREADS (default 8): the ops API's threads reading the record."""
+    text = environ.get("COMPLAINTS_OPS_READ_THREADS") or str(DEFAULT_READ_THREADS)
+    try:
+        threads = int(text)
+    except ValueError:
+        raise ValueError(f"COMPLAINTS_OPS_READ_THREADS must be a number, not {text!r}") from None
+    if not 1 <= threads <= 64:
+        raise ValueError(f"COMPLAINTS_OPS_READ_THREADS {threads} is out of range (1-64)")
+    return threads
+
+
+class RecordReads:
+    """The work queue's reads of the record (search, timeline, lists), in a thread pool of
+    their own with, on PostgreSQL, a connection pool of the same size.
+
+    Not the default executor: a case file's PDF (seconds of rendering there) never holds up
+    a search. Not the record's engine: its pool (SQLAlchemy's 5 + 10 overflow) closes every
+    connection beyond the fifth when it is returned, so 20 clients would open and close a
+    connection for most requests; here each thread keeps one. SQLite reads go through the
+    record's own engine (a file, or a memory database only that engine sees).
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ops-read")
+        self._sessions: dict[int, tuple[Any, Any]] = {}  # id(record) -> (record, factory)
+        self._lock = threading.Lock()
+
+    def _factory(self, record: Any) -> Any:
+        with self._lock:
+            known = self._sessions.get(id(record))
+            if known is not None and known[0] is record:
+                return known[1]
+            engine = record.engine
+            if engine.dialect.name == "postgresql":
+                from workflow.database import make_engine, session_factory
+
+                reader = make_engine(engine.url.render_as_string(hide_password=False),
+                                     pool_size=self.threads, max_overflow=0,
+                                     pool_pre_ping=False)
+                factory: Any = session_factory(reader)
+            else:
+                factory = record.sessions
+            self._sessions[id(record)] = (record, factory)
+            return factory
+
+    async def run(self, record: Any, read: Callable[[Any], Any]) -> Any:
+        def work() -> Any:
+            with self._factory(record)() as session:
+                return read(session)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for record, factory in self._sessions.values():
+                if factory is not record.sessions:
+                    factory.kw["bind"].dispose()
+            self._sessions.clear()
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
