@@ -58,8 +58,7 @@ def timeline(session: Session, complaint_id: str) -> dict[str, Any] | None:
     document = queries.show_complaint(session, complaint_id)
     if document is None:
         return None
-    handler = session.scalar(select(Complaint.handler)
-                             .where(Complaint.complaint_id == complaint_id))
+    handler = document["handler"]  # the owner: already read with the complaint
     entries: list[dict[str, Any]] = [
         {"at": h["at"], "what": "event" if not h["type"].startswith("deadline.") else "deadline",
          "type": h["type"], "from": h["from"], "to": h["to"]} for h in document["history"]]
