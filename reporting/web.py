@@ -40,7 +40,8 @@ import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -456,18 +457,28 @@ def create_app(state: OpsState, token: str) -> web.Application:
         complaint_id = request.match_info["complaint_id"]
         reader = token_identity(request.headers["Authorization"].partition(" ")[2].strip())
 
-        def build() -> bytes | None:
-            now = datetime.now(UTC)
-            data = casefile_bytes(state.record, complaint_id, fmt, now)  # type: ignore[arg-type]
-            if data is not None:
-                record_read(state.record, reader=reader, complaint_id=complaint_id,
-                            what=f"casefile.{fmt}", at=now)
-            return data
-
-        # Rendering takes a second or more: off the event loop, which serves the live view.
-        data = await asyncio.get_running_loop().run_in_executor(None, build)
+        now = datetime.now(UTC)
+        loop = asyncio.get_running_loop()
+        # Rendering takes a second or more of Python: in a process of its own, so that it
+        # holds neither the event loop (the live view) nor the interpreter lock its threads
+        # share (a memory database, which only this process sees, renders in a thread).
+        pool = casefiles.pool_for(state.record)
+        if pool is not None:
+            try:
+                data = await loop.run_in_executor(pool, render_casefile, complaint_id, fmt,
+                                                  now)
+            except BrokenProcessPool:  # the renderer died (memory?): a new one next time
+                casefiles.close()
+                return _error(503, "the case-file renderer stopped; try again",
+                              **{"Retry-After": "2"})
+        else:
+            data = await loop.run_in_executor(None, lambda: casefile_bytes(
+                state.record, complaint_id, fmt, now))  # type: ignore[arg-type]
         if data is None:
             return _error(404, "unknown complaint")
+        await loop.run_in_executor(None, lambda: record_read(
+            state.record, reader=reader, complaint_id=complaint_id, what=f"casefile.{fmt}",
+            at=now))
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in complaint_id)
         return web.Response(body=data, content_type=CASEFILE_TYPES[fmt], headers={
             **COMMON_HEADERS,
@@ -515,6 +526,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
              "offset": offset, "limit": limit, "complaints": []}, headers=COMMON_HEADERS)
 
     reads = RecordReads(read_threads(os.environ))
+    casefiles = CaseFileRenderer()
 
     async def from_record(read: Callable[[Any], Any]) -> Any:
         """A read of the database, off the event loop, in the ops API's own threads."""
@@ -604,6 +616,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
 
     async def close_reads(_app: web.Application) -> None:
         reads.close()
+        casefiles.close()
 
     app.on_cleanup.append(close_reads)
     # Open: the page (it holds no figures), its files, and health.
@@ -687,6 +700,53 @@ class RecordReads:
                 if factory is not record.sessions:
                     factory.kw["bind"].dispose()
             self._sessions.clear()
+
+
+# The record of the case-file process (see CaseFileRenderer), opened once per process.
+_worker_record: Any = None
+
+
+def _open_worker_record(url: str, procedure: Any) -> None:
+    global _worker_record  # noqa: PLW0603 - one record per worker process, for its lifetime
+    from workflow.bootstrap import bootstrap
+
+    _worker_record = bootstrap(url, procedure, run_migrations=False)
+
+
+def render_casefile(complaint_id: str, fmt: str, now: datetime) -> bytes | None:
+    """In the case-file process: the complaint's case file from its own record."""
+    from reporting.casefile import casefile_bytes
+
+    return casefile_bytes(_worker_record, complaint_id, fmt, now)  # type: ignore[arg-type]
+
+
+class CaseFileRenderer:
+    """A process that renders case files from the record (started at the first one asked
+    for; spawned, not forked, from a server with threads and an event loop running)."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._record: Any = None
+
+    def pool_for(self, record: Any) -> ProcessPoolExecutor | None:
+        url = record.engine.url
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            return None
+        if self._pool is None or self._record is not record:
+            self.close()
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_open_worker_record,
+                initargs=(url.render_as_string(hide_password=False), record.procedure))
+            self._record = record
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
