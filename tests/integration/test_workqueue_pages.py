@@ -68,3 +68,13 @@ def test_total_is_a_lower_bound_past_the_count_limit(tmp_path: Path,
             assert (immediate["total"], immediate["total_exact"]) == (1, False)
     finally:
         app.engine.dispose()
+
+
+def test_read_threads_from_the_environment() -> None:
+    from reporting.web import read_threads
+
+    assert read_threads({}) == 8
+    assert read_threads({"COMPLAINTS_OPS_READ_THREADS": "20"}) == 20
+    for bad in ("0", "65", "many"):
+        with pytest.raises(ValueError, match="COMPLAINTS_OPS_READ_THREADS"):
+            read_threads({"COMPLAINTS_OPS_READ_THREADS": bad})
