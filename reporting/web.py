@@ -35,11 +35,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +73,8 @@ STATIC_FILES: Final = {
 }
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8080
+DEFAULT_READ_THREADS: Final = 8
+RISK_PAGES_KEPT: Final = 2_000  # encoded at-risk pages kept per refit
 TOKEN_VARIABLE: Final = "COMPLAINTS_OPS_TOKEN"
 # The page runs only its own script and talks only to its own origin.
 PAGE_POLICY: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -455,18 +461,28 @@ def create_app(state: OpsState, token: str) -> web.Application:
         complaint_id = request.match_info["complaint_id"]
         reader = token_identity(request.headers["Authorization"].partition(" ")[2].strip())
 
-        def build() -> bytes | None:
-            now = datetime.now(UTC)
-            data = casefile_bytes(state.record, complaint_id, fmt, now)  # type: ignore[arg-type]
-            if data is not None:
-                record_read(state.record, reader=reader, complaint_id=complaint_id,
-                            what=f"casefile.{fmt}", at=now)
-            return data
-
-        # Rendering takes a second or more: off the event loop, which serves the live view.
-        data = await asyncio.get_running_loop().run_in_executor(None, build)
+        now = datetime.now(UTC)
+        loop = asyncio.get_running_loop()
+        # Rendering takes a second or more of Python: in a process of its own, so that it
+        # holds neither the event loop (the live view) nor the interpreter lock its threads
+        # share (a memory database, which only this process sees, renders in a thread).
+        pool = casefiles.pool_for(state.record)
+        if pool is not None:
+            try:
+                data = await loop.run_in_executor(pool, render_casefile, complaint_id, fmt,
+                                                  now)
+            except BrokenProcessPool:  # the renderer died (memory?): a new one next time
+                casefiles.close()
+                return _error(503, "the case-file renderer stopped; try again",
+                              **{"Retry-After": "2"})
+        else:
+            data = await loop.run_in_executor(None, lambda: casefile_bytes(
+                state.record, complaint_id, fmt, now))  # type: ignore[arg-type]
         if data is None:
             return _error(404, "unknown complaint")
+        await loop.run_in_executor(None, lambda: record_read(
+            state.record, reader=reader, complaint_id=complaint_id, what=f"casefile.{fmt}",
+            at=now))
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in complaint_id)
         return web.Response(body=data, content_type=CASEFILE_TYPES[fmt], headers={
             **COMMON_HEADERS,
@@ -482,6 +498,8 @@ def create_app(state: OpsState, token: str) -> web.Application:
         return web.Response(body=body, headers={**COMMON_HEADERS,
                                                 "Content-Type": CONTENT_TYPE_LATEST})
 
+    risk_pages: dict[Any, Any] = {}
+
     async def risk(request: web.Request) -> web.Response:
         """The at-risk list of the latest refit, highest p_breach first, paginated."""
         try:
@@ -492,22 +510,31 @@ def create_app(state: OpsState, token: str) -> web.Application:
         except ValueError:
             return _error(400, "offset must be >= 0 and limit 1..1000")
         board = state.risk
-        if board is None:
-            # Not computed yet: an empty page saying so (the dashboard polls this quietly).
-            return web.json_response(
-                {"as_of": None, "computed_at": None, "model": None, "total": 0,
-                 "offset": offset, "limit": limit, "complaints": []}, headers=COMMON_HEADERS)
-        return web.json_response(board.page(offset, limit), headers=COMMON_HEADERS)
+        if board is not None:
+            # A board is replaced whole at each refit, never changed: its pages are encoded
+            # once (the dashboard and its many tabs ask for the same few).
+            if risk_pages.get("board") is not board:
+                risk_pages.clear()
+                risk_pages["board"] = board
+            key = (offset, limit)
+            body = risk_pages.get(key)
+            if body is None:
+                body = json.dumps(board.page(offset, limit)).encode()
+                if len(risk_pages) <= RISK_PAGES_KEPT:
+                    risk_pages[key] = body
+            return web.Response(body=body, content_type="application/json", charset="utf-8",
+                                headers=COMMON_HEADERS)
+        # Not computed yet: an empty page saying so (the dashboard polls this quietly).
+        return web.json_response(
+            {"as_of": None, "computed_at": None, "model": None, "total": 0,
+             "offset": offset, "limit": limit, "complaints": []}, headers=COMMON_HEADERS)
+
+    reads = RecordReads(read_threads(os.environ))
+    casefiles = CaseFileRenderer()
 
     async def from_record(read: Callable[[Any], Any]) -> Any:
-        """A read of the database, off the event loop (a thread of the default executor)."""
-        record = state.record
-
-        def run() -> Any:
-            with record.sessions() as session:
-                return read(session)
-
-        return await asyncio.get_running_loop().run_in_executor(None, run)
+        """A read of the database, off the event loop, in the ops API's own threads."""
+        return await reads.run(state.record, read)
 
     async def search(request: web.Request) -> web.Response:
         from reporting.workqueue import search as find
@@ -526,24 +553,34 @@ def create_app(state: OpsState, token: str) -> web.Application:
         if state.record is None:
             return _error(503, "no record to read")
         complaint_id = request.match_info["complaint_id"]
-        document = await from_record(lambda session: read_timeline(session, complaint_id))
-        if document is None:
-            return _error(404, "unknown complaint")
-        # One complaint's record: a read of personal data, recorded before it is sent.
-        from reporting.casefile import record_read, token_identity
+        from reporting.casefile import token_identity
+        from workflow.schema import PersonalDataRead
 
         reader = token_identity(request.headers["Authorization"].partition(" ")[2].strip())
-        await asyncio.get_running_loop().run_in_executor(None, lambda: record_read(
-            state.record, reader=reader, complaint_id=complaint_id, what="timeline",
-            at=datetime.now(UTC)))
+
+        def read_and_record(session: Any) -> Any:
+            document = read_timeline(session, complaint_id)
+            if document is not None:
+                # One complaint's record: a read of personal data, recorded (committed)
+                # before it is sent; on the same connection as the read, in one trip off
+                # the loop.
+                session.add(PersonalDataRead(read_at=datetime.now(UTC), reader=reader,
+                                             complaint_id=complaint_id, what="timeline"))
+                session.commit()
+            return document
+
+        document = await from_record(read_and_record)
+        if document is None:
+            return _error(404, "unknown complaint")
         return web.json_response(document, headers=COMMON_HEADERS)
 
     async def complaint_list(request: web.Request) -> web.Response:
         """The complaints behind a count: ?state=S, ?overdue=KIND[&as_of=I] or
-        ?received=YYYY-MM-DD, with &offset and &limit (1-500)."""
+        ?received=YYYY-MM-DD, with &offset (up to 10,000) or &after (the page's `next`),
+        and &limit (1-500)."""
         from datetime import date as calendar_date
 
-        from reporting.workqueue import listing
+        from reporting.workqueue import OFFSET_LIMIT, listing
         from workflow.handlers import DEADLINE_KINDS
         from workflow.lifecycle import STATES
 
@@ -564,13 +601,19 @@ def create_app(state: OpsState, token: str) -> web.Application:
             day = query.get("received")
             received = calendar_date.fromisoformat(day) if day is not None else None
             as_of = _instant_param(request, "as_of")
+            after = query.get("after")
+            if offset > OFFSET_LIMIT:
+                raise ValueError(f"offset must be at most {OFFSET_LIMIT}: page on with after")
         except ValueError as exc:
             return _error(400, str(exc))
         if state.record is None:
             return _error(503, "no record to read")
-        document = await from_record(lambda session: listing(
-            session, state=state_, overdue=kind, received=received, as_of=as_of,
-            offset=offset, limit=limit))
+        try:
+            document = await from_record(lambda session: listing(
+                session, state=state_, overdue=kind, received=received, as_of=as_of,
+                offset=offset, limit=limit, after=after))
+        except ValueError as exc:  # a malformed `after`
+            return _error(400, str(exc))
         return web.json_response(document, headers=COMMON_HEADERS)
 
     async def complaints_behind(request: web.Request) -> web.Response:
@@ -653,6 +696,12 @@ def create_app(state: OpsState, token: str) -> web.Application:
         return web.json_response(document, headers=COMMON_HEADERS)
 
     app = web.Application()
+
+    async def close_reads(_app: web.Application) -> None:
+        reads.close()
+        casefiles.close()
+
+    app.on_cleanup.append(close_reads)
     # Open: the page (it holds no figures), its files, and health.
     app.router.add_get("/", dashboard)
     app.router.add_get("/static/{name}", static)
@@ -673,6 +722,116 @@ def create_app(state: OpsState, token: str) -> web.Application:
     app.router.add_get("/trends", guarded(trends))
     app.router.add_get("/complaints/behind", guarded(complaints_behind))
     return app
+
+
+def read_threads(environ: Mapping[str, str]) -> int:
+    """COMPLAINTS_OPS_READ_THREADS (default 8): the ops API's threads reading the record."""
+    text = environ.get("COMPLAINTS_OPS_READ_THREADS") or str(DEFAULT_READ_THREADS)
+    try:
+        threads = int(text)
+    except ValueError:
+        raise ValueError(f"COMPLAINTS_OPS_READ_THREADS must be a number, not {text!r}") from None
+    if not 1 <= threads <= 64:
+        raise ValueError(f"COMPLAINTS_OPS_READ_THREADS {threads} is out of range (1-64)")
+    return threads
+
+
+class RecordReads:
+    """The work queue's reads of the record (search, timeline, lists), in a thread pool of
+    their own with, on PostgreSQL, a connection pool of the same size.
+
+    Not the default executor: a case file's PDF (seconds of rendering there) never holds up
+    a search. Not the record's engine: its pool (SQLAlchemy's 5 + 10 overflow) closes every
+    connection beyond the fifth when it is returned, so 20 clients would open and close a
+    connection for most requests; here each thread keeps one. SQLite reads go through the
+    record's own engine (a file, or a memory database only that engine sees).
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ops-read")
+        self._sessions: dict[int, tuple[Any, Any]] = {}  # id(record) -> (record, factory)
+        self._lock = threading.Lock()
+
+    def _factory(self, record: Any) -> Any:
+        with self._lock:
+            known = self._sessions.get(id(record))
+            if known is not None and known[0] is record:
+                return known[1]
+            engine = record.engine
+            if engine.dialect.name == "postgresql":
+                from workflow.database import make_engine, session_factory
+
+                reader = make_engine(engine.url.render_as_string(hide_password=False),
+                                     pool_size=self.threads, max_overflow=0,
+                                     pool_pre_ping=False)
+                factory: Any = session_factory(reader)
+            else:
+                factory = record.sessions
+            self._sessions[id(record)] = (record, factory)
+            return factory
+
+    async def run(self, record: Any, read: Callable[[Any], Any]) -> Any:
+        def work() -> Any:
+            with self._factory(record)() as session:
+                return read(session)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for record, factory in self._sessions.values():
+                if factory is not record.sessions:
+                    factory.kw["bind"].dispose()
+            self._sessions.clear()
+
+
+# The record of the case-file process (see CaseFileRenderer), opened once per process.
+_worker_record: Any = None
+
+
+def _open_worker_record(url: str, procedure: Any) -> None:
+    global _worker_record  # noqa: PLW0603 - one record per worker process, for its lifetime
+    from workflow.bootstrap import bootstrap
+
+    _worker_record = bootstrap(url, procedure, run_migrations=False)
+
+
+def render_casefile(complaint_id: str, fmt: str, now: datetime) -> bytes | None:
+    """In the case-file process: the complaint's case file from its own record."""
+    from reporting.casefile import casefile_bytes
+
+    return casefile_bytes(_worker_record, complaint_id, fmt, now)  # type: ignore[arg-type]
+
+
+class CaseFileRenderer:
+    """A process that renders case files from the record (started at the first one asked
+    for; spawned, not forked, from a server with threads and an event loop running)."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._record: Any = None
+
+    def pool_for(self, record: Any) -> ProcessPoolExecutor | None:
+        url = record.engine.url
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            return None
+        if self._pool is None or self._record is not record:
+            self.close()
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_open_worker_record,
+                initargs=(url.render_as_string(hide_password=False), record.procedure))
+            self._record = record
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_, union
 from sqlalchemy.orm import Session
 
 from workflow import queries
@@ -14,6 +14,13 @@ from workflow.calendar import start_of_date
 from workflow.schema import Complaint, Deadline, Receipt
 
 SEARCH_LIMIT = 20
+# A list's total is counted exactly up to here and given as a lower bound beyond (with
+# "total_exact": false): counting a stage of 740,000 complaints for each page would take
+# longer than the page (the dashboard's counts, from the live view, are exact).
+COUNT_LIMIT = 10_000
+# Deeper than this a page is asked for by `after` (the `next` of the page before): an offset
+# makes the database read and drop every row before it.
+OFFSET_LIMIT = 10_000
 
 
 def search(session: Session, text: str) -> list[dict[str, Any]]:
@@ -29,7 +36,11 @@ def search(session: Session, text: str) -> list[dict[str, Any]]:
     rows = session.execute(
         select(Complaint.complaint_id, Complaint.reference, Complaint.state,
                Complaint.received_at, Complaint.handler)
-        .where(or_(Complaint.complaint_id.like(escaped[0] + "%", escape="\\"),
+        # upper(complaint_id) as well: the expression PostgreSQL's pattern index holds
+        # (migration 0012), so both prefixes are index ranges over a million complaints.
+        .where(or_(and_(func.upper(Complaint.complaint_id).like(escaped[0].upper() + "%",
+                                                                 escape="\\"),
+                        Complaint.complaint_id.like(escaped[0] + "%", escape="\\")),
                    func.upper(Complaint.reference).like(escaped[1] + "%", escape="\\")))
         .order_by(Complaint.complaint_id).limit(200)).all()
     found = [{"complaint_id": r.complaint_id, "reference": r.reference, "state": r.state,
@@ -47,8 +58,7 @@ def timeline(session: Session, complaint_id: str) -> dict[str, Any] | None:
     document = queries.show_complaint(session, complaint_id)
     if document is None:
         return None
-    handler = session.scalar(select(Complaint.handler)
-                             .where(Complaint.complaint_id == complaint_id))
+    handler = document["handler"]  # the owner: already read with the complaint
     entries: list[dict[str, Any]] = [
         {"at": h["at"], "what": "event" if not h["type"].startswith("deadline.") else "deadline",
          "type": h["type"], "from": h["from"], "to": h["to"]} for h in document["history"]]
@@ -63,40 +73,62 @@ def timeline(session: Session, complaint_id: str) -> dict[str, Any] | None:
 
 def listing(session: Session, *, state: str | None = None, overdue: str | None = None,
             received: date | None = None, as_of: datetime | None = None, offset: int = 0,
-            limit: int = 50) -> dict[str, Any]:
+            limit: int = 50, after: str | None = None) -> dict[str, Any]:
     """The complaints behind one of the dashboard's counts, oldest first, paginated: those in
     a state, those with a deadline of a kind overdue at `as_of` (the backlog's count: unfired
     and due before it; remedies also when their deadline fired and the remedy is still not
-    implemented), or those received (a registration or a reopen) on a local date."""
+    implemented), or those received (a registration or a reopen) on a local date.
+
+    A page is `limit` rows from `offset` (at most OFFSET_LIMIT), or after `after` (the `next`
+    of the page before: keyset pagination, as fast at the millionth row as at the first).
+    `total` is exact up to COUNT_LIMIT (`total_exact`), a lower bound beyond."""
     columns = (Complaint.complaint_id, Complaint.reference, Complaint.state,
                Complaint.received_at, Complaint.handler)
     extra: Any = None
+    order: tuple[Any, ...]
     if state is not None:
         query = select(*columns).where(Complaint.state == state)
         order = (Complaint.received_at, Complaint.complaint_id)
     elif overdue is not None:
         moment = as_of or datetime.now(UTC)
         extra = Deadline.due_at
-        conditions = [and_(Deadline.kind == overdue, Deadline.fired_at.is_(None),
-                           Deadline.due_at < moment)]
+        unfired = and_(Deadline.kind == overdue, Deadline.fired_at.is_(None),
+                       Deadline.due_at < moment)
         if overdue == "remedy":
-            conditions.append(and_(Deadline.kind == "remedy", Complaint.remedy_overdue.is_(True),
-                                   Complaint.state == "ombudsman"))
+            # The two ways a remedy is overdue as a union of deadline ids: an OR across the
+            # join would make the database read every remedy deadline and complaint.
+            chosen: Any = Deadline.id.in_(union(
+                select(Deadline.id).where(unfired),
+                select(Deadline.id).join(Complaint,
+                                         Deadline.complaint_id == Complaint.complaint_id)
+                .where(Deadline.kind == "remedy", Complaint.remedy_overdue.is_(True),
+                       Complaint.state == "ombudsman")))
+        else:
+            chosen = unfired
         query = (select(*columns, extra).join(Deadline,
                                               Deadline.complaint_id == Complaint.complaint_id)
-                 .where(or_(*conditions)))
-        order = (Deadline.due_at, Complaint.complaint_id)
+                 .where(chosen))
+        order = (Deadline.due_at, Complaint.complaint_id, Deadline.id)
     elif received is not None:
         extra = Receipt.received_at
         start, end = start_of_date(received), start_of_date(received + timedelta(days=1))
         query = (select(*columns, extra).join(Receipt,
                                               Receipt.complaint_id == Complaint.complaint_id)
                  .where(Receipt.received_at >= start, Receipt.received_at < end))
-        order = (Receipt.received_at, Complaint.complaint_id)
+        order = (Receipt.received_at, Complaint.complaint_id, Receipt.id)
     else:
         raise ValueError("give a state, an overdue deadline kind or a date")
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(query.order_by(*order).offset(offset).limit(limit)).all()
+    if offset > OFFSET_LIMIT:
+        raise ValueError(f"offset must be at most {OFFSET_LIMIT:,}: page on with after=next")
+    counted = session.scalar(select(func.count()).select_from(
+        query.limit(COUNT_LIMIT + 1).subquery())) or 0
+    page = query.order_by(*order)
+    if after is not None:
+        page = page.where(tuple_(*order) > tuple_(*_cursor_values(after, len(order))))
+    else:
+        page = page.offset(offset)
+    rows = session.execute(page.add_columns(*order[1:]).limit(limit + 1)).all()
+    more, rows = len(rows) > limit, rows[:limit]
     complaints = []
     for row in rows:
         entry = {"complaint_id": row.complaint_id, "reference": row.reference,
@@ -107,4 +139,29 @@ def listing(session: Session, *, state: str | None = None, overdue: str | None =
         if received is not None:
             entry["receipt_at"] = queries.iso(row[5])
         complaints.append(entry)
-    return {"total": total, "offset": offset, "limit": limit, "complaints": complaints}
+    document: dict[str, Any] = {
+        "total": min(counted, COUNT_LIMIT), "total_exact": counted <= COUNT_LIMIT,
+        "offset": offset, "limit": limit, "complaints": complaints,
+        # The next page's `after`: where this one ended in the list's order.
+        "next": _cursor(rows[-1], len(order), received is None and overdue is None)
+        if more and rows else None}
+    return document
+
+
+def _cursor(row: Any, keys: int, by_state: bool) -> str:
+    """The sort key of a page's last row, as text: its instant, complaint id (and row id)."""
+    tail = row[-(keys - 1):]  # the order's columns after the instant, added at the end
+    instant = row.received_at if by_state else row[5]
+    return "|".join([queries.iso(instant) or "", *(str(value) for value in tail)])
+
+
+def _cursor_values(after: str, keys: int) -> list[Any]:
+    parts = after.split("|")
+    if len(parts) != keys:
+        raise ValueError("after: not a `next` of this list")
+    try:
+        instant = datetime.fromisoformat(parts[0])
+        ids = [int(part) for part in parts[2:]]
+    except ValueError:
+        raise ValueError("after: not a `next` of this list") from None
+    return [instant, parts[1], *ids]

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -415,6 +416,18 @@ Index("ix_complaints_account_id", account_id_of(Complaint.customer))
 # complaint; lifecycle messages (codes and instants, most of the outbox) are left out.
 Index("ix_outbox_personal_key", OutboxMessage.key,
       postgresql_where=text("topic <> 'lifecycle'"), sqlite_where=text("topic <> 'lifecycle'"))
+# (migration 0012) The work queue's lists, a page at a time in their order (issue 14).
+Index("ix_complaints_state_received", Complaint.state, Complaint.received_at,
+      Complaint.complaint_id)
+Index("ix_deadlines_unfired_kind_due", Deadline.kind, Deadline.due_at, Deadline.complaint_id,
+      postgresql_where=text("fired_at IS NULL"), sqlite_where=text("fired_at IS NULL"))
+Index("ix_receipts_received_complaint", Receipt.received_at, Receipt.complaint_id)
+# The search's prefix LIKE as an index range on PostgreSQL whatever the collation (upper():
+# an expression, which SQLite, whose LIKE could not use it, is never given).
+Index("ix_complaints_id_pattern", func.upper(Complaint.complaint_id).label("upper_id"),
+      postgresql_ops={"upper_id": "text_pattern_ops"}).ddl_if(dialect="postgresql")
+Index("ix_complaints_reference_pattern", func.upper(Complaint.reference).label("upper_reference"),
+      postgresql_ops={"upper_reference": "text_pattern_ops"}).ddl_if(dialect="postgresql")
 Index("ix_outbox_rejected", OutboxMessage.id,
       postgresql_where=text("topic = 'rejected'"), sqlite_where=text("topic = 'rejected'"))
 
