@@ -11,7 +11,7 @@
   a plain btree cannot serve LIKE 'x%'). SQLite's LIKE cannot use such an index either way.
 
 Revision ID: 0012
-Revises: 0010 (the coordinator re-chains it after 0011 at merge)
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
