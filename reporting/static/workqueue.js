@@ -144,7 +144,10 @@
       const path = filter.startsWith("count=") ? "/complaints/behind" : "/complaints";
       const found = await getJson(`${path}?${filter}${AS_OF}&offset=${offset}&limit=${PAGE}`);
       const shown = found.complaints.length;
-      $("wq-list-note").textContent = `${label}: ${found.total} complaint(s)` +
+      // Beyond the API's count bound `total` is a lower bound (total_exact false); the pages
+      // by offset stop there, as the API's offset bound does.
+      const count = found.total_exact === false ? `more than ${found.total}` : `${found.total}`;
+      $("wq-list-note").textContent = `${label}: ${count} complaint(s)` +
         (found.total > shown || offset > 0
           ? `, ${shown ? offset + 1 : 0}-${offset + shown} shown` : "");
       for (const c of found.complaints) {
