@@ -17,7 +17,7 @@ from faust.types.tuples import FutureMessage
 from consumers.aggregator import ChangelogBuffer
 
 # Longer than the 0.1 s after which faust's own flush stops waiting for the next hand-over.
-HAND_OVER_S = 0.25
+HAND_OVER_S = 0.15
 WRITES = 3
 
 
