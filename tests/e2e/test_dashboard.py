@@ -33,8 +33,9 @@ from reporting.items import MONTHLY
 from reporting.ops.records import Rules
 from reporting.ops.view import Aggregator
 from reporting.submissions import ObligationsSource, submit
-from reporting.web import OpsState, bound_port, create_app, serve
+from reporting.web import OpsState
 from tests.builders import write_jsonl
+from tests.e2e.ops_server import ops_server
 from tests.integration.test_aggregator_model import build_scenario
 from tests.integration.test_submissions import JANUARY, STAGE_1, STAGE_2
 from workflow.bootstrap import App, bootstrap
@@ -92,24 +93,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     record = _submissions_record(tmp_path_factory.mktemp("submissions"))
     # "Now" for the gauges is the page's as-of instant (time injected).
     state.obligations = ObligationsSource(record, clock=EventClock(datetime.fromisoformat(AS_OF)))
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    ports: list[int] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        runner = loop.run_until_complete(serve(create_app(state, TOKEN), "127.0.0.1", 0))
-        ports.append(bound_port(runner))
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    yield Server(f"http://127.0.0.1:{ports[0]}", state, loop, scenario.messages[-HELD_BACK:])
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with ops_server(state, TOKEN) as (url, loop):
+        yield Server(url, state, loop, scenario.messages[-HELD_BACK:])
     scenario.app.engine.dispose()
     record.engine.dispose()
 

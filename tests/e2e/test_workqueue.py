@@ -9,8 +9,6 @@ token.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +20,8 @@ from reporting.ops.records import Rules
 from reporting.ops.view import Aggregator
 from reporting.risk import compute_board
 from reporting.submissions import ObligationsSource
-from reporting.web import OpsState, bound_port, create_app, serve
+from reporting.web import OpsState
+from tests.e2e.ops_server import ops_server
 from tests.e2e.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _require_browser
 from tests.integration.test_risk import AS_OF, _record
 from workflow.bootstrap import bootstrap
@@ -40,24 +39,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     state.risk = compute_board(app, datetime.fromisoformat(AS_OF))
     # The dashboard also shows the submissions calendar, as `complaints up` serves it.
     state.obligations = ObligationsSource(app, clock=EventClock(datetime.fromisoformat(AS_OF)))
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    ports: list[int] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        runner = loop.run_until_complete(serve(create_app(state, TOKEN), "127.0.0.1", 0))
-        ports.append(bound_port(runner))
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    yield f"http://127.0.0.1:{ports[0]}"
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with ops_server(state, TOKEN) as (url, loop):
+        yield url
     app.engine.dispose()
 
 
