@@ -40,19 +40,25 @@
   const W = 600, H = 170, LEFT = 34, BOTTOM = 20, TOP = 8;
   const short = (iso) => iso.slice(5);  // "2026-03-02" -> "03-02"
 
-  function frame(container, days, max) {
-    const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
+  // `width`: the chart's own units across; the full-width backlog chart is twice as wide as
+  // the half-width ones, so that all three are drawn at about the same scale (text, points).
+  function frame(container, days, max, width = W) {
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${H}`, role: "img",
       "aria-label": container.dataset.chart });
     const plotH = H - TOP - BOTTOM;
-    chart.append(svg("line", { class: "axis", x1: LEFT, y1: TOP + plotH, x2: W, y2: TOP + plotH }));
+    chart.append(svg("line", { class: "axis", x1: LEFT, y1: TOP + plotH, x2: width,
+      y2: TOP + plotH }));
     chart.append(svg("text", { class: "tick", x: LEFT - 4, y: TOP + 10, "text-anchor": "end" }, max));
     chart.append(svg("text", { class: "tick", x: LEFT - 4, y: TOP + plotH, "text-anchor": "end" }, 0));
-    const step = (W - LEFT) / days.length;
+    const step = (width - LEFT) / days.length;
     const every = Math.max(1, Math.ceil(days.length / 8));
+    const last = days.length - 1;
     days.forEach((d, i) => {
-      if (i % every === 0 || i === days.length - 1) {
-        chart.append(svg("text", { class: "tick", x: LEFT + step * (i + 0.5), y: H - 5,
-          "text-anchor": "middle" }, short(d)));
+      // Every `every`-th day and the last one, leaving out a label too close to the last's.
+      if (i === last || (i % every === 0 && last - i >= every / 2)) {
+        // The last day's label ends at the chart's edge rather than running past it.
+        chart.append(svg("text", { class: "tick", x: i === last ? width : LEFT + step * (i + 0.5),
+          y: H - 5, "text-anchor": i === last ? "end" : "middle" }, short(d)));
       }
     });
     return { chart, plotH, step };
@@ -94,7 +100,7 @@
   function lines(container, days, backlog) {
     const shown = STAGES.filter(([key]) => (backlog[key] || []).some((v) => v > 0));
     const max = Math.max(1, ...shown.flatMap(([key]) => backlog[key]));
-    const { chart, plotH, step } = frame(container, days, max);
+    const { chart, plotH, step } = frame(container, days, max, 2 * W);
     const legend = $("backlog-legend");
     legend.replaceChildren();
     for (const [key, label] of shown) {
