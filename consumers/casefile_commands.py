@@ -14,21 +14,7 @@ from typing import Any
 
 import click
 
-from reporting.cli_support import common_options, open_app
-
-# The options and the app every command shares (reporting/cli_support.py), not a copy.
-_options = common_options
-_app = open_app
-
-
-def _instant(value: str, name: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 instant", param_hint=name) from None
-    if parsed.utcoffset() is None:
-        raise click.BadParameter(f"{value!r} has no UTC offset", param_hint=name)
-    return parsed.astimezone(UTC)
+from reporting.cli_support import common_options, instant, open_app
 
 
 def _emit(fmt: str, document: Any, human: str) -> None:
@@ -39,7 +25,7 @@ def _emit(fmt: str, document: Any, human: str) -> None:
 @click.argument("complaint_id")
 @click.option("--to", "target", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Output file: .pdf (the case file) or .zip (it and every letter's PDF).")
-@_options
+@common_options
 def casefile(complaint_id: str, target: Path, db: str | None, config: str | None,
              fmt: str) -> None:
     """The complaint's case file for the Energy Ombudsman (CHR reg. 4 record)."""
@@ -49,7 +35,7 @@ def casefile(complaint_id: str, target: Path, db: str | None, config: str | None
     if suffix not in (".pdf", ".zip"):
         raise click.BadParameter(f"{str(target)!r}: the file name must end in .pdf or .zip",
                                  param_hint="--to")
-    app = _app(db, config)
+    app = open_app(db, config)
     try:
         data = casefile_bytes(app, complaint_id, "pdf" if suffix == ".pdf" else "zip",
                               datetime.now(UTC))
@@ -76,7 +62,7 @@ def casefile(complaint_id: str, target: Path, db: str | None, config: str | None
 @click.option("--print-dir", default=None, envvar="COMPLAINTS_PRINT_DIR",
               help="The print queue to erase files in [env COMPLAINTS_PRINT_DIR; "
                    "default print-queue].")
-@_options
+@common_options
 def erase(account_id: str, force: bool, reason: str | None, by: str | None,
           letters_dir: str | None, print_dir: str | None, db: str | None, config: str | None,
           fmt: str) -> None:
@@ -89,7 +75,7 @@ def erase(account_id: str, force: bool, reason: str | None, by: str | None,
         raise click.UsageError("--force needs --reason TEXT (it is recorded)")
     if reason is not None and not force:
         raise click.UsageError("--reason goes with --force")
-    app = _app(db, config)
+    app = open_app(db, config)
     try:
         outcome = erase_account(app, account_id, now=datetime.now(UTC),
                                 by=by or operator_name(), force=force,
@@ -123,7 +109,7 @@ def erase(account_id: str, force: bool, reason: str | None, by: str | None,
               help="The letter store [env COMPLAINTS_LETTERS_DIR; default letters-out].")
 @click.option("--print-dir", default=None, envvar="COMPLAINTS_PRINT_DIR",
               help="The print queue [env COMPLAINTS_PRINT_DIR; default print-queue].")
-@_options
+@common_options
 def retention(apply: bool, as_of: str | None, by: str | None, letters_dir: str | None,
               print_dir: str | None, db: str | None, config: str | None, fmt: str) -> None:
     """Complaints resolved or closed more than retention_years ago and not under legal hold;
@@ -131,8 +117,8 @@ def retention(apply: bool, as_of: str | None, by: str | None, letters_dir: str |
     from consumers.erasure import letters_dir as store
     from consumers.erasure import operator_name, print_queue_dir, run_retention
 
-    when = _instant(as_of, "--as-of") if as_of else datetime.now(UTC)
-    app = _app(db, config)
+    when = instant(as_of, "--as-of") if as_of else datetime.now(UTC)
+    app = open_app(db, config)
     try:
         due, erased = run_retention(app, when, apply=apply, by=by or operator_name(),
                                     letters=store(letters_dir),
