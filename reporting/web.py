@@ -90,14 +90,22 @@ def web_address(environ: Mapping[str, str] | None = None) -> tuple[str, int]:
     """COMPLAINTS_WEB_HOST (default 127.0.0.1) and COMPLAINTS_WEB_PORT (default 8080)."""
     env = os.environ if environ is None else environ
     host = env.get("COMPLAINTS_WEB_HOST") or DEFAULT_HOST
-    port_text = env.get("COMPLAINTS_WEB_PORT") or str(DEFAULT_PORT)
+    return host, _env_integer(env, "COMPLAINTS_WEB_PORT", DEFAULT_PORT, 0, 65535,
+                              "a port number", "")
+
+
+def _env_integer(env: Mapping[str, str], name: str, default: int, low: int, high: int,
+                 kind: str, bounds: str) -> int:
+    """The integer setting `name` (`default` when unset or empty), refused with a message
+    naming it when it is not `kind` or falls outside low..high."""
+    text = env.get(name) or str(default)
     try:
-        port = int(port_text)
+        value = int(text)
     except ValueError:
-        raise ValueError(f"COMPLAINTS_WEB_PORT must be a port number, not {port_text!r}") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"COMPLAINTS_WEB_PORT {port} is out of range")
-    return host, port
+        raise ValueError(f"{name} must be {kind}, not {text!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} {value} is out of range{bounds}")
+    return value
 
 
 def ensure_ops_token(environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
@@ -726,14 +734,8 @@ def create_app(state: OpsState, token: str) -> web.Application:
 
 def read_threads(environ: Mapping[str, str]) -> int:
     """COMPLAINTS_OPS_READ_THREADS (default 8): the ops API's threads reading the record."""
-    text = environ.get("COMPLAINTS_OPS_READ_THREADS") or str(DEFAULT_READ_THREADS)
-    try:
-        threads = int(text)
-    except ValueError:
-        raise ValueError(f"COMPLAINTS_OPS_READ_THREADS must be a number, not {text!r}") from None
-    if not 1 <= threads <= 64:
-        raise ValueError(f"COMPLAINTS_OPS_READ_THREADS {threads} is out of range (1-64)")
-    return threads
+    return _env_integer(environ, "COMPLAINTS_OPS_READ_THREADS", DEFAULT_READ_THREADS, 1, 64,
+                        "a number", " (1-64)")
 
 
 class RecordReads:
