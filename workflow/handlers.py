@@ -520,8 +520,7 @@ class Workflow:
             letter_id=letter_id, dedupe_key=key, complaint_id=complaint.complaint_id, kind=kind,
             cycle=complaint.cycle, issued_at=issued_at, cause=cause, context=context,
         )
-        if self.uow.publishes:
-            self._publish_letter(complaint, letter_id, kind, issued_at, delivery["channel"])
+        self._publish_letter(complaint, letter_id, kind, issued_at, delivery["channel"])
         self.uow.append(Delivery, **delivery)
         if kind in SIGNPOSTING_KINDS:
             complaint.signposting_letter_id = letter_id
@@ -565,6 +564,8 @@ class Workflow:
 
     def _publish_letter(self, complaint: Complaint, letter_id: str, kind: str,
                         issued_at: datetime, channel: str) -> None:
+        if not self.uow.publishes:
+            return
         self.uow.append(OutboxMessage,
             event_id=letter_id, topic="letters", key=complaint.complaint_id,
             payload={"event_id": letter_id, "letter_id": letter_id,
