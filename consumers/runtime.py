@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import threading
 import time
 import traceback
@@ -393,8 +394,25 @@ def record_summary(app: App, now: datetime | None = None) -> dict[str, Any]:
             "rejections": rejections, "undelivered_letters": backlog["undelivered_letters"]}
 
 
+def _any_broker_answers(settings: Settings, timeout_s: float = 0.5) -> bool:
+    """Whether a TCP connection to one of the bootstrap servers opens."""
+    for server in (settings.bootstrap_servers or "").split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def consumer_lag(settings: Settings) -> dict[str, int] | None:
     """Records on the input topics not yet committed by the group, per topic."""
+    if not _any_broker_answers(settings):
+        # The stop is bounded: with the broker gone, the two clients below would spend
+        # seconds each failing to bootstrap.
+        log.debug("consumer lag unavailable: no broker answers")
+        return None
     try:
         # Bounded: this runs during the stop, perhaps with the broker gone.
         client = {**settings.client_config(), "request_timeout_ms": 2000,

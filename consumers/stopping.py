@@ -37,6 +37,9 @@ KAFKA_CALL_TIMEOUT_S: Final = 3.0
 DELIVERY_TIMEOUT_S: Final = 30.0
 #: Once a stop is asked for, acknowledgements still missing are waited for this long at most.
 STOPPING_DELIVERY_S: Final = 3.0
+#: One flush wait. kafka-python waits it for each incomplete batch in turn, and a round of
+#: the relay can hold dozens of batches: 5 ms keeps one flush call well under a second.
+FLUSH_WAIT_S: Final = 0.005
 DEFAULT_STOP_TIMEOUT_S: Final = 30.0
 #: Exit status of a stop that did not finish in time (docs/contract.md: 1 is a failure).
 STOP_TIMEOUT_EXIT: Final = 1
@@ -90,12 +93,16 @@ def await_delivery(producer: Any, futures: Iterable[Any], *,
             raise KafkaTimeoutError("no acknowledgement from the broker in time"
                                     + (" (stopping)" if stopping else ""))
         try:
-            producer.flush(timeout=min(1.0, remaining))
+            # Short waits, repeated: kafka-python's flush waits its timeout for each incomplete
+            # batch in turn (one per partition), so one long wait would overshoot the bound
+            # many times over (10 s past a stop, seen with the broker down).
+            producer.flush(timeout=min(FLUSH_WAIT_S, remaining))
             break
         except KafkaTimeoutError:
             continue
     for future in futures:
-        future.get(timeout=max(0.1, deadline - time.monotonic()))
+        # Flushed: each is done, and `get` only returns its result or raises its failure.
+        future.get(timeout=max(FLUSH_WAIT_S, deadline - time.monotonic()))
 
 
 def stop_timeout_s(value: str | None) -> float:

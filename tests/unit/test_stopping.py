@@ -42,6 +42,28 @@ def test_delivery_gives_up_soon_after_a_stop_is_asked_for() -> None:
     assert 0.45 <= time.monotonic() - started < 2.0
 
 
+class ManyBatchesProducer:
+    """kafka-python's flush with the broker gone: it waits its timeout for each of the
+    incomplete batches (one per partition) in turn, then raises."""
+
+    def __init__(self, batches: int) -> None:
+        self.batches = batches
+
+    def flush(self, timeout: float | None = None) -> None:
+        time.sleep((timeout or 1.0) * self.batches)
+        raise KafkaTimeoutError("Timeout waiting for future")
+
+
+def test_delivery_stops_within_its_bound_however_many_batches_are_waiting() -> None:
+    # 12 partitions' batches: a 1 s flush wait would take 12 s; the stop bound is 0.3 s.
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    with pytest.raises(KafkaTimeoutError, match="stopping"):
+        await_delivery(ManyBatchesProducer(12), [], stop=stop, timeout_s=30, stopping_s=0.3)
+    assert time.monotonic() - started < 0.3 + 12 * 0.05 + 0.5
+
+
 def test_delivery_without_a_stop_waits_its_timeout_then_raises() -> None:
     started = time.monotonic()
     with pytest.raises(KafkaTimeoutError):
