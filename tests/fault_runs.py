@@ -9,6 +9,7 @@ import random
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,13 @@ from tests.faults import (
     free_port,
     probe,
     publish,
+    repair_broker_losses,
     service_env,
-    settled,
     wait_for,
+    wait_settled,
 )
 from tests.pgcluster import PostgresCluster
-from workflow.bootstrap import bootstrap
+from workflow.bootstrap import App, bootstrap
 
 COMPONENTS = ("consumer", "timer", "relay", "letters")
 
@@ -67,64 +69,84 @@ def broker_crash(tmp_path: Path, *, kills: int = 3, old: int = 300, new: int = 2
                           COMPLAINTS_HEALTH_PORT=str(health))
         service = ServiceProcess(COMPONENTS, env, tmp_path)
         service.start()
-        # Ready once the database and broker answer and both groups assigned partitions.
-        wait_for(lambda: probe(health, "/ready")[0] == 200, 60, f"ready; log {service.log_path}")
-        checks = probe(health, "/ready")[1]["checks"]
-        assert checks == {"database": "ok", "broker": "ok",
-                          "consumer_partitions": "ok: 12 assigned",
-                          "letters_partitions": "ok: 6 assigned"}
-        assert probe(health, "/health") == (200, {
-            "status": "alive", "stopping": False,
-            "components": dict.fromkeys(COMPONENTS, "running")})
-
-        figures = []
-        published: set[str] = set()
-        for kill in range(kills):
-            before = applied(app, stream)
-            published |= stream.event_ids(chunks[kill])
-            expected = len(published)
-            publish(broker.bootstrap_servers, settings.topics.events, chunks[kill])
-            # Mid-stream: killed as soon as the first batch of this chunk is in.
-            wait_for(lambda b=before: applied(app, stream) > b, 60,  # type: ignore[misc]
-                     f"progress before kill {kill + 1}; logs in {tmp_path}")
-            at_kill = applied(app, stream)
-            broker.kill()
-            if kill == 0:  # not ready without a broker, but alive: a restart would not help
-                wait_for(lambda: probe(health, "/ready")[0] == 503, 10, "not ready")
-                assert probe(health, "/ready")[1]["checks"]["broker"].startswith("unreachable")
-                assert probe(health, "/health")[0] == 200
-            time.sleep(rng.uniform(0.5, 2.0))
-            broker.start()
-            restarted = time.monotonic()
-            # Recovered: everything published so far is applied once the broker is back.
-            wait_for(lambda n=expected: applied(app, stream) >= n, 90,  # type: ignore[misc]
-                     f"the events in flight after broker restart {kill + 1}; logs in {tmp_path}")
-            figures.append({"in_flight": expected - at_kill,
-                            "recovery_s": round(time.monotonic() - restarted, 1)})
-            assert service.alive(), f"the service died; log {service.log_path}"
-        wait_for(lambda: probe(health, "/ready")[0] == 200, 30, "ready again")
-
-        publish(broker.bootstrap_servers, settings.topics.events, chunks[kills])
-        # SIGTERM while the broker is down, with work in flight: exits within the bound.
-        wait_for(lambda: applied(app, stream) > 0, 30, "work")
-        broker.kill()
-        code, seconds = service.terminate(timeout=stop_bound_s + 30)
-        assert seconds < stop_bound_s, f"took {seconds:.1f} s; log {service.log_path}"
-        assert code == 0, f"exit {code}; log {service.log_path}"
-        broker.start()
-        service.start()
-        wait_for(lambda: settled(app, stream, letters), 120 + (old + new) / 50,
-                 f"the end state; logs in {tmp_path}")
-        time.sleep(2)  # anything that would be applied twice has had its chance
-        code, _ = service.terminate()
-        assert code == 0
-        end = check_end_state(app, stream, letters)
-        app.engine.dispose()
-        return {"fault": "broker SIGKILL", "injected": broker.kills - 1, "rounds": figures,
-                "sigterm_broker_down_s": round(seconds, 1), "events": old + new, **end}
+        try:
+            return _broker_rounds(broker, service, app, settings, stream, chunks, rng,
+                                  kills=kills, health=health, letters=letters,
+                                  stop_bound_s=stop_bound_s, logs=tmp_path)
+        finally:
+            service.stop()  # whatever happened: never a service left running past its test
+            app.engine.dispose()
     finally:
         broker.stop()
         store.stop()
+
+
+def _broker_rounds(broker: StoredTansu, service: ServiceProcess, app: App, settings: Settings,
+                   stream: FaultStream, chunks: list[list[bytes]], rng: random.Random, *,
+                   kills: int, health: int, letters: Path, stop_bound_s: float,
+                   logs: Path) -> dict[str, Any]:
+    # Ready once the database and broker answer and both groups assigned partitions.
+    wait_for(lambda: probe(health, "/ready")[0] == 200, 60, f"ready; log {service.log_path}")
+    checks = probe(health, "/ready")[1]["checks"]
+    assert checks == {"database": "ok", "broker": "ok",
+                      "consumer_partitions": "ok: 12 assigned",
+                      "letters_partitions": "ok: 6 assigned"}
+    assert probe(health, "/health") == (200, {
+        "status": "alive", "stopping": False,
+        "components": dict.fromkeys(COMPONENTS, "running")})
+
+    figures = []
+    published: list[bytes] = []
+    repaired: Counter[str] = Counter()
+    for kill in range(kills):
+        before = applied(app, stream)
+        published += chunks[kill]
+        expected = len(stream.event_ids(published))
+        publish(broker.bootstrap_servers, settings.topics.events, chunks[kill])
+        # Mid-stream: killed as soon as the first batch of this chunk is in.
+        wait_for(lambda b=before: applied(app, stream) > b, 60,  # type: ignore[misc]
+                 f"progress before kill {kill + 1}; logs in {logs}")
+        at_kill = applied(app, stream)
+        broker.kill()
+        if kill == 0:  # not ready without a broker, but alive: a restart would not help
+            wait_for(lambda: probe(health, "/ready")[0] == 503, 10, "not ready")
+            assert probe(health, "/ready")[1]["checks"]["broker"].startswith("unreachable")
+            assert probe(health, "/health")[0] == 200
+        time.sleep(rng.uniform(0.5, 2.0))
+        broker.start()
+        restarted = time.monotonic()
+        repaired.update(repair_broker_losses(app, broker.bootstrap_servers, settings.topics.events,
+                                             settings.topics.letters, published))
+        # Recovered: everything published so far is applied once the broker is back.
+        wait_for(lambda n=expected: applied(app, stream) >= n, 90,  # type: ignore[misc]
+                 f"the events in flight after broker restart {kill + 1}; logs in {logs}")
+        figures.append({"in_flight": expected - at_kill,
+                        "recovery_s": round(time.monotonic() - restarted, 1)})
+        assert service.alive(), f"the service died; log {service.log_path}"
+    wait_for(lambda: probe(health, "/ready")[0] == 200, 30, "ready again")
+
+    # SIGTERM while the broker is down, with work of the last chunk in flight.
+    before = applied(app, stream)
+    published += chunks[kills]
+    publish(broker.bootstrap_servers, settings.topics.events, chunks[kills])
+    wait_for(lambda: applied(app, stream) > before, 30, f"work; logs in {logs}")
+    broker.kill()
+    code, seconds = service.terminate(timeout=stop_bound_s + 30)
+    assert seconds < stop_bound_s, f"took {seconds:.1f} s; log {service.log_path}"
+    assert code == 0, f"exit {code}; log {service.log_path}"
+    broker.start()
+    repaired.update(repair_broker_losses(app, broker.bootstrap_servers, settings.topics.events,
+                                         settings.topics.letters, published))
+    service.start()
+    old, new = stream.old, stream.new
+    wait_settled(app, stream, letters, 120 + (old + new) / 50, logs)
+    time.sleep(2)  # anything that would be applied twice has had its chance
+    code, _ = service.terminate()
+    assert code == 0
+    end = check_end_state(app, stream, letters)
+    return {"fault": "broker SIGKILL", "injected": broker.kills - 1, "rounds": figures,
+            "sigterm_broker_down_s": round(seconds, 1), "events": old + new,
+            "repaired_broker_losses": dict(repaired), **end}
 
 
 def postgres_crash(tmp_path: Path, kafka_broker: EmbeddedBroker, pg_cluster: PostgresCluster,
@@ -143,47 +165,47 @@ def postgres_crash(tmp_path: Path, kafka_broker: EmbeddedBroker, pg_cluster: Pos
     env = service_env(kafka_broker.bootstrap_servers, db, topics.prefix, letters,
                       COMPLAINTS_STOP_TIMEOUT_S=str(stop_bound_s))
     service = ServiceProcess(COMPONENTS, env, tmp_path)
-    service.start()
+    with service:
+        service.start()
 
-    figures = []
-    published: set[str] = set()
-    for crash in range(crashes):
+        figures = []
+        published: set[str] = set()
+        for crash in range(crashes):
+            before = applied(app, stream)
+            published |= stream.event_ids(chunks[crash])
+            publish(kafka_broker.bootstrap_servers, topics.events, chunks[crash])
+            wait_for(lambda b=before: applied(app, stream) > b, 60,  # type: ignore[misc]
+                     f"progress before crash {crash + 1}; logs in {tmp_path}")
+            at_crash = applied(app, stream)
+            pg_cluster.stop(mode="immediate")  # no checkpoint: WAL replay at the start
+            app.engine.dispose()  # the test's own pooled connections died with it
+            time.sleep(rng.uniform(0.5, 2.0))
+            pg_cluster.start()
+            restarted = time.monotonic()
+            expected = len(published)
+            wait_for(lambda n=expected: applied(app, stream) >= n, 90,  # type: ignore[misc]
+                     f"the events in flight after database restart {crash + 1}; logs in {tmp_path}")
+            figures.append({"in_flight": len(published) - at_crash,
+                            "recovery_s": round(time.monotonic() - restarted, 1)})
+            assert service.alive(), f"the service died; log {service.log_path}"
+
+        # SIGTERM while the database is down, with work in flight.
         before = applied(app, stream)
-        published |= stream.event_ids(chunks[crash])
-        publish(kafka_broker.bootstrap_servers, topics.events, chunks[crash])
-        wait_for(lambda b=before: applied(app, stream) > b, 60,  # type: ignore[misc]
-                 f"progress before crash {crash + 1}; logs in {tmp_path}")
-        at_crash = applied(app, stream)
-        pg_cluster.stop(mode="immediate")  # no checkpoint: WAL replay at the start
-        app.engine.dispose()  # the test's own pooled connections died with it
-        time.sleep(rng.uniform(0.5, 2.0))
+        publish(kafka_broker.bootstrap_servers, topics.events, chunks[crashes])
+        wait_for(lambda: applied(app, stream) > before, 60, "work")
+        pg_cluster.stop(mode="immediate")
+        app.engine.dispose()
+        time.sleep(0.5)
+        code, seconds = service.terminate(timeout=stop_bound_s + 30)
+        assert seconds < stop_bound_s, f"took {seconds:.1f} s; log {service.log_path}"
+        assert code == 0, f"exit {code}; log {service.log_path}"
         pg_cluster.start()
-        restarted = time.monotonic()
-        expected = len(published)
-        wait_for(lambda n=expected: applied(app, stream) >= n, 90,  # type: ignore[misc]
-                 f"the events in flight after database restart {crash + 1}; logs in {tmp_path}")
-        figures.append({"in_flight": len(published) - at_crash,
-                        "recovery_s": round(time.monotonic() - restarted, 1)})
-        assert service.alive(), f"the service died; log {service.log_path}"
-
-    # SIGTERM while the database is down, with work in flight.
-    before = applied(app, stream)
-    publish(kafka_broker.bootstrap_servers, topics.events, chunks[crashes])
-    wait_for(lambda: applied(app, stream) > before, 60, "work")
-    pg_cluster.stop(mode="immediate")
-    app.engine.dispose()
-    time.sleep(0.5)
-    code, seconds = service.terminate(timeout=stop_bound_s + 30)
-    assert seconds < stop_bound_s, f"took {seconds:.1f} s; log {service.log_path}"
-    assert code == 0, f"exit {code}; log {service.log_path}"
-    pg_cluster.start()
-    service.start()
-    wait_for(lambda: settled(app, stream, letters), 120 + (old + new) / 50,
-             f"the end state; logs in {tmp_path}")
-    time.sleep(2)
-    assert service.terminate()[0] == 0
-    end = check_end_state(app, stream, letters)
-    app.engine.dispose()
+        service.start()
+        wait_settled(app, stream, letters, 120 + (old + new) / 50, tmp_path)
+        time.sleep(2)
+        assert service.terminate()[0] == 0
+        end = check_end_state(app, stream, letters)
+        app.engine.dispose()
     return {"fault": "PostgreSQL immediate stop", "injected": crashes, "rounds": figures,
             "sigterm_database_down_s": round(seconds, 1), "events": old + new, **end}
 
@@ -213,18 +235,19 @@ def sqlite_kills(tmp_path: Path, kafka_broker: EmbeddedBroker, *, kills: int = 3
         before = applied(app, stream)
         killer.start()
         assert killer.process is not None
-        code = killer.process.wait(timeout=60)
+        with killer:  # killed by the test if it outlives its wait
+            code = killer.process.wait(timeout=60)
         assert code == -9, f"not killed (exit {code}); log {killer.log_path}"
         killed.append({"commit": at_commit, "applied_before": before,
                       "applied_after": applied(app, stream)})
     assert killed[-1]["applied_after"] > 0, "the kills landed while work was under way"
     service = ServiceProcess(COMPONENTS, env, tmp_path)
-    service.start()
-    wait_for(lambda: settled(app, stream, letters), 120 + (old + new) / 50,
-             f"the end state; logs in {tmp_path}")
-    time.sleep(2)
-    assert service.terminate()[0] == 0
-    end = check_end_state(app, stream, letters)
-    app.engine.dispose()
+    with service:
+        service.start()
+        wait_settled(app, stream, letters, 120 + (old + new) / 50, tmp_path)
+        time.sleep(2)
+        assert service.terminate()[0] == 0
+        end = check_end_state(app, stream, letters)
+        app.engine.dispose()
     return {"fault": "SQLite process SIGKILL mid-commit", "injected": len(killed),
             "rounds": killed, "events": old + new, **end}

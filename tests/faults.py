@@ -34,14 +34,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
-from sqlalchemy import func, select
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from sqlalchemy import func, select, update
 
 from consumers.broker import EmbeddedBroker
 from consumers.publish import key_for
 from tests.builders import HANDLER, received
 from workflow.bootstrap import App
-from workflow.schema import Complaint, Deadline, Letter, ProcessedEvent, Rejection
+from workflow.schema import (
+    Complaint,
+    Deadline,
+    Letter,
+    OutboxMessage,
+    ProcessedEvent,
+    Rejection,
+)
 
 ROOT = Path(__file__).parents[1]
 COMPLAINTS = Path(sys.executable).with_name("complaints")
@@ -176,6 +183,17 @@ class ServiceProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def stop(self) -> None:
+        """Killed if still running (a test's clean-up after a failure): SIGKILL, as a crash."""
+        if self.alive():
+            self.kill()
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
@@ -277,6 +295,72 @@ def publish(bootstrap: str, topic: str, lines: list[bytes], **config: Any) -> No
         producer.close(timeout=10)
 
 
+def log_of(bootstrap: str, topic: str, timeout: float = 60) -> list[tuple[bytes, dict[str, bytes]]]:
+    """Every record a topic's log holds now, as (value, headers), read from the beginning."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             group_id=None, consumer_timeout_ms=1000)
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        # Tansu answers "latest offset" with its last batch's base offset + 1 (below the
+        # true end when that batch holds several records): past it, read until three polls
+        # in a row bring nothing.
+        end = consumer.end_offsets(partitions)
+        records: list[tuple[bytes, dict[str, bytes]]] = []
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while quiet < 3:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end in {timeout:.0f} s")
+            polled = consumer.poll(timeout_ms=500)
+            for batch in polled.values():
+                records += [(r.value, dict(r.headers or ())) for r in batch]
+            past_end = all(consumer.position(tp) >= end[tp] for tp in partitions)
+            quiet = quiet + 1 if not polled and past_end else 0
+        return records
+    finally:
+        consumer.close()
+
+
+def repair_broker_losses(app: App, bootstrap: str, events_topic: str, letters_topic: str,
+                         lines: list[bytes]) -> dict[str, int]:
+    """Undo what the broker lost of what it had acknowledged (Tansu's S3 engine can, at a
+    SIGKILL: RELIABILITY.md), as an operator would, so that the end state measures the
+    service alone:
+
+    - input lines the producer had acknowledged that are not in the events log: published
+      again (the contact centre's re-send; the consumer applies each event once);
+    - `letter.issued` messages marked published in the outbox that are not in the letters
+      log: their rows marked unpublished, so the relay sends them again (a file that exists
+      is never written twice).
+
+    What is still in flight at the service (unpublished outbox rows) is not the broker's to
+    lose. Returns how many of each were repaired: the run's figures report them."""
+    in_log = Counter(value for value, _ in log_of(bootstrap, events_topic))
+    lost_lines = []
+    for raw in lines:  # a line sent twice must be in the log twice
+        if in_log[raw] > 0:
+            in_log[raw] -= 1
+        else:
+            lost_lines.append(raw)
+    if lost_lines:
+        publish(bootstrap, events_topic, lost_lines)
+    # Marked published before the log is read: acknowledged, so in the log unless lost.
+    with app.sessions() as session:
+        published = session.scalars(select(OutboxMessage.event_id).where(
+            OutboxMessage.topic == "letters", OutboxMessage.published_at.is_not(None))).all()
+    logged = {headers.get("event_id", b"").decode()
+              for _, headers in log_of(bootstrap, letters_topic)}
+    lost_letters = [event_id for event_id in published if event_id not in logged]
+    with app.sessions() as session, session.begin():
+        if lost_letters:
+            session.execute(update(OutboxMessage).where(
+                OutboxMessage.event_id.in_(lost_letters)).values(published_at=None))
+    return {"lost_input_lines": len(lost_lines), "lost_letter_messages": len(lost_letters)}
+
+
 def count(app: App, model: Any, *where: Any) -> int:
     with app.sessions() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
@@ -295,6 +379,26 @@ def settled(app: App, stream: FaultStream, letters_dir: Path) -> bool:
     return (applied(app, stream) >= stream.old + stream.new
             and count(app, Rejection) >= stream.bad
             and old_acks >= stream.old and files >= stream.old)
+
+
+def progress(app: App, stream: FaultStream, letters_dir: Path) -> str:
+    """What `settled` waits for, as far as it has got: the message of a timed-out wait."""
+    acks = count(app, Deadline, Deadline.kind == "acknowledgement", Deadline.fired_at.is_not(None))
+    files = len(list(letters_dir.glob("[!.]*.txt"))) if letters_dir.exists() else 0
+    unpublished = count(app, OutboxMessage, OutboxMessage.published_at.is_(None))
+    return (f"applied {applied(app, stream)}/{stream.old + stream.new}, rejections "
+            f"{count(app, Rejection)}/{stream.bad}, acknowledgements fired {acks}/{stream.old}, "
+            f"letter files {files}/{stream.old}, letters {count(app, Letter)}, "
+            f"outbox unpublished {unpublished}")
+
+
+def wait_settled(app: App, stream: FaultStream, letters_dir: Path, timeout: float,
+                 logs: Path) -> float:
+    try:
+        return wait_for(lambda: settled(app, stream, letters_dir), timeout, "the end state")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}: {progress(app, stream, letters_dir)}; "
+                             f"logs in {logs}") from None
 
 
 def check_end_state(app: App, stream: FaultStream, letters_dir: Path) -> dict[str, int]:
