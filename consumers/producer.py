@@ -9,7 +9,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
 from consumers.settings import Settings
-from consumers.stopping import KAFKA_CALL_TIMEOUT_S, await_delivery
+from consumers.stopping import FLUSH_WAIT_S, KAFKA_CALL_TIMEOUT_S, await_delivery
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -56,9 +56,13 @@ class OwnedProducer:
         if self._producer is None:
             return
         flushed = True
+        # Only a caller that asks waits: what the relay and the timer sent and saw
+        # acknowledged is marked published, and what is still in flight was not, so waiting
+        # for it here would only spare a re-send (which the consumers ignore).
         if flush or self._owned:
             try:
-                await_delivery(self._producer, [], timeout_s=KAFKA_CALL_TIMEOUT_S)
+                await_delivery(self._producer, [],
+                               timeout_s=KAFKA_CALL_TIMEOUT_S if flush else FLUSH_WAIT_S)
             except KafkaTimeoutError:
                 flushed = False
         if self._owned:

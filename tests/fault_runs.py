@@ -22,14 +22,13 @@ from tests.faults import (
     ServiceProcess,
     StoredTansu,
     applied,
-    check_end_state,
     free_port,
     probe,
     publish,
     repair_broker_losses,
+    run_to_end_state,
     service_env,
     wait_for,
-    wait_settled,
 )
 from tests.pgcluster import PostgresCluster
 from workflow.bootstrap import App, bootstrap
@@ -138,14 +137,9 @@ def _broker_rounds(broker: StoredTansu, service: ServiceProcess, app: App, setti
     repaired.update(repair_broker_losses(app, broker.bootstrap_servers, settings.topics.events,
                                          settings.topics.letters, published))
     service.start()
-    old, new = stream.old, stream.new
-    wait_settled(app, stream, letters, 120 + (old + new) / 50, logs)
-    time.sleep(2)  # anything that would be applied twice has had its chance
-    code, _ = service.terminate()
-    assert code == 0
-    end = check_end_state(app, stream, letters)
+    end = run_to_end_state(app, service, stream, letters, logs)
     return {"fault": "broker SIGKILL", "injected": broker.kills - 1, "rounds": figures,
-            "sigterm_broker_down_s": round(seconds, 1), "events": old + new,
+            "sigterm_broker_down_s": round(seconds, 1), "events": stream.old + stream.new,
             "repaired_broker_losses": dict(repaired), **end}
 
 
@@ -201,10 +195,7 @@ def postgres_crash(tmp_path: Path, kafka_broker: EmbeddedBroker, pg_cluster: Pos
         assert code == 0, f"exit {code}; log {service.log_path}"
         pg_cluster.start()
         service.start()
-        wait_settled(app, stream, letters, 120 + (old + new) / 50, tmp_path)
-        time.sleep(2)
-        assert service.terminate()[0] == 0
-        end = check_end_state(app, stream, letters)
+        end = run_to_end_state(app, service, stream, letters, tmp_path)
         app.engine.dispose()
     return {"fault": "PostgreSQL immediate stop", "injected": crashes, "rounds": figures,
             "sigterm_database_down_s": round(seconds, 1), "events": old + new, **end}
@@ -244,10 +235,7 @@ def sqlite_kills(tmp_path: Path, kafka_broker: EmbeddedBroker, *, kills: int = 3
     service = ServiceProcess(COMPONENTS, env, tmp_path)
     with service:
         service.start()
-        wait_settled(app, stream, letters, 120 + (old + new) / 50, tmp_path)
-        time.sleep(2)
-        assert service.terminate()[0] == 0
-        end = check_end_state(app, stream, letters)
+        end = run_to_end_state(app, service, stream, letters, tmp_path)
         app.engine.dispose()
     return {"fault": "SQLite process SIGKILL mid-commit", "injected": len(killed),
             "rounds": killed, "events": old + new, **end}

@@ -401,6 +401,16 @@ def wait_settled(app: App, stream: FaultStream, letters_dir: Path, timeout: floa
                              f"logs in {logs}") from None
 
 
+def run_to_end_state(app: App, service: ServiceProcess, stream: FaultStream,
+                     letters_dir: Path, logs: Path) -> dict[str, int]:
+    """The service (started) left to finish the stream, stopped, and the end state checked."""
+    wait_settled(app, stream, letters_dir, 120 + (stream.old + stream.new) / 50, logs)
+    time.sleep(2)  # anything that would be applied twice has had its chance
+    code, _ = service.terminate()
+    assert code == 0, f"exit {code}; log {service.log_path}"
+    return check_end_state(app, stream, letters_dir)
+
+
 def check_end_state(app: App, stream: FaultStream, letters_dir: Path) -> dict[str, int]:
     """The end state against the hand-derived expectations (module docstring)."""
     ids = stream.complaint_ids()

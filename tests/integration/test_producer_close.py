@@ -37,9 +37,10 @@ def test_close_with_the_broker_gone_is_bounded_and_really_closes(tmp_path: Path)
         started = time.monotonic()
         owned.close()
         took = time.monotonic() - started
-        # One bounded flush (3 s) and the abandon (at most one more), never a wait per batch:
+        print(f"\nclose with 12 partitions' batches unacknowledged: {took:.2f} s")
+        # No flush asked for, and the abandon's join (3 s at most), never a wait per batch:
         # before, kafka-python's close(timeout=3) waited up to 3 s for each of the 12 batches.
-        assert took < 2 * KAFKA_CALL_TIMEOUT_S + 1.0, f"close took {took:.1f} s"
+        assert took < KAFKA_CALL_TIMEOUT_S + 1.0, f"close took {took:.1f} s"
         assert all(f.is_done and f.failed() for f in futures), "unsent batches failed, not left"
         assert producer._closed  # noqa: SLF001 - closed: its __del__ will not wait again
     finally:
