@@ -1,5 +1,5 @@
-"""A replay's store: the replay unit of work (workflow/replay_uow.py) writing into a scratch
-SQLite, where the return SQL (reporting/measures.py) then counts it.
+"""A replay's store: the in-memory unit of work (workflow/memory_uow.py) writing into a
+scratch SQLite, where the return SQL (reporting/measures.py) then counts it.
 
 The return rules stay defined once: a replay does not count in Python, it writes the rows the
 measures read (receipts, resolutions, category changes, contacts, letters, accounts snapshots,
@@ -19,14 +19,14 @@ from sqlalchemy import Connection, Table, bindparam, insert
 from sqlalchemy.pool import StaticPool
 
 from reporting import measures
-from workflow.bootstrap import App, Application
+from workflow.bootstrap import App, MemoryApp
 from workflow.database import make_engine, migrate, session_factory
+from workflow.memory_uow import MemoryStore, Row, insert_columns
 from workflow.procedure import Procedure
-from workflow.replay_uow import ReplayStore, ReplayUnitOfWork, Row, insert_columns
 from workflow.schema import Base
 from workflow.uow import APPEND_ONLY
 
-# Complaints kept as objects between transactions (the rest as tuples, workflow/replay_uow.py):
+# Complaints kept as objects between transactions (the rest as tuples, workflow/memory_uow.py):
 # about the complaints open at once in a busy month, so most reads find an object.
 HOT_COMPLAINTS = 20_000
 
@@ -91,7 +91,7 @@ class ScratchRecord:
         # later collections need not re-scan it (young ones still find a batch's own cyclic
         # garbage first). Measured: the same peak memory with and without (404 MiB after
         # 100,000 events); its effect on speed was lost in the shared machine's noise.
-        self.store = ReplayStore(tables=tables, dropped=dropped, sink=self._write,
+        self.store = MemoryStore(tables=tables, dropped=dropped, sink=self._write,
                                  committed=gc.freeze, hot_complaints=HOT_COMPLAINTS)
 
     def _write(self, table: str, rows: list[Row]) -> None:
@@ -130,12 +130,6 @@ class ScratchRecord:
         self.engine.dispose()
 
 
-class ReplayApp(Application):
-    """The workflow's wiring over a replay store (workflow/replay_uow.py)."""
-
-    def __init__(self, procedure: Procedure, store: ReplayStore) -> None:
-        self.procedure = procedure
-        self.store = store
-
-    def unit_of_work(self) -> ReplayUnitOfWork:
-        return ReplayUnitOfWork(self.store)
+# The workflow's wiring over a replay's store (`ReplayApp(procedure, scratch.store)`, as
+# consumers/simulate.py calls it): the in-memory application, given the store to keep.
+ReplayApp = MemoryApp
