@@ -115,9 +115,10 @@ def _shape(table: Table, dropped: Collection[str]) -> _Shape:
 
 @dataclass
 class MemoryStore:
-    """What a database would hold: committed rows only. `tables`: the append-only tables
-    whose rows are kept (None: every table, the full record); `dropped`: columns left out of
-    kept rows, by table."""
+    """What a database would hold (complaints and deadlines changed in place, their changes
+    undone by the unit of work on a rollback; append-only rows and keys once committed).
+    `tables`: the append-only tables whose rows are kept (None: every table, the full
+    record); `dropped`: columns left out of kept rows, by table."""
 
     tables: frozenset[str] | None = None
     dropped: dict[str, frozenset[str]] = field(default_factory=dict)
