@@ -108,10 +108,10 @@ def parse(html: str) -> _Page:
     return page
 
 
-# Each golden letter's PDF is rendered once in this process (`pdf_of`) and read once
-# (`pages_of`, `font_sizes_of`); every test of its properties reads that one rendering. The
-# reproducibility tests compare it with a second rendering made in another process
-# (`other_process`), which runs beside this module's tests.
+# Each golden letter's PDF is rendered once in this process (`pdf_of`) and its text read
+# once (`pages_of`, `font_sizes_of`: one pass); every test of its properties reads that one
+# rendering. The reproducibility tests compare it with a second rendering made in another
+# process (`other_process`), which runs beside this module's tests.
 
 
 @cache
@@ -120,23 +120,21 @@ def pdf_of(name: str) -> bytes:
 
 
 @cache
+def _read(name: str) -> tuple[list[str], list[tuple[float, str]]]:
+    return read_pdf(pdf_of(name))
+
+
 def pages_of(name: str) -> list[str]:
-    return pdf_pages(pdf_of(name))
+    return _read(name)[0]
 
 
-@cache
 def font_sizes_of(name: str) -> list[tuple[float, str]]:
-    return pdf_font_sizes(pdf_of(name))
+    return _read(name)[1]
 
 
-def pdf_pages(data: bytes) -> list[str]:
-    reader = pypdf.PdfReader(io.BytesIO(data))
-    return [normalise(page.extract_text() or "") for page in reader.pages]
-
-
-def pdf_font_sizes(data: bytes) -> list[tuple[float, str]]:
-    """(size in pt, text) of every run of text the PDF shows: the font size scaled by the text
-    and transformation matrices, as a reader measures it (not what the CSS asked for)."""
+def read_pdf(data: bytes) -> tuple[list[str], list[tuple[float, str]]]:
+    """The text of each page (`pdf_pages`) and the runs of text with their sizes
+    (`pdf_font_sizes`), in one reading of the PDF."""
     runs: list[tuple[float, str]] = []
 
     def visit(text: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
@@ -145,9 +143,19 @@ def pdf_font_sizes(data: bytes) -> list[tuple[float, str]]:
             y = (tm[2] * cm[0] + tm[3] * cm[2], tm[2] * cm[1] + tm[3] * cm[3])
             runs.append((round(size * math.hypot(*y), 2), text))
 
-    for page in pypdf.PdfReader(io.BytesIO(data)).pages:
-        page.extract_text(visitor_text=visit)
-    return runs
+    pages = [normalise(page.extract_text(visitor_text=visit) or "")
+             for page in pypdf.PdfReader(io.BytesIO(data)).pages]
+    return pages, runs
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    return read_pdf(data)[0]
+
+
+def pdf_font_sizes(data: bytes) -> list[tuple[float, str]]:
+    """(size in pt, text) of every run of text the PDF shows: the font size scaled by the text
+    and transformation matrices, as a reader measures it (not what the CSS asked for)."""
+    return read_pdf(data)[1]
 
 
 def size_of(runs: list[tuple[float, str]], phrase: str) -> float:
