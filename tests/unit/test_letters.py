@@ -894,8 +894,9 @@ def test_pdf_dates_and_identifier_come_from_the_letter() -> None:
 
 class OtherProcess:
     """Every golden letter rendered again in another interpreter: another hash seed, no
-    SOURCE_DATE_EPOCH, the letters in the reverse of this module's order (so that no letter
-    is rendered after the same ones as here), each written to `directory/NAME.pdf`."""
+    SOURCE_DATE_EPOCH, in the reverse of GOLDEN's order (so that, when the whole module runs,
+    each letter is rendered after other letters than in this process), each written to
+    `directory/NAME.pdf`."""
 
     SCRIPT = (
         "import json, pathlib, sys\n"
@@ -941,7 +942,7 @@ def other_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherPro
 
 @pytest.mark.parametrize("name", list(GOLDEN))
 def test_pdf_is_reproducible_byte_for_byte(name: str, other_process: OtherProcess) -> None:
-    """Rendered again (in another process, after other letters than here): the same bytes."""
+    """Rendered again (in another process, `other_process`): the same bytes."""
     assert other_process.pdf(name) == pdf_of(name)
 
 
@@ -962,8 +963,8 @@ def test_pdf_rendering_leaves_source_date_epoch_as_it_was(monkeypatch: pytest.Mo
     render_pdf(SAMPLES["progress_update"])
     assert "SOURCE_DATE_EPOCH" not in os.environ
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "42")
-    # The same bytes as its rendering in this process before (without SOURCE_DATE_EPOCH,
-    # unless run on its own).
+    # The same bytes as its rendering before in this process (`pdf_of`; made here, with
+    # SOURCE_DATE_EPOCH at 42, when this test runs on its own).
     assert render_pdf(SAMPLES["progress_update"]) == pdf_of("progress_update")
     assert os.environ["SOURCE_DATE_EPOCH"] == "42"
 
