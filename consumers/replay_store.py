@@ -1,5 +1,5 @@
-"""A replay's store: the replay unit of work (workflow/replay_uow.py) writing into a scratch
-SQLite, where the return SQL (reporting/measures.py) then counts it.
+"""A replay's store: the in-memory unit of work (workflow/memory_uow.py) writing into a
+scratch SQLite, where the return SQL (reporting/measures.py) then counts it.
 
 The return rules stay defined once: a replay does not count in Python, it writes the rows the
 measures read (receipts, resolutions, category changes, contacts, letters, accounts snapshots,
@@ -11,22 +11,21 @@ ingest` would have written it (the same rows in the same order, so the same ids)
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
 from itertools import islice
-from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert
+from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.pool import StaticPool
 
 from reporting import measures
-from workflow.bootstrap import App, Application
+from workflow.bootstrap import App, MemoryApp
+from workflow.bulk import BulkInsert, Prepared
 from workflow.database import make_engine, migrate, session_factory
+from workflow.memory_uow import MemoryStore, Row, insert_columns
 from workflow.procedure import Procedure
-from workflow.replay_uow import ReplayStore, ReplayUnitOfWork, Row, insert_columns
 from workflow.schema import Base
 from workflow.uow import APPEND_ONLY
 
-# Complaints kept as objects between transactions (the rest as tuples, workflow/replay_uow.py):
+# Complaints kept as objects between transactions (the rest as tuples, workflow/memory_uow.py):
 # about the complaints open at once in a busy month, so most reads find an object.
 HOT_COMPLAINTS = 20_000
 
@@ -36,34 +35,6 @@ def measured_tables() -> frozenset[str]:
     only counts must keep."""
     return frozenset(value.name for value in vars(measures).values()
                      if isinstance(value, Table))
-
-
-class _Insert:
-    """An INSERT of one table's rows, given as tuples in `columns` order (those left out of
-    the row go in as None), compiled once and bound through each column type's own processor,
-    as workflow/bulk.py does."""
-
-    def __init__(self, connection: Connection, table: Table, columns: tuple[str, ...],
-                 everything: tuple[str, ...] | None = None) -> None:
-        dialect = connection.dialect
-        everything = everything or insert_columns(table)
-        compiled = (insert(table).values({k: bindparam(k) for k in everything}).inline()
-                    .compile(dialect=dialect))
-        self.sql = compiled.string
-        order = compiled.positiontup or list(everything)
-        position = {key: i for i, key in enumerate(columns)}
-        self.parameters: list[tuple[int | None, Callable[[Any], Any] | None]] = [
-            (position.get(name),
-             table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in order]
-        self.connection = connection
-
-    def __call__(self, rows: list[Row]) -> None:
-        parameters = self.parameters
-        self.connection.exec_driver_sql(self.sql, [
-            tuple([(row[i] if i is not None else None) if process is None
-                   else process(row[i] if i is not None else None)
-                   for i, process in parameters]) for row in rows])
 
 
 class ScratchRecord:
@@ -86,38 +57,42 @@ class ScratchRecord:
         # (On the driver's connection: inside SQLAlchemy's BEGIN the pragma would do nothing.)
         self.connection.connection.driver_connection.execute(  # type: ignore[union-attr]
             "PRAGMA foreign_keys=OFF")
-        self._inserts: dict[str, _Insert] = {}
+        self._inserts: dict[str, BulkInsert] = {}
         # gc.freeze after each commit: a replay keeps what it committed alive to the end, so
         # later collections need not re-scan it (young ones still find a batch's own cyclic
         # garbage first). Measured: the same peak memory with and without (404 MiB after
         # 100,000 events); its effect on speed was lost in the shared machine's noise.
-        self.store = ReplayStore(tables=tables, dropped=dropped, sink=self._write,
+        self.store = MemoryStore(tables=tables, dropped=dropped, sink=self._write,
                                  committed=gc.freeze, hot_complaints=HOT_COMPLAINTS)
 
     def _write(self, table: str, rows: list[Row]) -> None:
+        """One executemany of a commit's rows of a table (the columns left out go in as
+        None), compiled once per table and bound through each column type's own processor
+        (workflow/bulk.py)."""
         insert_rows = self._inserts.get(table)
         if insert_rows is None:
-            insert_rows = self._inserts[table] = _Insert(
-                self.connection, Base.metadata.tables[table], self.store.columns(table))
-        insert_rows(rows)
+            insert_rows = self._inserts[table] = BulkInsert(Base.metadata.tables[table],
+                                                            self.connection.dialect)
+        insert_rows.execute_rows(self.connection, rows, self.store.columns(table))
 
     def finish(self) -> None:
         tables = Base.metadata.tables
         complaints = tables["complaints"]
-        columns = insert_columns(complaints)
-        write = _Insert(self.connection, complaints, columns)
-        rows = self.store.complaint_rows(columns)
+        write = BulkInsert(complaints, self.connection.dialect)
+        rows = self.store.complaint_rows(write.keys)
         # In slices: the bound parameters of a million complaints at once would double the
         # replay's peak memory.
         while chunk := list(islice(rows, 5_000)):
-            write(chunk)
+            write.execute_rows(self.connection, chunk, write.keys)
         if self.store.keeps("deadlines"):
             deadlines = tables["deadlines"]
             columns = ("id", *insert_columns(deadlines))
             # With their ids: the replay numbered them as the database would have.
             stored = sorted(self.store.deadlines.values(), key=lambda d: d.id)
-            _Insert(self.connection, deadlines, columns, columns)(
-                [tuple([getattr(d, k) for k in columns]) for d in stored])
+            statement = insert(deadlines).values({k: bindparam(k) for k in columns}).inline()
+            Prepared(statement, self.connection.dialect).execute_rows(
+                self.connection, [tuple([getattr(d, k) for k in columns]) for d in stored],
+                columns)
         self.connection.commit()
 
     def app(self, procedure: Procedure) -> App:
@@ -130,12 +105,6 @@ class ScratchRecord:
         self.engine.dispose()
 
 
-class ReplayApp(Application):
-    """The workflow's wiring over a replay store (workflow/replay_uow.py)."""
-
-    def __init__(self, procedure: Procedure, store: ReplayStore) -> None:
-        self.procedure = procedure
-        self.store = store
-
-    def unit_of_work(self) -> ReplayUnitOfWork:
-        return ReplayUnitOfWork(self.store)
+# The workflow's wiring over a replay's store (`ReplayApp(procedure, scratch.store)`, as
+# consumers/simulate.py calls it): the in-memory application, given the store to keep.
+ReplayApp = MemoryApp

@@ -11,7 +11,7 @@ from workflow.schema import Letter
 def stored_letters(app: Application, complaint_id: str) -> list[Letter]:
     """A complaint's letters as stored, from whichever store the scenario ran on."""
     if isinstance(app, MemoryApp):
-        return list(app.store.letters.get(complaint_id, []))
+        return app.store.rows_of(Letter, complaint_id)
     assert isinstance(app, App)
     with app.sessions() as session:
         return list(session.scalars(select(Letter).where(Letter.complaint_id == complaint_id)))

@@ -2,7 +2,8 @@
 
 Entry points (command line, consumers, tests) call `bootstrap` and then ask it for a
 workflow with the clock they need; tests pass a fake clock, and `bootstrap_in_memory` gives
-the same wiring over rows held in memory (workflow/memory_uow.py) instead of a database.
+the same wiring over rows held in memory (workflow/memory_uow.py) instead of a database, as
+the replays of `complaints simulate` do (consumers/replay_store.py).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class App(Application):
 
 @dataclass
 class MemoryApp(Application):
-    """The same wiring over one in-memory store: for tests and replays without a record."""
+    """The same wiring over one in-memory store: for tests and replays without a record
+    (a store keeping every table by default; a replay passes one keeping less)."""
 
     procedure: Procedure
     store: MemoryStore = field(default_factory=MemoryStore)

@@ -1,29 +1,55 @@
-"""A unit of work over rows held in memory: dicts and lists, no database.
+"""The in-memory unit of work: rows held in memory, changed in place, no database.
 
-For unit tests (the rule scenarios run in milliseconds) and for anything that replays events
-without keeping a record. It keeps what the database's constraints and transactions give the
-SQLAlchemy unit of work: a commit makes a transaction's rows visible, a rollback or a failed
-savepoint takes them away, and a row breaking a unique key fails the same way
-(`IntegrityError`), so the processor's careful re-run finds the message at fault.
+One implementation for the two uses: the rule scenarios and unit tests (`bootstrap_in_memory`,
+the store keeping the full record), and replays without a database (`complaints simulate`,
+consumers/replay_store.py, keeping only the tables the returns read). It keeps what the
+database's constraints and transactions give the SQLAlchemy unit of work: a commit keeps a
+transaction's changes, a rollback or a failed savepoint takes them away, and a row breaking a
+unique key fails the same way (`IntegrityError`), so the processor's careful re-run finds the
+message at fault.
 
-A complaint or deadline read in a transaction is a copy of the stored one: changing it
-changes the store only at the commit.
+It is built for speed (a replay applies a year of a large supplier's events), so:
+
+- A complaint or deadline read is the stored object itself, changed in place. What a
+  transaction changed is undone by a log (a shallow copy of a complaint's columns the first
+  time the transaction touches it, a deadline's firing, its number, every key claimed), so a
+  rollback or a failed savepoint leaves the store as it was, as the database would. The
+  handlers assign columns and never change a JSON value in place (the SQL unit of work relies
+  on that too), so a shallow copy is the whole complaint. Rows changed in place are seen by
+  any reader of the store at once: one unit of work at a time per store. The unique keys a
+  transaction claims are its own until it commits.
+- Append-only rows are tuples in the table's column order (workflow/bulk.py's), handed at each
+  commit to `MemoryStore.sink` (e.g. an executemany into a scratch SQLite), or kept in lists
+  (`MemoryStore.rows`; `table` and `rows_of` read them back as model objects); only the tables
+  in `MemoryStore.tables` are kept at all (None, the default: every table, the full record),
+  and columns in `dropped` are left out (a return reads no letter's context).
+- What the handlers read back is always kept: complaints, unfired deadlines, processed ids,
+  references, letters' keys, and per complaint its letters and the history entries of
+  `record_types` (what a letter summarises, workflow/letter_context.COMMUNICATIONS).
+  `record_of` for any other type is refused rather than answered short.
+
+What a store not keeping every table gives up (so a store keeping `tables=None` is the full
+record, what `show_complaint` reads): a fired deadline is forgotten once committed, unless
+"deadlines" is kept (only its key stays, so it cannot be scheduled twice), and a row of a
+table not kept claims no unique key (the outbox's ids are derived from event ids and deadline
+keys, which are unique already).
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Collection, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import count
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, inspect
+from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import String
 
+from workflow.letter_context import COMMUNICATIONS
+from workflow.queries import complaint_view
 from workflow.schema import (
     Base,
     Complaint,
@@ -37,245 +63,469 @@ from workflow.unit_of_work import Record
 from workflow.uow import APPEND_ONLY
 
 M = TypeVar("M", bound=Base)
+Row = tuple[Any, ...]
+Sink = Callable[[str, list[Row]], None]
 
-
-def _unique_columns(table: Table) -> tuple[str, ...]:
-    """The columns a database would refuse a repeated value in (autoincrement ids aside)."""
-    return tuple(c.key for c in table.columns
-                 if c.unique or (c.primary_key and isinstance(c.type, String)))
-
-
+# Every table's unique columns (autoincrement ids aside), as the database would refuse them.
 _UNIQUE: dict[str, tuple[str, ...]] = {
-    name: _unique_columns(table) for name, table in Base.metadata.tables.items()}
+    name: tuple(c.key for c in table.columns
+                if c.unique or (c.primary_key and isinstance(c.type, String)))
+    for name, table in Base.metadata.tables.items()}
+# The keys the handlers and the processor read back: claimed whatever is kept.
+_READ_BACK = {("complaints", "reference"), ("processed_events", "event_id"),
+              ("letters", "dedupe_key"), ("letters", "letter_id")}
 
 
-def _with_defaults(row: M) -> M:
-    """Unset columns at their defaults, as an INSERT would leave them."""
-    values = inspect(row).dict
-    for column in row.__table__.columns:
-        if column.key in values:
-            continue
-        default = column.default
-        if column.key == "version":
-            value: Any = 1
-        elif default is None:
-            value = None
-        elif default.is_scalar:
-            value = default.arg  # type: ignore[attr-defined]
-        else:
-            value = default.arg(None)  # type: ignore[attr-defined]
-        setattr(row, column.key, value)
-    return row
+COMPLAINT_COLUMNS: tuple[str, ...] = tuple(c.key for c in Complaint.__table__.columns)
+# An instance as the ORM makes one when loading a row: no constructor, no attribute events.
+_new_complaint = Complaint.__mapper__.class_manager.new_instance
+# Every table's mapped class, to read kept rows back as objects.
+_MODELS: dict[str, type[Base]] = {
+    mapper.class_.__tablename__: mapper.class_ for mapper in Base.registry.mappers}
 
 
-def _clone(row: M) -> M:
-    """A detached copy: changing it leaves the stored row as it was."""
-    return type(row)(**{c.key: copy.deepcopy(getattr(row, c.key))
-                        for c in row.__table__.columns})
+def insert_columns(table: Table) -> tuple[str, ...]:
+    """A table's columns as a row is written: every column but a generated id (the order of
+    workflow.bulk.BulkInsert)."""
+    return tuple(c.key for c in table.columns if not (c.primary_key and c.autoincrement is True))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How one append-only table's rows become tuples."""
+
+    columns: tuple[str, ...]  # in insert order, dropped ones left out
+    defaults: dict[str, Any]  # scalar defaults; a callable default is called with None
+
+    def row(self, values: dict[str, Any]) -> Row:
+        defaults = self.defaults
+        return tuple([values[key] if key in values else _default(defaults.get(key))
+                      for key in self.columns])
+
+
+def _default(default: Any) -> Any:
+    return default(None) if callable(default) else default
+
+
+def _shape(table: Table, dropped: Collection[str]) -> _Shape:
+    defaults = {c.key: c.default.arg for c in table.columns  # type: ignore[attr-defined]
+                if c.default is not None}
+    return _Shape(tuple(k for k in insert_columns(table) if k not in dropped), defaults)
 
 
 @dataclass
 class MemoryStore:
-    """What a database would hold: committed rows only."""
+    """What a database would hold (complaints and deadlines changed in place, their changes
+    undone by the unit of work on a rollback; append-only rows and keys once committed).
+    `tables`: the append-only tables whose rows are kept (None: every table, the full
+    record); `dropped`: columns left out of kept rows, by table."""
 
-    complaints: dict[str, Complaint] = field(default_factory=dict)
-    deadlines: dict[str, Deadline] = field(default_factory=dict)  # by key
-    deadline_keys: dict[int, str] = field(default_factory=dict)  # by id
-    rows: dict[str, list[Base]] = field(default_factory=dict)  # append-only, by table
+    tables: frozenset[str] | None = None
+    dropped: dict[str, frozenset[str]] = field(default_factory=dict)
+    sink: Sink | None = None  # given each commit's rows of a kept table, in insert order
+    committed: Callable[[], None] | None = None  # called after each commit
+    record_types: frozenset[str] = frozenset(COMMUNICATIONS)
+
+    # A complaint not touched by the last `hot_complaints` ones is kept as a tuple of its
+    # columns (`COMPLAINT_COLUMNS`): a third of its size as an ORM object (3.6 KB, the most of
+    # a replay's memory), made an object again when next read.
+    complaints: dict[str, Complaint | Row] = field(default_factory=dict)
+    hot_complaints: int = 20_000
+    # By key: every unfired deadline, and the fired ones while "deadlines" is kept.
+    deadlines: dict[str, Deadline] = field(default_factory=dict)
+    deadline_keys: dict[int, str] = field(default_factory=dict)  # by id, as `deadlines`
+    fired_keys: set[str] = field(default_factory=set)  # fired deadlines forgotten
+    next_deadline_id: int = 1
+    rows: dict[str, list[Row]] = field(default_factory=dict)  # kept rows, when no sink
     unique: dict[tuple[str, str], set[Any]] = field(default_factory=dict)
-    # Per complaint: history entries and letters in insert order (what record_of reads).
-    history: dict[str, list[HistoryEntry]] = field(default_factory=dict)
-    letters: dict[str, list[Letter]] = field(default_factory=dict)
-    ids: Iterator[int] = field(default_factory=lambda: count(1))
+    # Per complaint: (type, at, detail) of history entries of `record_types`, and
+    # (issued_at, letter_id, kind) of its letters, in insert order.
+    history: dict[str, list[tuple[str, datetime, dict[str, Any]]]] = field(
+        default_factory=dict)
+    letters: dict[str, list[tuple[datetime, str, str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        tables = Base.metadata.tables
+        self._shapes = {name: _shape(tables[name], self.dropped.get(name, frozenset()))
+                        for name in APPEND_ONLY if self.keeps(name)}
+        self._checked = {name: tuple(
+            c for c in _UNIQUE[name] if self.keeps(name) or (name, c) in _READ_BACK)
+            for name in tables}
+        for key in (*_READ_BACK, *((n, c) for n, cs in self._checked.items() for c in cs)):
+            self.unique.setdefault(key, set())
+
+        self._hot: OrderedDict[str, None] = OrderedDict()
+        # Kept rows by complaint, as far as indexed: (rows indexed, {complaint_id: rows}).
+        self._indexed: dict[str, tuple[int, dict[str, list[Row]]]] = {}
+
+    def complaint_rows(self, columns: Collection[str]) -> Iterator[Row]:
+        """Every complaint's values of those columns."""
+        for found in self.complaints.values():
+            values = (dict(zip(COMPLAINT_COLUMNS, found, strict=True))
+                      if type(found) is tuple else found.__dict__)  # type: ignore[union-attr]
+            yield tuple([values.get(key) for key in columns])
+
+    def states(self) -> dict[str, str]:
+        """Every complaint's state, by id."""
+        at = COMPLAINT_COLUMNS.index("state")
+        return {cid: found[at] if type(found) is tuple else found.state  # type: ignore[union-attr]
+                for cid, found in self.complaints.items()}
+
+    def _cool(self, touched: Collection[str]) -> None:
+        """The complaints just touched are the most recent; the least recent beyond
+        `hot_complaints` are kept as tuples."""
+        hot = self._hot
+        for cid in touched:
+            hot[cid] = None
+            hot.move_to_end(cid)
+        while len(hot) > self.hot_complaints:
+            cid, _ = hot.popitem(last=False)
+            found = self.complaints.get(cid)
+            if found is not None and type(found) is not tuple:
+                values = found.__dict__
+                self.complaints[cid] = tuple([values.get(k) for k in COMPLAINT_COLUMNS])
+
+    def _warm(self, complaint_id: str, row: Row) -> Complaint:
+        found: Complaint = _new_complaint()
+        found.__dict__.update(zip(COMPLAINT_COLUMNS, row, strict=True))
+        self.complaints[complaint_id] = found
+        return found
+
+    def keeps(self, table: str) -> bool:
+        return self.tables is None or table in self.tables
+
+    def columns(self, table: str) -> tuple[str, ...]:
+        """The columns of a kept table's rows, in their order."""
+        return self._shapes[table].columns
+
+    def _store_rows(self, table: str, rows: list[Row]) -> None:
+        if self.sink is not None:
+            self.sink(table, rows)
+        else:
+            self.rows.setdefault(table, []).extend(rows)
+
+    # -- reading the record back (tests, `show_complaint`) -------------------------------
+    def _kept_rows(self, table: str) -> list[Row]:
+        if self.sink is not None or not self.keeps(table):
+            raise ValueError(f"this store keeps no rows of {table} in memory")
+        return self.rows.get(table, [])
+
+    def _objects(self, model: type[M], rows: Collection[Row]) -> list[M]:
+        """Kept rows as model objects (detached, made as the ORM loads a row)."""
+        Base.registry.configure()  # attribute access needs the mappers configured
+        columns = self.columns(model.__tablename__)
+        new = model.__mapper__.class_manager.new_instance
+        found = []
+        for row in rows:
+            item = new()
+            item.__dict__.update(zip(columns, row, strict=True))
+            found.append(item)
+        return found
 
     def table(self, name: str) -> list[Base]:
-        """The stored rows of an append-only table, in insert order."""
-        return self.rows.get(name, [])
+        """The stored rows of an append-only table, in insert order, as model objects."""
+        return self._objects(_MODELS[name], self._kept_rows(name))
+
+    def rows_of(self, model: type[M], complaint_id: str) -> list[M]:
+        """A complaint's stored rows of an append-only table, in insert order."""
+        table = model.__tablename__
+        rows = self._kept_rows(table)
+        done, index = self._indexed.get(table, (0, {}))
+        if done < len(rows):  # rows are only ever added at the end: index the new ones
+            at = self.columns(table).index("complaint_id")
+            for row in rows[done:]:
+                index.setdefault(row[at], []).append(row)
+            self._indexed[table] = (len(rows), index)
+        return self._objects(model, index.get(complaint_id, ()))
 
     def show_complaint(self, complaint_id: str) -> dict[str, Any] | None:
-        """`workflow.queries.show_complaint`, read from memory."""
-        from workflow.queries import complaint_view
-
-        complaint = self.complaints.get(complaint_id)
-        if complaint is None:
+        """`workflow.queries.show_complaint`, read from memory (a store keeping every
+        table)."""
+        found = self.complaints.get(complaint_id)
+        if found is None:
             return None
+        if type(found) is tuple:
+            complaint: Complaint = _new_complaint()
+            complaint.__dict__.update(zip(COMPLAINT_COLUMNS, found, strict=True))
+        else:
+            complaint = found  # type: ignore[assignment]
+        if not self.keeps("deadlines"):
+            raise ValueError("this store forgets fired deadlines")
         deadlines = sorted((d for d in self.deadlines.values()
                             if d.complaint_id == complaint_id), key=lambda d: (d.due_at, d.id))
-        letters = sorted(self.letters.get(complaint_id, []),
+        letters = sorted(self.rows_of(Letter, complaint_id),
                          key=lambda x: (x.issued_at, x.letter_id))
         ids = {x.letter_id for x in letters}
-        deliveries = {d.letter_id: d.status for d in self.table("deliveries")
-                      if isinstance(d, Delivery) and d.letter_id in ids}
-        return complaint_view(complaint, self.history.get(complaint_id, []), deadlines,
+        deliveries = {d.letter_id: d.status for d in self.rows_of(Delivery, complaint_id)
+                      if d.letter_id in ids}
+        return complaint_view(complaint, self.rows_of(HistoryEntry, complaint_id), deadlines,
                               letters, deliveries, {})
 
 
-class MemoryUnitOfWork:
-    publishes = True  # the outbox is part of this record
+def _refused(table: str, column: str, value: Any) -> IntegrityError:
+    return IntegrityError(f"INSERT INTO {table}", None,
+                          ValueError(f"{table}.{column} {value!r} exists already"))
 
+
+# Undo log entries, undone last first.
+_DISCARD, _DELETE, _RESTORE, _UNFIRE, _UNNUMBER = range(5)
+
+
+class MemoryUnitOfWork:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
-        self._complaints: dict[str, Complaint] = {}  # read or added in this transaction
-        self._deadlines: dict[str, Deadline] = {}  # read, added or fired in this transaction
-        self._new_deadlines: list[str] = []  # keys, in the order added
-        self._rows: list[tuple[str, Base]] = []
-        self._unique: dict[tuple[str, str], set[Any]] = {}
+        self._undo: list[tuple[Any, ...]] = []
+        self._claimed: dict[tuple[str, str], set[Any]] = {}  # keys claimed, until the commit
+        self._touched: set[str] = set()  # complaints whose columns the log holds
+        self._fired: list[Deadline] = []  # stored deadlines fired in this transaction
+        self._rows: list[tuple[str, Row]] = []
+        self._history: dict[str, list[tuple[str, datetime, dict[str, Any]]]] = {}
+        self._letters: dict[str, list[tuple[datetime, str, str]]] = {}
+
+    @property
+    def publishes(self) -> bool:
+        return self.store.keeps("outbox")
 
     # -- transactions ------------------------------------------------------------------
     def commit(self) -> None:
         store = self.store
-        store.complaints.update(self._complaints)
-        for key in self._new_deadlines:
-            deadline = self._deadlines[key]
-            deadline.id = next(store.ids)
-            store.deadline_keys[deadline.id] = key
-        # Copies: a deadline handed out (to an event-time queue, say) and fired in a later
-        # transaction that rolls back must not have changed the stored one.
-        store.deadlines.update((key, _clone(d)) for key, d in self._deadlines.items())
+        by_table: dict[str, list[Row]] = {}
         for table, row in self._rows:
-            store.rows.setdefault(table, []).append(row)
-            if isinstance(row, HistoryEntry):
-                store.history.setdefault(row.complaint_id, []).append(row)
-            elif isinstance(row, Letter):
-                store.letters.setdefault(row.complaint_id, []).append(row)
-        for unique_key, values in self._unique.items():
-            store.unique.setdefault(unique_key, set()).update(values)
+            by_table.setdefault(table, []).append(row)
+        for table, rows in by_table.items():
+            store._store_rows(table, rows)
+        for cid, entries in self._history.items():
+            store.history.setdefault(cid, []).extend(entries)
+        for cid, letters in self._letters.items():
+            store.letters.setdefault(cid, []).extend(letters)
+        for key, values in self._claimed.items():
+            store.unique[key].update(values)
+        if not store.keeps("deadlines"):
+            for deadline in self._fired:
+                if deadline.fired_at is not None and store.deadlines.pop(
+                        deadline.deadline_key, None) is not None:
+                    del store.deadline_keys[deadline.id]
+                    store.fired_keys.add(deadline.deadline_key)
+        store._cool(self._touched)
         self._forget()
+        if store.committed is not None:
+            store.committed()
 
     def rollback(self) -> None:
+        self._undo_to(0)
         self._forget()
 
     def close(self) -> None:
-        self._forget()
+        self.rollback()
 
     def _forget(self) -> None:
-        self._complaints = {}
-        self._deadlines = {}
-        self._new_deadlines = []
+        self._undo = []
+        self._claimed = {}
+        self._touched = set()
+        self._fired = []
         self._rows = []
-        self._unique = {}
+        self._history = {}
+        self._letters = {}
+
+    def _undo_to(self, mark: int) -> None:
+        store, undo = self.store, self._undo
+        while len(undo) > mark:
+            entry = undo.pop()
+            op = entry[0]
+            if op == _DISCARD:
+                entry[1].discard(entry[2])
+            elif op == _DELETE:
+                del entry[1][entry[2]]
+            elif op == _RESTORE:
+                columns = entry[1].__dict__
+                columns.clear()
+                columns.update(entry[2])
+            elif op == _UNFIRE:
+                entry[1].fired_at, entry[1].outcome = entry[2], entry[3]
+            else:  # _UNNUMBER: a new deadline
+                del store.deadlines[entry[1]]
+                del store.deadline_keys[entry[2]]
+                store.next_deadline_id = entry[2]
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        complaints = {cid: _clone(c) for cid, c in self._complaints.items()}
-        deadlines = {key: _clone(d) for key, d in self._deadlines.items()}
-        new_deadlines, rows = list(self._new_deadlines), len(self._rows)
-        unique = {key: set(values) for key, values in self._unique.items()}
+        """A savepoint (the careful re-run of a failed batch, message by message)."""
+        mark, rows, touched = len(self._undo), len(self._rows), self._touched
+        history = {cid: list(v) for cid, v in self._history.items()}
+        letters = {cid: list(v) for cid, v in self._letters.items()}
+        fired = len(self._fired)
+        self._touched = set()  # columns copied again inside, so the savepoint can undo
         try:
             yield
         except BaseException:
-            self._complaints, self._deadlines = complaints, deadlines
-            self._new_deadlines, self._unique = new_deadlines, unique
+            self._undo_to(mark)
             del self._rows[rows:]
+            del self._fired[fired:]
+            self._history, self._letters = history, letters
             raise
+        finally:
+            self._touched = touched | self._touched
 
     # -- reads -------------------------------------------------------------------------
     def prefetch_complaints(self, complaint_ids: set[str]) -> set[str]:
-        return {cid for cid in complaint_ids
-                if cid not in self._complaints and cid not in self.store.complaints}
+        return {cid for cid in complaint_ids if cid not in self.store.complaints}
 
     def complaint(self, complaint_id: str) -> Complaint | None:
-        found = self._complaints.get(complaint_id)
-        if found is None:
-            stored = self.store.complaints.get(complaint_id)
-            if stored is not None:
-                found = self._complaints[complaint_id] = _clone(stored)
+        stored = self.store.complaints.get(complaint_id)
+        if stored is None:
+            return None
+        found = stored if isinstance(stored, Complaint) else self.store._warm(complaint_id,
+                                                                              stored)
+        if complaint_id not in self._touched:
+            self._touched.add(complaint_id)
+            self._undo.append((_RESTORE, found, found.__dict__.copy()))
         return found
 
     def prefetch_references(self, candidates: set[str]) -> None:
         """Nothing to fetch ahead: every look-up is a dict's."""
 
     def reference_taken(self, reference: str) -> bool:
-        return self._taken("complaints", "reference", reference)
+        return self._taken(("complaints", "reference"), reference)
 
     def prefetch_processed(self, event_ids: list[str]) -> None:
         """Nothing to fetch ahead."""
 
     def is_processed(self, event_id: str) -> bool:
-        return self._taken("processed_events", "event_id", event_id)
+        return self._taken(("processed_events", "event_id"), event_id)
 
     def letter_exists(self, complaint_id: str, dedupe_key: str) -> bool:
-        return self._taken("letters", "dedupe_key", dedupe_key)
+        return self._taken(("letters", "dedupe_key"), dedupe_key)
 
     def record_of(self, complaint_id: str, types: Collection[str], *,
                   letters: bool = True) -> Record:
-        pending = [row for _, row in self._rows
-                   if getattr(row, "complaint_id", None) == complaint_id]
-        history = [(h.type, h.at, h.detail)
-                   for h in [*self.store.history.get(complaint_id, []),
-                             *(r for r in pending if isinstance(r, HistoryEntry))]
-                   if h.type in types]
+        missing = set(types) - self.store.record_types
+        if missing:
+            raise ValueError(f"this store keeps no history of {sorted(missing)}")
+        store = self.store
+        history = [entry for entry in (*store.history.get(complaint_id, ()),
+                                       *self._history.get(complaint_id, ()))
+                   if entry[0] in types]
         if not letters:
             return history, []
-        stored = sorted(self.store.letters.get(complaint_id, []),
-                        key=lambda x: (x.issued_at, x.letter_id))
-        issued = [(x.kind, x.issued_at)
-                  for x in [*stored, *(r for r in pending if isinstance(r, Letter))]]
+        stored = sorted(store.letters.get(complaint_id, ()), key=lambda x: (x[0], x[1]))
+        issued = [(kind, at) for at, _, kind in (*stored, *self._letters.get(complaint_id, ()))]
         return history, issued
 
     def deadline_by_key(self, deadline_key: str) -> Deadline | None:
-        found = self._deadlines.get(deadline_key)
-        if found is None:
-            stored = self.store.deadlines.get(deadline_key)
-            if stored is not None:
-                found = self._deadlines[deadline_key] = _clone(stored)
-        return found
+        return self.store.deadlines.get(deadline_key)
 
     def deadline(self, deadline_id: int) -> Deadline | None:
         key = self.store.deadline_keys.get(deadline_id)
-        return None if key is None else self.deadline_by_key(key)
+        return None if key is None else self.store.deadlines.get(key)
 
     def pending_deadlines(self) -> list[tuple[datetime, int]]:
         return [(d.due_at, d.id) for d in self.store.deadlines.values() if d.fired_at is None]
 
     # -- writes ------------------------------------------------------------------------
     def add(self, row: Complaint | Deadline) -> None:
-        _with_defaults(row)
+        store = self.store
         if isinstance(row, Complaint):
-            if row.complaint_id in self._complaints or row.complaint_id in self.store.complaints:
+            if row.complaint_id in store.complaints:
                 raise _refused("complaints", "complaint_id", row.complaint_id)
-            self._claim("complaints", row)
-            self._complaints[row.complaint_id] = row
-        else:
-            if row.deadline_key in self._deadlines or row.deadline_key in self.store.deadlines:
-                raise _refused("deadlines", "deadline_key", row.deadline_key)
-            self._deadlines[row.deadline_key] = row
-            self._new_deadlines.append(row.deadline_key)
+            values = row.__dict__
+            # Unset columns at their defaults, as an INSERT would leave them; straight into
+            # the object's dict (it is in no session: nothing to track).
+            for key, value in _complaint_defaults().items():
+                if key not in values:
+                    values[key] = _default(value)
+            self._claim("complaints", values)
+            store.complaints[row.complaint_id] = row
+            self._touched.add(row.complaint_id)
+            self._undo.append((_DELETE, store.complaints, row.complaint_id))
+            return
+        key = row.deadline_key
+        if key in store.deadlines or key in store.fired_keys:
+            raise _refused("deadlines", "deadline_key", key)
+        values = row.__dict__
+        for column, value in _deadline_defaults().items():
+            if column not in values:
+                values[column] = _default(value)
+        row.id = ident = store.next_deadline_id
+        store.next_deadline_id = ident + 1
+        store.deadlines[key] = row
+        store.deadline_keys[ident] = key
+        self._undo.append((_UNNUMBER, key, ident))
 
     def record_firing(self, deadline: Deadline, at: datetime, outcome: str) -> None:
+        self._undo.append((_UNFIRE, deadline, deadline.fired_at, deadline.outcome))
         deadline.fired_at, deadline.outcome = at, outcome
-        self._deadlines[deadline.deadline_key] = deadline
+        self._fired.append(deadline)
 
     def append(self, model: type[Base], **values: Any) -> None:
         table = model.__tablename__
-        if table not in APPEND_ONLY:
+        store = self.store
+        if model is HistoryEntry:
+            if values["type"] in store.record_types:
+                self._history.setdefault(values["complaint_id"], []).append(
+                    (values["type"], values["at"], values["detail"]))
+        elif model is Letter:
+            self._letters.setdefault(values["complaint_id"], []).append(
+                (values["issued_at"], values["letter_id"], values["kind"]))
+        elif table not in APPEND_ONLY:
             raise TypeError(f"{model.__name__} rows are not append-only")
-        row = _with_defaults(model(**values))
-        self._claim(table, row)
-        self._rows.append((table, row))
+        self._claim(table, values)
+        shape = store._shapes.get(table)
+        if shape is not None:
+            self._rows.append((table, shape.row(values)))
 
     def mark_processed(self, event_id: str, now: datetime) -> None:
         self.append(ProcessedEvent, event_id=event_id, applied_at=now)
 
     # -- unique keys -------------------------------------------------------------------
-    def _taken(self, table: str, column: str, value: Any) -> bool:
-        return (value in self._unique.get((table, column), ())
-                or value in self.store.unique.get((table, column), ()))
+    def _taken(self, key: tuple[str, str], value: Any) -> bool:
+        """Taken in the store (committed) or by this transaction."""
+        if value in self.store.unique[key]:
+            return True
+        claimed = self._claimed.get(key)
+        return claimed is not None and value in claimed
 
-    def _claim(self, table: str, row: Base) -> None:
+    def _claim(self, table: str, values: dict[str, Any]) -> None:
         """Refuse a repeated unique value, as the database's constraint would."""
-        for column in _UNIQUE[table]:
-            value = getattr(row, column)
-            if value is None:
-                continue
-            if self._taken(table, column, value):
+        checked = self.store._checked[table]
+        if not checked:
+            return
+        for column in checked:
+            value = values.get(column)
+            if value is not None and self._taken((table, column), value):
                 raise _refused(table, column, value)
-        for column in _UNIQUE[table]:
-            value = getattr(row, column)
+        claimed = self._claimed
+        for column in checked:
+            value = values.get(column)
             if value is not None:
-                self._unique.setdefault((table, column), set()).add(value)
+                taken = claimed.get((table, column))
+                if taken is None:
+                    taken = claimed[(table, column)] = set()
+                taken.add(value)
+                self._undo.append((_DISCARD, taken, value))
 
 
-def _refused(table: str, column: str, value: Any) -> IntegrityError:
-    return IntegrityError(f"INSERT INTO {table}", None,
-                          ValueError(f"{table}.{column} {value!r} exists already"))
+def _column_defaults(table: Table) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"version": 1} if "version" in table.c else {}
+    for column in table.columns:
+        if column.key == "version" or column.primary_key and column.autoincrement is True:
+            continue
+        default = column.default
+        defaults[column.key] = None if default is None else default.arg  # type: ignore[attr-defined]
+    return defaults
+
+
+_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
+def _complaint_defaults() -> dict[str, Any]:
+    found = _DEFAULTS.get("complaints")
+    if found is None:
+        found = _DEFAULTS["complaints"] = _column_defaults(Complaint.__table__)  # type: ignore[arg-type]
+    return found
+
+
+def _deadline_defaults() -> dict[str, Any]:
+    found = _DEFAULTS.get("deadlines")
+    if found is None:
+        found = _DEFAULTS["deadlines"] = _column_defaults(Deadline.__table__)  # type: ignore[arg-type]
+    return found

@@ -2,7 +2,8 @@
 
 Two implementations: `workflow.uow.UnitOfWork` (SQLAlchemy: the speed layer, bulk writes,
 plan handling, all behind this seam) and `workflow.memory_uow.MemoryUnitOfWork` (rows held
-in dicts and lists: the rule scenarios in milliseconds, and replays without a database).
+in memory, changed in place with an undo log: the rule scenarios in milliseconds, and the
+replays of `complaints simulate` without a database, consumers/replay_store.py).
 `workflow.bootstrap` hands out either.
 
 The repositories, by what they hold:

@@ -1,4 +1,4 @@
-"""A replay on the replay unit of work (workflow/replay_uow.py) is an ingest: over a generated
+"""A replay on the in-memory unit of work (workflow/memory_uow.py) is an ingest: over a generated
 file (bench/generate.py: escalations, deadlocks, the Ombudsman, reopens, snapshots), the record
 it writes equals `complaints ingest` + `tick --until` into an empty SQLite database (every
 complaint as `show` gives it, every letter's context, every monthly and quarterly return), and

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -107,19 +108,33 @@ def parse(html: str) -> _Page:
     return page
 
 
+# Each golden letter's PDF is rendered once in this process (`pdf_of`) and its text read
+# once (`pages_of`, `font_sizes_of`: one pass); every test of its properties reads that one
+# rendering. The reproducibility tests compare it with a second rendering made in another
+# process (`other_process`), which runs beside this module's tests.
+
+
 @cache
 def pdf_of(name: str) -> bytes:
     return render_pdf(GOLDEN[name])
 
 
-def pdf_pages(data: bytes) -> list[str]:
-    reader = pypdf.PdfReader(io.BytesIO(data))
-    return [normalise(page.extract_text() or "") for page in reader.pages]
+@cache
+def _read(name: str) -> tuple[list[str], list[tuple[float, str]]]:
+    return read_pdf(pdf_of(name))
 
 
-def pdf_font_sizes(data: bytes) -> list[tuple[float, str]]:
-    """(size in pt, text) of every run of text the PDF shows: the font size scaled by the text
-    and transformation matrices, as a reader measures it (not what the CSS asked for)."""
+def pages_of(name: str) -> list[str]:
+    return _read(name)[0]
+
+
+def font_sizes_of(name: str) -> list[tuple[float, str]]:
+    return _read(name)[1]
+
+
+def read_pdf(data: bytes) -> tuple[list[str], list[tuple[float, str]]]:
+    """The text of each page (`pdf_pages`) and the runs of text with their sizes
+    (`pdf_font_sizes`), in one reading of the PDF."""
     runs: list[tuple[float, str]] = []
 
     def visit(text: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
@@ -128,9 +143,19 @@ def pdf_font_sizes(data: bytes) -> list[tuple[float, str]]:
             y = (tm[2] * cm[0] + tm[3] * cm[2], tm[2] * cm[1] + tm[3] * cm[3])
             runs.append((round(size * math.hypot(*y), 2), text))
 
-    for page in pypdf.PdfReader(io.BytesIO(data)).pages:
-        page.extract_text(visitor_text=visit)
-    return runs
+    pages = [normalise(page.extract_text(visitor_text=visit) or "")
+             for page in pypdf.PdfReader(io.BytesIO(data)).pages]
+    return pages, runs
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    return read_pdf(data)[0]
+
+
+def pdf_font_sizes(data: bytes) -> list[tuple[float, str]]:
+    """(size in pt, text) of every run of text the PDF shows: the font size scaled by the text
+    and transformation matrices, as a reader measures it (not what the CSS asked for)."""
+    return read_pdf(data)[1]
 
 
 def size_of(runs: list[tuple[float, str]], phrase: str) -> float:
@@ -365,7 +390,7 @@ def test_signposting_letters_are_labelled_and_signpost_prominently(kind: str) ->
     assert plain.index("YOUR RIGHT TO REFER YOUR COMPLAINT") < plain.index("Yours sincerely")
     # And in print, the box starts on the first page, straight after the opening; at clear
     # print sizes it runs on to the second.
-    first_page, second_page = pdf_pages(pdf_of(kind))[:2]
+    first_page, second_page = pages_of(kind)[:2]
     assert_says(first_page, [title, "Your right to refer your complaint to the Energy Ombudsman"])
     assert_says(first_page + " " + second_page, SIGNPOSTING)
 
@@ -759,7 +784,7 @@ def test_pdf_is_a_valid_letter(name: str) -> None:
                                       "large_print" else 3)
     for page in reader.pages:
         assert [round(float(x)) for x in page.mediabox] == [0, 0, 595, 842]  # A4
-    pages = pdf_pages(data)
+    pages = pages_of(name)
     text = " ".join(pages)
     assert_says(text, required_phrases(context))
     # Every page carries the reference (running footer) and its number.
@@ -783,7 +808,7 @@ LARGE_PRINT = [name for name in GOLDEN if name not in STANDARD_PRINT]
 def test_pdf_is_in_clear_print(name: str) -> None:
     # docs/rules.md s.6: body text at least 12 pt, nothing smaller than 10 pt; read back from
     # the PDF.
-    runs = pdf_font_sizes(pdf_of(name))
+    runs = font_sizes_of(name)
     assert min(size for size, _ in runs) >= 10
     context = GOLDEN[name]
     assert size_of(runs, f"Dear {context['customer']['name']}") >= 12
@@ -808,7 +833,7 @@ def test_pdf_is_in_clear_print(name: str) -> None:
 
 @pytest.mark.parametrize("name", LARGE_PRINT)
 def test_pdf_in_large_print_is_16_pt_throughout(name: str) -> None:
-    runs = pdf_font_sizes(pdf_of(name))
+    runs = font_sizes_of(name)
     assert min(size for size, _ in runs) >= 16
     assert size_of(runs, "Page 1") >= 16
 
@@ -819,7 +844,7 @@ def test_the_same_letter_in_large_print() -> None:
     runs = pdf_font_sizes(render_pdf(context))
     assert min(size for size, _ in runs) >= 16
     assert size_of(runs, "Dear Grace Hopper") >= 16
-    standard = pdf_font_sizes(pdf_of("eight_week"))
+    standard = font_sizes_of("eight_week")
     assert size_of(standard, "Dear Grace Hopper") == 12
 
 
@@ -867,31 +892,63 @@ def test_pdf_dates_and_identifier_come_from_the_letter() -> None:
     assert identifier[0] == SAMPLES["deadlock"]["letter_id"]
 
 
-@pytest.mark.parametrize("name", list(GOLDEN))
-def test_pdf_is_reproducible_byte_for_byte(name: str) -> None:
-    assert render_pdf(GOLDEN[name]) == pdf_of(name)
+class OtherProcess:
+    """Every golden letter rendered again in another interpreter: another hash seed, no
+    SOURCE_DATE_EPOCH, in the reverse of GOLDEN's order (so that, when the whole module runs,
+    each letter is rendered after other letters than in this process), each written to
+    `directory/NAME.pdf`."""
 
-
-def test_pdf_is_reproducible_in_another_process() -> None:
-    """Another interpreter, another hash seed, later: the same bytes."""
-    script = (
-        "import sys, json\n"
+    SCRIPT = (
+        "import json, pathlib, sys\n"
         "from letters.render import render_pdf\n"
-        "sys.stdout.buffer.write(render_pdf(json.loads(sys.stdin.read())))\n"
+        "out = pathlib.Path(sys.argv[1])\n"
+        "for name, context in json.loads((out / 'contexts.json').read_text('utf-8')):\n"
+        "    (out / f'{name}.pdf').write_bytes(render_pdf(context))\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(root)}
-    env.pop("SOURCE_DATE_EPOCH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        input=json.dumps(SAMPLES["deadlock"]).encode("utf-8"),
-        capture_output=True,
-        env=env,
-        cwd=root,
-        check=True,
-        timeout=120,
-    )
-    assert result.stdout == pdf_of("deadlock")
+
+    def __init__(self, directory: Path) -> None:
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(root)}
+        env.pop("SOURCE_DATE_EPOCH", None)
+        self.directory = directory
+        (directory / "contexts.json").write_text(
+            json.dumps(list(reversed(GOLDEN.items()))), encoding="utf-8")
+        self.stderr = (directory / "stderr").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self.SCRIPT, str(directory)], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=self.stderr, env=env, cwd=root)
+
+    def pdf(self, name: str) -> bytes:
+        returncode = self.process.wait(timeout=120)
+        assert returncode == 0, (self.directory / "stderr").read_text("utf-8", "replace")
+        return (self.directory / f"{name}.pdf").read_bytes()
+
+    def close(self) -> None:
+        if self.process.poll() is None:  # not needed by the tests that ran: stopped
+            self.process.kill()
+        self.process.wait()
+        self.stderr.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def other_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherProcess]:
+    """Started as the module's first test starts, so that it renders while the tests run."""
+    other = OtherProcess(tmp_path_factory.mktemp("other-process-pdfs"))
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_pdf_is_reproducible_byte_for_byte(name: str, other_process: OtherProcess) -> None:
+    """Rendered again (in another process, `other_process`): the same bytes."""
+    assert other_process.pdf(name) == pdf_of(name)
+
+
+def test_pdf_is_reproducible_in_another_process(other_process: OtherProcess) -> None:
+    """Another interpreter, another hash seed, later: the same bytes."""
+    assert other_process.pdf("deadlock") == pdf_of("deadlock")
 
 
 def test_pdf_needs_an_instant_with_an_offset() -> None:
@@ -906,7 +963,9 @@ def test_pdf_rendering_leaves_source_date_epoch_as_it_was(monkeypatch: pytest.Mo
     render_pdf(SAMPLES["progress_update"])
     assert "SOURCE_DATE_EPOCH" not in os.environ
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "42")
-    assert render_pdf(SAMPLES["progress_update"]) == render_pdf(SAMPLES["progress_update"])
+    # The same bytes as its rendering before in this process (`pdf_of`; made here, with
+    # SOURCE_DATE_EPOCH at 42, when this test runs on its own).
+    assert render_pdf(SAMPLES["progress_update"]) == pdf_of("progress_update")
     assert os.environ["SOURCE_DATE_EPOCH"] == "42"
 
 

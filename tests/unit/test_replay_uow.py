@@ -1,8 +1,8 @@
-"""The replay unit of work (workflow/replay_uow.py) keeps what a database's transactions and keys
-give, though it changes rows in place: a commit keeps a transaction's changes, a rollback or a
-failed savepoint undoes them (a complaint's columns, a deadline's firing, its number, every key
-claimed), and a repeated key is refused. A store keeping only some tables keeps only their rows,
-and leaves out the columns it was told to."""
+"""The in-memory unit of work (workflow/memory_uow.py) as a replay uses it keeps what a
+database's transactions and keys give, though it changes rows in place: a commit keeps a
+transaction's changes, a rollback or a failed savepoint undoes them (a complaint's columns, a
+deadline's firing, its number, every key claimed), and a repeated key is refused. A store
+keeping only some tables keeps only their rows, and leaves out the columns it was told to."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from workflow.replay_uow import ReplayStore, ReplayUnitOfWork
+from workflow.memory_uow import MemoryStore, MemoryUnitOfWork
 from workflow.schema import Complaint, Deadline, HistoryEntry, Letter, OutboxMessage
 
 AT = datetime(2026, 1, 5, 9, tzinfo=UTC)
@@ -30,8 +30,8 @@ def _deadline(cid: str, kind: str) -> Deadline:
 
 
 def test_commit_rollback_and_savepoint() -> None:
-    store = ReplayStore()
-    uow = ReplayUnitOfWork(store)
+    store = MemoryStore()
+    uow = MemoryUnitOfWork(store)
     uow.add(_complaint("C1"))
     uow.add(_deadline("C1", "acknowledgement"))
     uow.mark_processed("e1", AT)
@@ -77,7 +77,7 @@ def test_commit_rollback_and_savepoint() -> None:
 
 
 def test_a_repeated_key_is_refused_as_by_the_database() -> None:
-    uow = ReplayUnitOfWork(ReplayStore())
+    uow = MemoryUnitOfWork(MemoryStore())
     uow.add(_complaint("C1"))
     uow.mark_processed("e1", AT)
     uow.commit()
@@ -90,9 +90,9 @@ def test_a_repeated_key_is_refused_as_by_the_database() -> None:
 
 
 def test_a_store_keeps_only_what_it_was_asked_to() -> None:
-    store = ReplayStore(tables=frozenset({"letters"}),
+    store = MemoryStore(tables=frozenset({"letters"}),
                         dropped={"letters": frozenset({"context"})})
-    uow = ReplayUnitOfWork(store)
+    uow = MemoryUnitOfWork(store)
     uow.add(_complaint("C1"))
     uow.add(_deadline("C1", "acknowledgement"))
     uow.append(OutboxMessage, event_id="o1", topic="lifecycle", key="C1", payload={},
@@ -122,8 +122,8 @@ def test_a_store_keeps_only_what_it_was_asked_to() -> None:
 
 
 def test_complaints_not_touched_lately_are_kept_as_tuples() -> None:
-    store = ReplayStore(hot_complaints=1)
-    uow = ReplayUnitOfWork(store)
+    store = MemoryStore(hot_complaints=1)
+    uow = MemoryUnitOfWork(store)
     uow.add(_complaint("C1"))
     uow.commit()
     uow.add(_complaint("C2"))
