@@ -17,7 +17,7 @@ from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.pool import StaticPool
 
 from reporting import measures
-from workflow.bootstrap import App, MemoryApp
+from workflow.bootstrap import App
 from workflow.bulk import BulkInsert, Prepared
 from workflow.database import make_engine, migrate, session_factory
 from workflow.memory_uow import MemoryStore, Row, insert_columns
@@ -104,7 +104,3 @@ class ScratchRecord:
         self.connection.close()
         self.engine.dispose()
 
-
-# The workflow's wiring over a replay's store (`ReplayApp(procedure, scratch.store)`, as
-# consumers/simulate.py calls it): the in-memory application, given the store to keep.
-ReplayApp = MemoryApp

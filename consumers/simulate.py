@@ -1,7 +1,7 @@
 """`complaints simulate`: the same events replayed under two procedures, compared.
 
 Each replay runs in its own process (the two in parallel) on the replay unit of work
-(workflow/replay_uow.py: rows in memory, never the `--db` record). A replay applies the events
+(workflow/memory_uow.py: rows in memory, never the `--db` record). A replay applies the events
 as `complaints ingest` does (the same function, so in the same order, through the same handlers)
 and then fires what is due up to `until` as `complaints tick --until` does. The rows the returns
 read are written as it goes into a scratch SQLite in memory (consumers/replay_store.py), where
@@ -29,9 +29,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from consumers.file_ingest import ingest_file, read_lines, tick
-from consumers.replay_store import ReplayApp, ScratchRecord
+from consumers.replay_store import ScratchRecord
 from reporting.simulation_html import changed_items  # noqa: F401 - read here too
 from workflow import events as ev
+from workflow.bootstrap import MemoryApp
 from workflow.calendar import local_date
 from workflow.letter_context import LETTER_KINDS
 from workflow.lifecycle import STATES
@@ -159,7 +160,7 @@ def periods(first: datetime | None, until: datetime) -> tuple[list[str], list[st
 def replay(events_path: str, procedure: dict[str, Any], until: str, months: list[str],
            quarters: list[str], store: str | None = None) -> dict[str, Any]:
     """Run in a worker process: replay the events under the procedure on the replay unit of
-    work (workflow/replay_uow.py: rows in memory, nothing of `--db`), fire what is due up to
+    work (workflow/memory_uow.py: rows in memory, nothing of `--db`), fire what is due up to
     `until`, and read the outcome as of `until`.
 
     The returns are the return SQL itself (reporting/measures.py), run on a scratch SQLite
@@ -174,7 +175,7 @@ def replay(events_path: str, procedure: dict[str, Any], until: str, months: list
     tune_garbage_collector()
     end = datetime.fromisoformat(until)
     scratch = ScratchRecord(store)
-    app = ReplayApp(Procedure.model_validate(procedure), scratch.store)
+    app = MemoryApp(Procedure.model_validate(procedure), scratch.store)
     try:
         started, cpu_started = time.perf_counter(), time.process_time()
         report = ingest_file(app, Path(events_path))
