@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from workflow import queries
 from workflow.calendar import start_of_date
 from workflow.counting import with_the_ombudsman
-from workflow.schema import Complaint, Deadline, Receipt
+from workflow.schema import Complaint, Deadline, HistoryEntry, Letter, Receipt
 
 SEARCH_LIMIT = 20
 # A list's total is counted exactly up to here and given as a lower bound beyond (with
@@ -56,7 +56,7 @@ def search(session: Session, text: str) -> list[dict[str, Any]]:
 def timeline(session: Session, complaint_id: str) -> dict[str, Any] | None:
     """One complaint as `complaints show` gives it (history, deadlines, letters), plus its
     owner and a single time-ordered list of what happened and what is due."""
-    document = queries.show_complaint(session, complaint_id)
+    document = _shown(session, complaint_id)
     if document is None:
         return None
     handler = document["handler"]  # the owner: already read with the complaint
@@ -70,6 +70,37 @@ def timeline(session: Session, complaint_id: str) -> dict[str, Any] | None:
     entries.sort(key=lambda e: (e["at"], e["what"] == "due"))
     return {**document, "owner": handler.get("name") if isinstance(handler, dict) else None,
             "timeline": entries}
+
+
+def _shown(session: Session, complaint_id: str) -> dict[str, Any] | None:
+    """`queries.show_complaint`'s document (its own formatter, `complaint_view`), from the
+    columns it shows read as plain rows: no ORM objects of every column (a complaint's 38,
+    each letter's context parsed from JSON) to build and drop for each request."""
+    complaint = session.execute(
+        select(Complaint.complaint_id, Complaint.reference, Complaint.state,
+               Complaint.category, Complaint.channel, Complaint.received_at, Complaint.cycle,
+               Complaint.duplicate_of, Complaint.handler, Complaint.closed_by,
+               Complaint.late_referral)
+        .where(Complaint.complaint_id == complaint_id)).first()
+    if complaint is None:
+        return None
+    history = session.execute(
+        select(HistoryEntry.at, HistoryEntry.event_id, HistoryEntry.type,
+               HistoryEntry.from_state, HistoryEntry.to_state)
+        .where(HistoryEntry.complaint_id == complaint_id).order_by(HistoryEntry.id)).all()
+    deadlines = session.execute(
+        select(Deadline.kind, Deadline.cycle, Deadline.due_at, Deadline.fired_at,
+               Deadline.outcome)
+        .where(Deadline.complaint_id == complaint_id)
+        .order_by(Deadline.due_at, Deadline.id)).all()
+    letters = session.execute(
+        select(Letter.letter_id, Letter.kind, Letter.issued_at)
+        .where(Letter.complaint_id == complaint_id)
+        .order_by(Letter.issued_at, Letter.letter_id)).all()
+    deliveries, dispatches = queries.letter_dispatches(session, [x.letter_id for x in letters])
+    # Rows with the attributes the formatter reads, where it names the mapped classes.
+    view: Any = queries.complaint_view
+    return view(complaint, history, deadlines, letters, deliveries, dispatches)
 
 
 def listing(session: Session, *, state: str | None = None, overdue: str | None = None,
