@@ -196,7 +196,7 @@ def load(app: App, total: int, seed: int) -> tuple[int, int]:
         # VACUUM as well as ANALYZE: the visibility map autovacuum keeps on a live record
         # (a table freshly loaded has none until autovacuum's first pass, and every
         # index-only scan would read the heap too).
-        raw.autocommit = True
+        raw.driver_connection.autocommit = True  # type: ignore[union-attr]
         for table in ("complaints", "deadlines", "receipts", "history", "letters"):
             cursor.execute(f"VACUUM (ANALYZE) {table}")
     finally:
