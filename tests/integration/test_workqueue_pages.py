@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from consumers.file_ingest import ingest_file
 from reporting import workqueue
 from reporting.workqueue import listing
 from tests.integration.test_risk import _record
-from workflow.bootstrap import bootstrap
+from workflow import queries
+from workflow.bootstrap import App, bootstrap
+
+SAMPLE = Path(__file__).parents[2] / "workflow" / "samples" / "sample-events.jsonl"
 
 
 def test_pages_follow_next_to_the_end(tmp_path: Path) -> None:
@@ -78,3 +82,19 @@ def test_read_threads_from_the_environment() -> None:
     for bad in ("0", "65", "many"):
         with pytest.raises(ValueError, match="COMPLAINTS_OPS_READ_THREADS"):
             read_threads({"COMPLAINTS_OPS_READ_THREADS": bad})
+
+
+def test_timeline_shows_what_complaints_show_shows(app: App) -> None:
+    """The timeline reads plain rows, not ORM objects: its document is still exactly
+    `complaints show`'s (queries.show_complaint) for each sample complaint, on both backends."""
+    ingest_file(app, SAMPLE)
+    letters = 0
+    with app.sessions() as session:
+        for complaint_id in ("C-100", "C-101", "C-102", "C-103", "C-104", "C-105"):
+            shown = queries.show_complaint(session, complaint_id)
+            document = workqueue.timeline(session, complaint_id)
+            assert shown is not None and document is not None
+            assert {k: v for k, v in document.items() if k not in ("owner", "timeline")} == shown
+            letters += len(shown["letters"])
+        assert workqueue.timeline(session, "C-NONE") is None
+    assert letters > 0
