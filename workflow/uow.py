@@ -52,13 +52,17 @@ Letters = list[tuple[str, datetime]]
 
 # The reads made once per message or letter, built once: building a statement and its cache
 # key each time cost about as much as running it.
-_HISTORY_OF = (select(HistoryEntry.type, HistoryEntry.at, HistoryEntry.detail)
-               .where(HistoryEntry.complaint_id == bindparam("complaint_id"),
-                      HistoryEntry.type.in_(bindparam("types", expanding=True)))
-               .order_by(HistoryEntry.id))
-_LETTERS_OF = (select(Letter.kind, Letter.issued_at)
-               .where(Letter.complaint_id == bindparam("complaint_id"))
-               .order_by(Letter.issued_at, Letter.letter_id))
+# `record_of`'s two are Core statements on the tables (run on the session's connection, the
+# ORM's execution machinery skipped): the same columns, types and result processing.
+_history_table = cast(Table, HistoryEntry.__table__)
+_letters_table = cast(Table, Letter.__table__)
+_HISTORY_OF = (select(_history_table.c.type, _history_table.c.at, _history_table.c.detail)
+               .where(_history_table.c.complaint_id == bindparam("complaint_id"),
+                      _history_table.c.type.in_(bindparam("types", expanding=True)))
+               .order_by(_history_table.c.id))
+_LETTERS_OF = (select(_letters_table.c.kind, _letters_table.c.issued_at)
+               .where(_letters_table.c.complaint_id == bindparam("complaint_id"))
+               .order_by(_letters_table.c.issued_at, _letters_table.c.letter_id))
 _LETTER_KEYS_OF = select(Letter.dedupe_key).where(Letter.complaint_id == bindparam("complaint_id"))
 _DEADLINE_BY_KEY = select(Deadline).where(Deadline.deadline_key == bindparam("deadline_key"))
 
@@ -135,8 +139,10 @@ class UnitOfWork:
         if pending.deadlines:
             # Read now, not when added: a deadline fired in the same batch goes in fired.
             keys = self._bulk("deadlines").keys
-            by_table["deadlines"] = [{key: getattr(deadline, key) for key in keys}
-                                     for deadline in pending.deadlines.values()]
+            # From the instance's dict: a column never set is absent there and None here, as
+            # the attribute would read (no instrumented read per column).
+            by_table["deadlines"] = [{key: values.get(key) for key in keys}
+                                     for values in map(vars, pending.deadlines.values())]
         for model, values in pending.rows:
             by_table.setdefault(model.__tablename__, []).append(values)
         if not by_table and not pending.firings:
@@ -367,12 +373,13 @@ class UnitOfWork:
         applied order and (if asked) its letters `(kind, issued_at)` in issue order, with
         those of this transaction not yet written: what a deadlock or 8-week letter
         summarises (docs/rules.md s.6). A query each, so only for those letters."""
-        # The rows not yet written are added from `_Pending`; the ORM has none to flush.
-        with self.session.no_autoflush:
-            history = [(row[0], row[1], row[2]) for row in self.session.execute(
-                _HISTORY_OF, {"complaint_id": complaint_id, "types": list(types)})]
-            issued = ([(row[0], row[1]) for row in self.session.execute(
-                _LETTERS_OF, {"complaint_id": complaint_id})] if letters else [])
+        # The rows not yet written are added from `_Pending`; the ORM has none to flush (and
+        # the connection's execute does not autoflush).
+        connection = self.session.connection()
+        history = [(row[0], row[1], row[2]) for row in connection.execute(
+            _HISTORY_OF, {"complaint_id": complaint_id, "types": list(types)})]
+        issued = ([(row[0], row[1]) for row in connection.execute(
+            _LETTERS_OF, {"complaint_id": complaint_id})] if letters else [])
         pending_history, pending_letters = self._pending.record.get(complaint_id, ([], []))
         history += [entry for entry in pending_history if entry[0] in types]
         return history, issued + pending_letters if letters else []
