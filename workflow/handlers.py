@@ -359,23 +359,24 @@ class Workflow:
         complaint = self.uow.complaint(deadline.complaint_id)
         assert complaint is not None, "a deadline always belongs to a stored complaint"
         before = complaint.state
-        if deadline.kind not in COMPLAINT_WIDE_DEADLINES and deadline.cycle != complaint.cycle:
+        # Each column read once (an instrumented read each); no effect changes them.
+        kind, key, due_at = deadline.kind, deadline.deadline_key, deadline.due_at
+        if kind not in COMPLAINT_WIDE_DEADLINES and deadline.cycle != complaint.cycle:
             outcome = f"no longer applies: cycle {complaint.cycle} has started"
         else:
-            outcome = DEADLINES[deadline.kind].effect(self, complaint, deadline)
+            outcome = DEADLINES[kind].effect(self, complaint, deadline)
         self.uow.record_firing(deadline, self.clock.now(), outcome)
-        history_id = f"deadline:{deadline.deadline_key}"
-        self._history(complaint, history_id, f"deadline.{deadline.kind}", deadline.due_at, before,
-                      {"due_at": deadline.due_at.isoformat(), "cause": deadline.cause,
-                       "outcome": outcome})
+        history_id = f"deadline:{key}"
+        due_text = due_at.isoformat()
+        self._history(complaint, history_id, f"deadline.{kind}", due_at, before,
+                      {"due_at": due_text, "cause": deadline.cause, "outcome": outcome})
         if complaint.state != before:
             if complaint.state == "closed":
-                complaint.closed_by = f"deadline.{deadline.kind}"
-            self._state_changed(complaint, history_id, f"deadline.{deadline.kind}",
-                                deadline.due_at, before, complaint.state)
-        self._emit(complaint, f"{deadline.deadline_key}:fired", "deadline.fired", deadline.due_at,
-                   {"kind": deadline.kind, "deadline_key": deadline.deadline_key,
-                    "due_at": deadline.due_at.isoformat(), "outcome": outcome})
+                complaint.closed_by = f"deadline.{kind}"
+            self._state_changed(complaint, history_id, f"deadline.{kind}", due_at, before,
+                                complaint.state)
+        self._emit(complaint, f"{key}:fired", "deadline.fired", due_at,
+                   {"kind": kind, "deadline_key": key, "due_at": due_text, "outcome": outcome})
         return outcome
 
     def _acknowledgement_due(self, complaint: Complaint, deadline: Deadline) -> str:

@@ -137,12 +137,10 @@ class UnitOfWork:
         if new_complaints:
             by_table["complaints"] = [complete_row(complaint) for complaint in new_complaints]
         if pending.deadlines:
-            # Read now, not when added: a deadline fired in the same batch goes in fired.
-            keys = self._bulk("deadlines").keys
-            # From the instance's dict: a column never set is absent there and None here, as
-            # the attribute would read (no instrumented read per column).
-            by_table["deadlines"] = [{key: values.get(key) for key in keys}
-                                     for values in map(vars, pending.deadlines.values())]
+            # Each deadline's own dict is its row (the bulk insert takes its columns with
+            # `dict.get`: one never set reads None, as the attribute would), read now, not when
+            # added: a deadline fired in the same batch goes in fired.
+            by_table["deadlines"] = list(map(vars, pending.deadlines.values()))
         for model, values in pending.rows:
             by_table.setdefault(model.__tablename__, []).append(values)
         if not by_table and not pending.firings:
@@ -431,11 +429,14 @@ class UnitOfWork:
         """A deadline has fired (or failed to). Written ones are updated by compare-and-set,
         so a deadline is fired at most once whoever else holds it; one not yet written goes
         in with its INSERT."""
-        deadline.fired_at, deadline.outcome = at, outcome
-        if object_session(deadline) is not None or deadline.deadline_key in (
-                self._pending.deadlines):
-            return  # the ORM's flush, or the pending INSERT, carries it
-        self._pending.firings[deadline.deadline_key] = deadline
+        if object_session(deadline) is not None:
+            deadline.fired_at, deadline.outcome = at, outcome
+            return  # the ORM's flush carries it
+        # Out of the session (new, or loose): nothing tracks its changes, so the values go
+        # straight into its dict, without the attribute events.
+        vars(deadline).update(fired_at=at, outcome=outcome)
+        if deadline.deadline_key not in self._pending.deadlines:  # else its INSERT carries it
+            self._pending.firings[deadline.deadline_key] = deadline
 
     def append(self, model: type[Base], **values: Any) -> None:
         """A row that is only ever inserted (history, outbox, letters, ...)."""
