@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from sqlalchemy.orm import configure_mappers
 from statemachine.exceptions import TransitionNotAllowed
 
 from workflow import events as ev
@@ -62,6 +63,10 @@ from workflow.unit_of_work import AbstractUnitOfWork
 # them afterwards are tracked as before.
 _new_complaint: Final = Complaint.__mapper__.class_manager.new_instance
 _new_deadline: Final = Deadline.__mapper__.class_manager.new_instance
+# The constructor (or a first query) would configure the mappers, attaching each attribute's
+# implementation; an instance made this way does not, so they are configured here, once. A
+# process that builds a complaint before anything else (a replay worker) needs it.
+configure_mappers()
 
 
 class Rejected(Exception):
