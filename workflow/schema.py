@@ -61,7 +61,8 @@ def _sqlite_utc_text(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    # In UTC the text always ends "+00:00": cut off, rather than a naive copy made first.
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
 
 
 Json = JSON().with_variant(JSONB(), "postgresql")

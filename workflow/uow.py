@@ -52,13 +52,17 @@ Letters = list[tuple[str, datetime]]
 
 # The reads made once per message or letter, built once: building a statement and its cache
 # key each time cost about as much as running it.
-_HISTORY_OF = (select(HistoryEntry.type, HistoryEntry.at, HistoryEntry.detail)
-               .where(HistoryEntry.complaint_id == bindparam("complaint_id"),
-                      HistoryEntry.type.in_(bindparam("types", expanding=True)))
-               .order_by(HistoryEntry.id))
-_LETTERS_OF = (select(Letter.kind, Letter.issued_at)
-               .where(Letter.complaint_id == bindparam("complaint_id"))
-               .order_by(Letter.issued_at, Letter.letter_id))
+# `record_of`'s two are Core statements on the tables (run on the session's connection, the
+# ORM's execution machinery skipped): the same columns, types and result processing.
+_history_table = cast(Table, HistoryEntry.__table__)
+_letters_table = cast(Table, Letter.__table__)
+_HISTORY_OF = (select(_history_table.c.type, _history_table.c.at, _history_table.c.detail)
+               .where(_history_table.c.complaint_id == bindparam("complaint_id"),
+                      _history_table.c.type.in_(bindparam("types", expanding=True)))
+               .order_by(_history_table.c.id))
+_LETTERS_OF = (select(_letters_table.c.kind, _letters_table.c.issued_at)
+               .where(_letters_table.c.complaint_id == bindparam("complaint_id"))
+               .order_by(_letters_table.c.issued_at, _letters_table.c.letter_id))
 _LETTER_KEYS_OF = select(Letter.dedupe_key).where(Letter.complaint_id == bindparam("complaint_id"))
 _DEADLINE_BY_KEY = select(Deadline).where(Deadline.deadline_key == bindparam("deadline_key"))
 
@@ -133,10 +137,10 @@ class UnitOfWork:
         if new_complaints:
             by_table["complaints"] = [complete_row(complaint) for complaint in new_complaints]
         if pending.deadlines:
-            # Read now, not when added: a deadline fired in the same batch goes in fired.
-            keys = self._bulk("deadlines").keys
-            by_table["deadlines"] = [{key: getattr(deadline, key) for key in keys}
-                                     for deadline in pending.deadlines.values()]
+            # Each deadline's own dict is its row (the bulk insert takes its columns with
+            # `dict.get`: one never set reads None, as the attribute would), read now, not when
+            # added: a deadline fired in the same batch goes in fired.
+            by_table["deadlines"] = list(map(vars, pending.deadlines.values()))
         for model, values in pending.rows:
             by_table.setdefault(model.__tablename__, []).append(values)
         if not by_table and not pending.firings:
@@ -367,12 +371,13 @@ class UnitOfWork:
         applied order and (if asked) its letters `(kind, issued_at)` in issue order, with
         those of this transaction not yet written: what a deadlock or 8-week letter
         summarises (docs/rules.md s.6). A query each, so only for those letters."""
-        # The rows not yet written are added from `_Pending`; the ORM has none to flush.
-        with self.session.no_autoflush:
-            history = [(row[0], row[1], row[2]) for row in self.session.execute(
-                _HISTORY_OF, {"complaint_id": complaint_id, "types": list(types)})]
-            issued = ([(row[0], row[1]) for row in self.session.execute(
-                _LETTERS_OF, {"complaint_id": complaint_id})] if letters else [])
+        # The rows not yet written are added from `_Pending`; the ORM has none to flush (and
+        # the connection's execute does not autoflush).
+        connection = self.session.connection()
+        history = [(row[0], row[1], row[2]) for row in connection.execute(
+            _HISTORY_OF, {"complaint_id": complaint_id, "types": list(types)})]
+        issued = ([(row[0], row[1]) for row in connection.execute(
+            _LETTERS_OF, {"complaint_id": complaint_id})] if letters else [])
         pending_history, pending_letters = self._pending.record.get(complaint_id, ([], []))
         history += [entry for entry in pending_history if entry[0] in types]
         return history, issued + pending_letters if letters else []
@@ -424,11 +429,14 @@ class UnitOfWork:
         """A deadline has fired (or failed to). Written ones are updated by compare-and-set,
         so a deadline is fired at most once whoever else holds it; one not yet written goes
         in with its INSERT."""
-        deadline.fired_at, deadline.outcome = at, outcome
-        if object_session(deadline) is not None or deadline.deadline_key in (
-                self._pending.deadlines):
-            return  # the ORM's flush, or the pending INSERT, carries it
-        self._pending.firings[deadline.deadline_key] = deadline
+        if object_session(deadline) is not None:
+            deadline.fired_at, deadline.outcome = at, outcome
+            return  # the ORM's flush carries it
+        # Out of the session (new, or loose): nothing tracks its changes, so the values go
+        # straight into its dict, without the attribute events.
+        vars(deadline).update(fired_at=at, outcome=outcome)
+        if deadline.deadline_key not in self._pending.deadlines:  # else its INSERT carries it
+            self._pending.firings[deadline.deadline_key] = deadline
 
     def append(self, model: type[Base], **values: Any) -> None:
         """A row that is only ever inserted (history, outbox, letters, ...)."""
