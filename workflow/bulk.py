@@ -53,14 +53,38 @@ class Prepared:
             for name in names)
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
-        # Column by column: one `map` of a column's processor over every row's value costs
-        # less than a call and a test per value. None goes through the processor too, as in
-        # SQLAlchemy (JSON stores it as 'null').
-        columns = []
         count = len(rows)
+        # dict.get mapped over the rows: no Python-level call per value.
+        return self._converted(lambda name: list(map(dict.get, rows, repeat(name, count))))
+
+    def execute(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Run it for every row; returns the rows matched, as the driver counts them."""
+        result: CursorResult[Any] = connection.exec_driver_sql(self.sql, self.parameters(rows))
+        return result.rowcount
+
+    def execute_rows(self, connection: Connection, rows: Sequence[Sequence[Any]],
+                     columns: Sequence[str]) -> int:
+        """Run it for rows given as tuples in `columns` order (a replay's,
+        workflow/memory_uow.py); a parameter not among them goes in as None (through its
+        processor, as any None does)."""
+        position = {name: i for i, name in enumerate(columns)}
+
+        def column(name: str) -> list[Any]:
+            at = position.get(name)
+            return [row[at] for row in rows] if at is not None else [None] * len(rows)
+
+        result: CursorResult[Any] = connection.exec_driver_sql(self.sql, self._converted(column))
+        return result.rowcount
+
+    def _converted(self, column: Callable[[str], list[Any]]) -> list[Any]:
+        """The driver's parameters from each parameter's column of values.
+
+        Column by column: one `map` of a column's processor over every row's value costs
+        less than a call and a test per value. None goes through the processor too, as in
+        SQLAlchemy (JSON stores it as 'null')."""
+        columns = []
         for name, process, by_identity in self._parameters:
-            # dict.get mapped over the rows: no Python-level call per value.
-            values = list(map(dict.get, rows, repeat(name, count)))
+            values = column(name)
             if process is None:
                 columns.append(values)
             elif by_identity:
@@ -77,30 +101,6 @@ class Prepared:
             return list(zip(*columns, strict=True))
         names = [name for name, _, _ in self._parameters]
         return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-
-    def execute(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
-        """Run it for every row; returns the rows matched, as the driver counts them."""
-        result: CursorResult[Any] = connection.exec_driver_sql(self.sql, self.parameters(rows))
-        return result.rowcount
-
-    # Rows given as tuples (a replay's, workflow/memory_uow.py): a separate entry point, the
-    # dict path above is left as it is.
-    def execute_rows(self, connection: Connection, rows: Sequence[Sequence[Any]],
-                     columns: Sequence[str]) -> int:
-        """Run it for rows given as tuples in `columns` order; a parameter not among them goes
-        in as None (through its processor, as any None does)."""
-        position = {name: i for i, name in enumerate(columns)}
-        values = []
-        for name, process in self._parameters:
-            at = position.get(name)
-            column = [row[at] for row in rows] if at is not None else [None] * len(rows)
-            values.append(column if process is None else list(map(process, column)))
-        parameters: list[Any] = list(zip(*values, strict=True))
-        if not self._positional:
-            names = [name for name, _ in self._parameters]
-            parameters = [dict(zip(names, row, strict=True)) for row in parameters]
-        result: CursorResult[Any] = connection.exec_driver_sql(self.sql, parameters)
-        return result.rowcount
 
 
 class BulkInsert(Prepared):
