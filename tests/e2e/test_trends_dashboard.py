@@ -20,28 +20,23 @@ What a person sees, worked by hand:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from consumers.delivery import DeliveryService
 from consumers.file_ingest import ingest_file, tick
 from consumers.settings import Settings
-from reporting.ops.records import Rules
-from reporting.ops.view import Aggregator
 from reporting.submissions import ObligationsSource
-from reporting.web import OpsState
 from tests.builders import write_jsonl
 from tests.e2e.ops_server import ops_server
 from tests.e2e.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _require_browser
 from tests.integration.test_trends import AS_OF, week_events
+from tests.live_view import fold_outbox, serving
 from workflow.bootstrap import bootstrap
 from workflow.clock import EventClock
-from workflow.schema import OutboxMessage
 
 TOKEN = "trends-dashboard-token"
 PAGE = "/?as_of=2026-03-05T08:00:00Z&days=5&page_size=2"
@@ -62,15 +57,7 @@ def server(tmp_path: Path) -> Iterator[str]:
                                print_dir=tmp_path / "print", letters_dir=tmp_path / "letters",
                                clock=EventClock(AS_OF), demo=True)
     assert delivery.run_once() == 4
-    aggregator = Aggregator(Rules(app.procedure.calendar))
-    with app.sessions() as session:
-        for topic, payload in session.execute(
-                select(OutboxMessage.topic, OutboxMessage.payload)
-                .where(OutboxMessage.topic.in_(("lifecycle", "letters")))
-                .order_by(OutboxMessage.id)).all():
-            aggregator.handle(topic, json.dumps(payload))
-    state = OpsState(app.procedure.calendar, aggregator, status="running")
-    state.record = app
+    state = serving(app, fold_outbox(app)[0])
     # The dashboard also shows the submissions calendar, as `complaints up` serves it.
     state.obligations = ObligationsSource(app, clock=EventClock(AS_OF))
     with ops_server(state, TOKEN) as (url, loop):

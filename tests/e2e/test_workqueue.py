@@ -16,14 +16,12 @@ from typing import Any
 
 import pytest
 
-from reporting.ops.records import Rules
-from reporting.ops.view import Aggregator
 from reporting.risk import compute_board
 from reporting.submissions import ObligationsSource
-from reporting.web import OpsState
 from tests.e2e.ops_server import ops_server
 from tests.e2e.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _require_browser
 from tests.integration.test_risk import AS_OF, _record
+from tests.live_view import serving
 from workflow.bootstrap import bootstrap
 from workflow.clock import EventClock
 
@@ -33,9 +31,7 @@ TOKEN = "workqueue-test-token"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     app = bootstrap(_record(tmp_path, 20), "kilowatt-connect")
-    state = OpsState(app.procedure.calendar, Aggregator(Rules(app.procedure.calendar)),
-                     status="running")
-    state.record = app
+    state = serving(app)
     state.risk = compute_board(app, datetime.fromisoformat(AS_OF))
     # The dashboard also shows the submissions calendar, as `complaints up` serves it.
     state.obligations = ObligationsSource(app, clock=EventClock(datetime.fromisoformat(AS_OF)))

@@ -17,25 +17,21 @@ C14 = 0.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from consumers.file_ingest import ingest_file
 from reporting.items import QUARTERLY
 from reporting.numbers import as_json_number
-from reporting.ops.records import Rules
-from reporting.ops.view import Aggregator
 from reporting.periods import parse_quarter
 from reporting.report import run_report
 from tests.builders import received, resolved, write_jsonl
+from tests.live_view import fold_outbox
 from workflow import codes, counting
 from workflow.bootstrap import bootstrap
-from workflow.schema import OutboxMessage
 
 WHOLE_RECORD = datetime(3000, 1, 1, tzinfo=UTC)
 ITEMS = ("B7", "B9", "B10", "C11", "C12", "C13", "C14")
@@ -57,13 +53,8 @@ def _both(app: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Q1 2026 from the SQL measures, and from the outbox folded by the live view."""
     report = run_report(app, QUARTERLY, parse_quarter("2026-Q1"), WHOLE_RECORD)
     sql = {code: as_json_number(report.values[code]) for code in ITEMS}
-    aggregator = Aggregator(Rules(app.procedure.calendar))
-    with app.sessions() as session:
-        for topic, payload in session.execute(
-                select(OutboxMessage.topic, OutboxMessage.payload)
-                .where(OutboxMessage.topic.in_(("lifecycle", "letters")))
-                .order_by(OutboxMessage.id)):
-            assert aggregator.handle(topic, json.dumps(payload)) == "applied"
+    aggregator, outcomes = fold_outbox(app)
+    assert set(outcomes) == {"applied"}
     live = aggregator.view.quarterly("2026-Q1")["items"]
     return sql, {code: live[code] for code in ITEMS}
 

@@ -17,7 +17,6 @@ then the progress updates of C-1, C-2, C-3 (09:00, 10:00, 11:00).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,20 +24,17 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select
 
 from consumers.file_ingest import ingest_file
 from reporting.countlists import behind
-from reporting.ops.records import Rules
-from reporting.ops.view import Aggregator
 from reporting.periods import parse_month
 from reporting.trends import trends
-from reporting.web import OpsState, bound_port, create_app, serve
+from reporting.web import bound_port, create_app, serve
 from tests.builders import write_jsonl
 from tests.integration.test_trends import AS_OF, build_week
+from tests.live_view import fold_outbox, serving
 from workflow import queries
 from workflow.bootstrap import App, bootstrap
-from workflow.schema import OutboxMessage
 
 
 @pytest.fixture
@@ -111,9 +107,7 @@ def test_an_unknown_count_is_refused(week: App) -> None:
 def test_served_behind_the_token(sqlite_url: str, tmp_path: Path) -> None:
     app = bootstrap(sqlite_url, "kilowatt-connect")
     build_week(app, tmp_path)
-    state = OpsState(app.procedure.calendar, Aggregator(Rules(app.procedure.calendar)),
-                     status="running")
-    state.record = app
+    state = serving(app)
     token = "behind-test-token"
     as_of = "&as_of=2026-03-05T08:00:00Z"
     asks = [("?count=due_soon&kind=progress_update" + as_of, token),
@@ -191,13 +185,7 @@ def test_a_months_receipts_of_a_type(week: App, tmp_path: Path) -> None:
     found = {code: _ids(_list(week, "received_month", month=march, category=code))
              for code in ("B9", "B12", "B13")}
     assert found == {"B9": ["C-2"], "B12": ["C-3"], "B13": ["C-1", "C-4", "C-5"]}
-    aggregator = Aggregator(Rules(week.procedure.calendar))
-    with week.sessions() as session:
-        for topic, payload in session.execute(
-                select(OutboxMessage.topic, OutboxMessage.payload)
-                .where(OutboxMessage.topic.in_(("lifecycle", "letters")))
-                .order_by(OutboxMessage.id)).all():
-            aggregator.handle(topic, json.dumps(payload))
+    aggregator, _ = fold_outbox(week)
     items = aggregator.view.monthly("2026-03")["items"]
     assert {code: items[code] for code in found} == {
         code: len(ids) for code, ids in found.items()}

@@ -41,6 +41,7 @@ from reporting.ops.view import Aggregator
 from reporting.trends import trends
 from reporting.web import OpsState, bound_port, create_app, serve
 from tests.builders import HANDLER, assigned, received, resolved, simple, write_jsonl
+from tests.live_view import serving
 from workflow.bootstrap import App, bootstrap
 
 AS_OF = datetime(2026, 3, 5, 8, 0, tzinfo=UTC)
@@ -114,9 +115,7 @@ def test_a_day_is_a_london_date(app: App, tmp_path: Path) -> None:
 def test_served_behind_the_token(sqlite_url: str, tmp_path: Path) -> None:
     app = bootstrap(sqlite_url, "kilowatt-connect")
     build_week(app, tmp_path)
-    state = OpsState(app.procedure.calendar, Aggregator(Rules(app.procedure.calendar)),
-                     status="running")
-    state.record = app
+    state = serving(app)
     as_of = "2026-03-05T08:00:00%2B00:00"
 
     async def run() -> list[tuple[int, Any]]:
