@@ -16,23 +16,20 @@ then the progress updates of C-1, C-2, C-3 (09:00, 10:00, 11:00).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from consumers.file_ingest import ingest_file
 from reporting.countlists import behind
 from reporting.periods import parse_month
 from reporting.trends import trends
-from reporting.web import bound_port, create_app, serve
 from tests.builders import write_jsonl
 from tests.integration.test_trends import AS_OF, build_week
-from tests.live_view import fold_outbox, serving
+from tests.live_view import ask, fold_outbox, serving
 from workflow import queries
 from workflow.bootstrap import App, bootstrap
 
@@ -118,23 +115,9 @@ def test_served_behind_the_token(sqlite_url: str, tmp_path: Path) -> None:
             ("?count=received_month&month=March", token),
             ("?count=unresolved&channel=email", token), ("?count=unresolved&limit=0", token)]
 
-    async def run() -> list[tuple[int, Any]]:
-        runner = await serve(create_app(state, token), "127.0.0.1", 0)
-        found = []
-        try:
-            async with aiohttp.ClientSession() as client:
-                for query, given in asks:
-                    headers = {"Authorization": f"Bearer {given}"} if given else {}
-                    async with client.get(
-                            f"http://127.0.0.1:{bound_port(runner)}/complaints/behind{query}",
-                            headers=headers) as reply:
-                        found.append((reply.status, await reply.json()))
-        finally:
-            await runner.cleanup()
-        return found
-
     try:
-        answers = asyncio.run(run())
+        answers = ask(state, token, [(f"/complaints/behind{query}", given)
+                                     for query, given in asks])
     finally:
         app.engine.dispose()
     (soon_status, soon), (letters_status, letters), *refused = answers

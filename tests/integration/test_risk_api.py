@@ -3,21 +3,19 @@ the refits `complaints up` runs on a schedule (reporting.risk.WithRiskRefits).""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 from sqlalchemy import select
 
 from reporting.ops.records import Rules
 from reporting.ops.view import Aggregator
 from reporting.risk import WithRiskRefits
-from reporting.web import OpsState, bound_port, create_app, serve
+from reporting.web import OpsState
 from tests.integration.test_risk import AS_OF, _record
+from tests.live_view import ask
 from workflow.bootstrap import bootstrap
 from workflow.schema import Complaint
 
@@ -40,31 +38,10 @@ class _Service:
         stop.wait()
 
 
-async def _get_all(port: int, requests: list[tuple[str, str | None]]) -> list[tuple[int, Any]]:
-    found = []
-    async with aiohttp.ClientSession() as session:
-        for path, token in requests:
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            async with session.get(f"http://127.0.0.1:{port}{path}", headers=headers) as reply:
-                found.append((reply.status, await reply.json()))
-    return found
-
-
-def _ask(state: OpsState, requests: list[tuple[str, str | None]]) -> list[tuple[int, Any]]:
-    async def run() -> list[tuple[int, Any]]:
-        runner = await serve(create_app(state, TOKEN), "127.0.0.1", 0)
-        try:
-            return await _get_all(bound_port(runner), requests)
-        finally:
-            await runner.cleanup()
-
-    return asyncio.run(run())
-
-
 def test_risk_endpoint_serves_the_scheduled_refit(tmp_path: Path) -> None:
     app = bootstrap(_record(tmp_path, 20), "kilowatt-connect")
     state = OpsState(app.procedure.calendar, Aggregator(Rules(app.procedure.calendar), store={}))
-    (missing, _), (before, empty) = _ask(state, [("/risk", None), ("/risk", TOKEN)])
+    (missing, _), (before, empty) = ask(state, TOKEN, [("/risk", None), ("/risk", TOKEN)])
     assert (missing, before) == (401, 200)
     assert empty["computed_at"] is None and empty["complaints"] == [] and empty["total"] == 0
 
@@ -80,7 +57,7 @@ def test_risk_endpoint_serves_the_scheduled_refit(tmp_path: Path) -> None:
         stop.set()
         thread.join(10)
     assert state.risk is not None
-    (ok, page), (ok2, second), (bad, _) = _ask(state, [
+    (ok, page), (ok2, second), (bad, _) = ask(state, TOKEN, [
         ("/risk", TOKEN), ("/risk?offset=1&limit=1", TOKEN), ("/risk?limit=0", TOKEN)])
     assert (ok, ok2, bad) == (200, 200, 400)
     # Refitted at 1 Jun 2026 09:00Z: the prior's figures of test_risk (20 complaints).
@@ -100,7 +77,7 @@ def test_search_and_timeline(tmp_path: Path) -> None:
         reference = session.scalar(select(Complaint.reference)
                                    .where(Complaint.complaint_id == "A-1"))
     assert reference is not None
-    replies = _ask(state, [
+    replies = ask(state, TOKEN, [
         ("/complaints/search?q=A-1", TOKEN),
         (f"/complaints/search?q={reference.lower()[:8]}", TOKEN),
         ("/complaints/search?q=H-00", TOKEN),
@@ -146,7 +123,7 @@ def test_lists_behind_the_counts(tmp_path: Path) -> None:
     app = bootstrap(_record(tmp_path, 4), "kilowatt-connect")
     state = OpsState(app.procedure.calendar, Aggregator(Rules(app.procedure.calendar), store={}))
     state.record = app
-    replies = _ask(state, [
+    replies = ask(state, TOKEN, [
         ("/complaints?state=eight_week", TOKEN),
         ("/complaints?state=immediate&limit=1&offset=1", TOKEN),
         ("/complaints?received=2026-04-15", TOKEN),

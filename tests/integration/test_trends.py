@@ -41,7 +41,7 @@ from reporting.ops.view import Aggregator
 from reporting.trends import trends
 from reporting.web import OpsState, bound_port, create_app, serve
 from tests.builders import HANDLER, assigned, received, resolved, simple, write_jsonl
-from tests.live_view import serving
+from tests.live_view import ask, serving
 from workflow.bootstrap import App, bootstrap
 
 AS_OF = datetime(2026, 3, 5, 8, 0, tzinfo=UTC)
@@ -118,28 +118,13 @@ def test_served_behind_the_token(sqlite_url: str, tmp_path: Path) -> None:
     state = serving(app)
     as_of = "2026-03-05T08:00:00%2B00:00"
 
-    async def run() -> list[tuple[int, Any]]:
-        runner = await serve(create_app(state, TOKEN), "127.0.0.1", 0)
-        port = bound_port(runner)
-        found = []
-        try:
-            async with aiohttp.ClientSession() as client:
-                for path, token in [(f"/trends?days=5&as_of={as_of}", TOKEN),
-                                    (f"/trends?days=5&as_of={as_of}", None),
-                                    (f"/trends?days=5&as_of={as_of}", "wrong"),
-                                    ("/trends?days=0", TOKEN), ("/trends?days=x", TOKEN),
-                                    ("/trends?as_of=yesterday", TOKEN)]:
-                    headers = {"Authorization": f"Bearer {token}"} if token else {}
-                    async with client.get(f"http://127.0.0.1:{port}{path}",
-                                          headers=headers) as reply:
-                        found.append((reply.status, await reply.json()))
-        finally:
-            await runner.cleanup()
-        return found
-
     try:
-        (ok, ok_body), (none, _), (wrong, _), (zero, zero_body), (text, _), (bad, bad_body) = (
-            asyncio.run(run()))
+        (ok, ok_body), (none, _), (wrong, _), (zero, zero_body), (text, _), (bad, bad_body) = ask(
+            state, TOKEN, [(f"/trends?days=5&as_of={as_of}", TOKEN),
+                           (f"/trends?days=5&as_of={as_of}", None),
+                           (f"/trends?days=5&as_of={as_of}", "wrong"),
+                           ("/trends?days=0", TOKEN), ("/trends?days=x", TOKEN),
+                           ("/trends?as_of=yesterday", TOKEN)])
     finally:
         app.engine.dispose()
     assert ok == 200
