@@ -13,10 +13,7 @@ import io
 import json
 import math
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -39,6 +36,7 @@ from letters.render import (
     render_pdf,
     render_text,
 )
+from tests.unit import background_pdfs
 from tests.unit.letter_samples import GOLDEN, LASTMILE_ACKNOWLEDGEMENT, SAMPLES, sample
 
 pytestmark = pytest.mark.filterwarnings(
@@ -108,15 +106,28 @@ def parse(html: str) -> _Page:
     return page
 
 
-# Each golden letter's PDF is rendered once in this process (`pdf_of`) and its text read
-# once (`pages_of`, `font_sizes_of`: one pass); every test of its properties reads that one
-# rendering. The reproducibility tests compare it with a second rendering made in another
-# process (`other_process`), which runs beside this module's tests.
+# Each golden letter's PDF is rendered once, by a subprocess started as collection ends
+# (tests/unit/background_pdfs.py), and its text read once here (`pages_of`,
+# `font_sizes_of`: one pass); every test of its properties reads that one rendering. The
+# reproducibility tests compare it with a second rendering made by another subprocess, in
+# another order, with another hash seed and no SOURCE_DATE_EPOCH (`other_process`).
+
+
+def _large_print(kind: str) -> dict[str, Any]:
+    context = sample(kind)
+    context["customer"]["accessible_format"] = "large_print"
+    return context
+
+
+# Read by tests/unit/conftest.py, which starts their renderings.
+BACKGROUND_PDFS: list[tuple[str, dict[str, Any]]] = [
+    *GOLDEN.items(), ("eight_week-in-large-print", _large_print("eight_week"))]
+REPRODUCED_PDFS: list[str] = list(GOLDEN)
 
 
 @cache
 def pdf_of(name: str) -> bytes:
-    return render_pdf(GOLDEN[name])
+    return background_pdfs.renders().first.pdf(name)
 
 
 @cache
@@ -839,9 +850,7 @@ def test_pdf_in_large_print_is_16_pt_throughout(name: str) -> None:
 
 
 def test_the_same_letter_in_large_print() -> None:
-    context = sample("eight_week")
-    context["customer"]["accessible_format"] = "large_print"
-    runs = pdf_font_sizes(render_pdf(context))
+    runs = pdf_font_sizes(pdf_of("eight_week-in-large-print"))  # _large_print("eight_week")
     assert min(size for size, _ in runs) >= 16
     assert size_of(runs, "Dear Grace Hopper") >= 16
     standard = font_sizes_of("eight_week")
@@ -892,61 +901,22 @@ def test_pdf_dates_and_identifier_come_from_the_letter() -> None:
     assert identifier[0] == SAMPLES["deadlock"]["letter_id"]
 
 
-class OtherProcess:
+@pytest.fixture
+def other_process() -> background_pdfs.Renders:
     """Every golden letter rendered again in another interpreter: another hash seed, no
-    SOURCE_DATE_EPOCH, in the reverse of GOLDEN's order (so that, when the whole module runs,
-    each letter is rendered after other letters than in this process), each written to
-    `directory/NAME.pdf`."""
-
-    SCRIPT = (
-        "import json, pathlib, sys\n"
-        "from letters.render import render_pdf\n"
-        "out = pathlib.Path(sys.argv[1])\n"
-        "for name, context in json.loads((out / 'contexts.json').read_text('utf-8')):\n"
-        "    (out / f'{name}.pdf').write_bytes(render_pdf(context))\n"
-    )
-
-    def __init__(self, directory: Path) -> None:
-        root = Path(__file__).resolve().parents[2]
-        env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(root)}
-        env.pop("SOURCE_DATE_EPOCH", None)
-        self.directory = directory
-        (directory / "contexts.json").write_text(
-            json.dumps(list(reversed(GOLDEN.items()))), encoding="utf-8")
-        self.stderr = (directory / "stderr").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", self.SCRIPT, str(directory)], stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=self.stderr, env=env, cwd=root)
-
-    def pdf(self, name: str) -> bytes:
-        returncode = self.process.wait(timeout=120)
-        assert returncode == 0, (self.directory / "stderr").read_text("utf-8", "replace")
-        return (self.directory / f"{name}.pdf").read_bytes()
-
-    def close(self) -> None:
-        if self.process.poll() is None:  # not needed by the tests that ran: stopped
-            self.process.kill()
-        self.process.wait()
-        self.stderr.close()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def other_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherProcess]:
-    """Started as the module's first test starts, so that it renders while the tests run."""
-    other = OtherProcess(tmp_path_factory.mktemp("other-process-pdfs"))
-    try:
-        yield other
-    finally:
-        other.close()
+    SOURCE_DATE_EPOCH, in the reverse of GOLDEN's order (so each letter is rendered after other
+    letters than in the first set); started with the first set as collection ended."""
+    return background_pdfs.renders().other
 
 
 @pytest.mark.parametrize("name", list(GOLDEN))
-def test_pdf_is_reproducible_byte_for_byte(name: str, other_process: OtherProcess) -> None:
+def test_pdf_is_reproducible_byte_for_byte(name: str,
+                                          other_process: background_pdfs.Renders) -> None:
     """Rendered again (in another process, `other_process`): the same bytes."""
     assert other_process.pdf(name) == pdf_of(name)
 
 
-def test_pdf_is_reproducible_in_another_process(other_process: OtherProcess) -> None:
+def test_pdf_is_reproducible_in_another_process(other_process: background_pdfs.Renders) -> None:
     """Another interpreter, another hash seed, later: the same bytes."""
     assert other_process.pdf("deadlock") == pdf_of("deadlock")
 
@@ -963,8 +933,8 @@ def test_pdf_rendering_leaves_source_date_epoch_as_it_was(monkeypatch: pytest.Mo
     render_pdf(SAMPLES["progress_update"])
     assert "SOURCE_DATE_EPOCH" not in os.environ
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "42")
-    # The same bytes as its rendering before in this process (`pdf_of`; made here, with
-    # SOURCE_DATE_EPOCH at 42, when this test runs on its own).
+    # The same bytes as the first set's rendering (`pdf_of`: another process, with this
+    # session's own SOURCE_DATE_EPOCH or none).
     assert render_pdf(SAMPLES["progress_update"]) == pdf_of("progress_update")
     assert os.environ["SOURCE_DATE_EPOCH"] == "42"
 
