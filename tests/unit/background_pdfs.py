@@ -117,8 +117,7 @@ def start(contexts: Sequence[tuple[str, Mapping[str, Any]]], compared: Sequence[
 
 
 def renders() -> LetterRenders:
-    """The sets started for this session (started now if collection did not start them, as
-    when a test module is imported outside pytest's collection)."""
+    """The sets started for this session by tests/unit/conftest.py."""
     if _started is None:
         raise RuntimeError("letter renders not started: tests/unit/conftest.py starts them")
     return _started

@@ -27,12 +27,20 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    # Started once the session knows it will run a test that reads them, and not otherwise.
+    # Started once the session knows it will run a test that reads them, and not otherwise:
+    # every such module's letters, in one first set and one other set.
+    modules: dict[str, Any] = {}
     for item in session.items:
         if _reads_background_pdfs(item):
-            module = _module(item)
-            background_pdfs.start(module.BACKGROUND_PDFS, compared=module.REPRODUCED_PDFS)
-            return
+            modules.setdefault(_module(item).__name__, _module(item))
+    if not modules:
+        return
+    contexts = [letter for module in modules.values() for letter in module.BACKGROUND_PDFS]
+    names = [name for name, _ in contexts]
+    assert len(set(names)) == len(names), f"two background letters share a name: {names}"
+    compared = [name for module in modules.values()
+                for name in getattr(module, "REPRODUCED_PDFS", [])]
+    background_pdfs.start(contexts, compared=compared)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

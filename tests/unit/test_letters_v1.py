@@ -16,13 +16,16 @@ from letters.render import (
     CURRENT_TEMPLATE_VERSION,
     TEMPLATE_SETS,
     render_html,
-    render_pdf,
     render_text,
 )
+from tests.unit import background_pdfs
 from tests.unit.letter_samples_v1 import GOLDEN as GOLDEN_V1
 from workflow.letter_context import TEMPLATE_VERSION
 
 V1_DIR = Path(__file__).resolve().parents[1] / "golden" / "letters" / "v1"
+
+# Rendered by a subprocess started as collection ends (tests/unit/background_pdfs.py).
+BACKGROUND_PDFS = [("v1-eight_week", GOLDEN_V1["eight_week"])]
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:HarfBuzz-Subset will be required:DeprecationWarning"
@@ -58,6 +61,7 @@ def test_an_unknown_template_version_is_refused(version: object) -> None:
 def test_a_v1_pdf_keeps_its_plain_tagged_form() -> None:
     # Version 1 PDFs were tagged, not PDF/A: re-rendering one must not add an archival
     # identification it never had (that would change its bytes).
-    reader = pypdf.PdfReader(io.BytesIO(render_pdf(GOLDEN_V1["eight_week"])))
+    pdf = background_pdfs.renders().first.pdf("v1-eight_week")
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
     assert "/StructTreeRoot" in reader.trailer["/Root"]
     assert "/Metadata" not in reader.trailer["/Root"]
