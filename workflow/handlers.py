@@ -153,10 +153,11 @@ class Workflow:
         self.uow.add(complaint)
         self._history(complaint, event.event_id, event.type, at, None,
                       event.model_dump(mode="json"))
-        self._emit(complaint, f"{event.event_id}:registered", "complaint.registered", at, {
-            "state": state, "source": event.source, "duplicate_of": event.duplicate_of,
-            "cycle": 1, "contact_id": event.contact_id,
-        })
+        if self.uow.publishes:  # (tested first on the hot paths: no payload built for nothing)
+            self._emit(complaint, f"{event.event_id}:registered", "complaint.registered", at, {
+                "state": state, "source": event.source, "duplicate_of": event.duplicate_of,
+                "cycle": 1, "contact_id": event.contact_id,
+            })
         if state == "duplicate":
             return  # recorded and linked; no deadlines, letters or counts (docs/rules.md s.2)
         self._state_changed(complaint, event.event_id, event.type, at, None, state)
@@ -380,8 +381,10 @@ class Workflow:
                 complaint.closed_by = f"deadline.{kind}"
             self._state_changed(complaint, history_id, f"deadline.{kind}", due_at, before,
                                 complaint.state)
-        self._emit(complaint, f"{key}:fired", "deadline.fired", due_at,
-                   {"kind": kind, "deadline_key": key, "due_at": due_text, "outcome": outcome})
+        if self.uow.publishes:
+            self._emit(complaint, f"{key}:fired", "deadline.fired", due_at,
+                       {"kind": kind, "deadline_key": key, "due_at": due_text,
+                        "outcome": outcome})
         return outcome
 
     def _acknowledgement_due(self, complaint: Complaint, deadline: Deadline) -> str:
@@ -505,8 +508,9 @@ class Workflow:
             cycle=complaint.cycle, due_at=due_at, cause=cause, created_at=self.clock.now(),
         )
         self.uow.add(deadline)
-        self._emit(complaint, f"{key}:scheduled", "deadline.scheduled", due_at,
-                   {"kind": kind, "deadline_key": key, "due_at": due_at.isoformat()})
+        if self.uow.publishes:
+            self._emit(complaint, f"{key}:scheduled", "deadline.scheduled", due_at,
+                       {"kind": kind, "deadline_key": key, "due_at": due_at.isoformat()})
         if self.on_deadline_created is not None:
             self.on_deadline_created(deadline)
 
@@ -531,8 +535,13 @@ class Workflow:
         if kind in SIGNPOSTING_KINDS:
             window_end = referral_window_end(issued_at, self.procedure.referral_window_months)
             specifics = {**specifics, "referral_deadline": local_date(window_end).isoformat()}
-        context = build_context(complaint, self.procedure, kind, letter_id, issued_at, specifics)
-        delivery = new_delivery(letter_id, complaint.complaint_id, context["customer"],
+        # Built only where it is kept: a replay counting returns drops it. The delivery's
+        # channel then comes from the complaint's customer, whose email and preferred
+        # contact the context's customer copies as they are.
+        context = (build_context(complaint, self.procedure, kind, letter_id, issued_at,
+                                 specifics) if self.uow.keeps_letter_contexts else None)
+        delivery = new_delivery(letter_id, complaint.complaint_id,
+                                complaint.customer if context is None else context["customer"],
                                 self.clock.now())
         self.uow.append(Letter,
             letter_id=letter_id, dedupe_key=key, complaint_id=complaint.complaint_id, kind=kind,
@@ -575,6 +584,8 @@ class Workflow:
     def _state_changed(self, complaint: Complaint, cause_id: str, cause: str, at: datetime,
                        before: str | None, after: str, channel: str | None = None,
                        extra: dict[str, Any] | None = None) -> None:
+        if not self.uow.publishes:
+            return
         self._emit(complaint, f"{cause_id}:state_changed", "complaint.state_changed", at, {
             "from": before, "to": after, "cause": cause, "cycle": complaint.cycle,
             "channel": channel or complaint.channel, **(extra or {}),

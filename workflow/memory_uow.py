@@ -281,10 +281,18 @@ class MemoryUnitOfWork:
         self._rows: list[tuple[str, Row]] = []
         self._history: dict[str, list[tuple[str, datetime, dict[str, Any]]]] = {}
         self._letters: dict[str, list[tuple[datetime, str, str]]] = {}
+        # Read by every handler that would emit (about four times an event): once, here.
+        self._publishes = store.keeps("outbox")
+        self._contexts = store.keeps("letters") and "context" not in store.dropped.get(
+            "letters", frozenset())
 
     @property
     def publishes(self) -> bool:
-        return self.store.keeps("outbox")
+        return self._publishes
+
+    @property
+    def keeps_letter_contexts(self) -> bool:
+        return self._contexts
 
     # -- transactions ------------------------------------------------------------------
     def commit(self) -> None:
@@ -340,8 +348,8 @@ class MemoryUnitOfWork:
                 columns = entry[1].__dict__
                 columns.clear()
                 columns.update(entry[2])
-            elif op == _UNFIRE:
-                entry[1].fired_at, entry[1].outcome = entry[2], entry[3]
+            elif op == _UNFIRE:  # the deadline's dict, as `record_firing` changed it
+                entry[1]["fired_at"], entry[1]["outcome"] = entry[2], entry[3]
             else:  # _UNNUMBER: a new deadline
                 del store.deadlines[entry[1]]
                 del store.deadline_keys[entry[2]]
@@ -368,7 +376,10 @@ class MemoryUnitOfWork:
 
     # -- reads -------------------------------------------------------------------------
     def prefetch_complaints(self, complaint_ids: set[str]) -> set[str]:
-        return {cid for cid in complaint_ids if cid not in self.store.complaints}
+        """Nothing to fetch ahead, and none named: what this returns feeds
+        `prefetch_references` (a reference candidate is a SHA-256 and a Luhn check each),
+        which here fetches nothing either."""
+        return set()
 
     def complaint(self, complaint_id: str) -> Complaint | None:
         stored = self.store.complaints.get(complaint_id)
@@ -430,9 +441,7 @@ class MemoryUnitOfWork:
             values = row.__dict__
             # Unset columns at their defaults, as an INSERT would leave them; straight into
             # the object's dict (it is in no session: nothing to track).
-            for key, value in _complaint_defaults().items():
-                if key not in values:
-                    values[key] = _default(value)
+            _fill_defaults(values, _complaint_defaults())
             self._claim("complaints", values)
             store.complaints[row.complaint_id] = row
             self._touched.add(row.complaint_id)
@@ -442,18 +451,20 @@ class MemoryUnitOfWork:
         if key in store.deadlines or key in store.fired_keys:
             raise _refused("deadlines", "deadline_key", key)
         values = row.__dict__
-        for column, value in _deadline_defaults().items():
-            if column not in values:
-                values[column] = _default(value)
-        row.id = ident = store.next_deadline_id
+        _fill_defaults(values, _deadline_defaults())
+        values["id"] = ident = store.next_deadline_id  # as the defaults: no session to tell
         store.next_deadline_id = ident + 1
         store.deadlines[key] = row
         store.deadline_keys[ident] = key
         self._undo.append((_UNNUMBER, key, ident))
 
     def record_firing(self, deadline: Deadline, at: datetime, outcome: str) -> None:
-        self._undo.append((_UNFIRE, deadline, deadline.fired_at, deadline.outcome))
-        deadline.fired_at, deadline.outcome = at, outcome
+        # Into the object's dict, as `add` fills it: the store's deadlines are in no session,
+        # so the instrumented set's history and modified flag would be bookkeeping for no
+        # one (two of them a firing, about a third of a replay's attribute sets).
+        values = deadline.__dict__
+        self._undo.append((_UNFIRE, values, values.get("fired_at"), values.get("outcome")))
+        values["fired_at"], values["outcome"] = at, outcome
         self._fired.append(deadline)
 
     def append(self, model: type[Base], **values: Any) -> None:
@@ -502,6 +513,13 @@ class MemoryUnitOfWork:
                     taken = claimed[(table, column)] = set()
                 taken.add(value)
                 self._undo.append((_DISCARD, taken, value))
+
+
+def _fill_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """The columns missing from `values` at their defaults. A set difference: most columns
+    are given (a deadline's are, but for its id), so a test per column cost more."""
+    for key in defaults.keys() - values.keys():
+        values[key] = _default(defaults[key])
 
 
 def _column_defaults(table: Table) -> dict[str, Any]:
