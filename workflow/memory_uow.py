@@ -283,6 +283,7 @@ class MemoryUnitOfWork:
         self._letters: dict[str, list[tuple[datetime, str, str]]] = {}
         # Read by every handler that would emit (about four times an event): once, here.
         self._publishes = store.keeps("outbox")
+        self._history_kept = store.keeps("history")
         self._contexts = store.keeps("letters") and "context" not in store.dropped.get(
             "letters", frozenset())
 
@@ -293,6 +294,11 @@ class MemoryUnitOfWork:
     @property
     def keeps_letter_contexts(self) -> bool:
         return self._contexts
+
+    def records_history(self, entry_type: str) -> bool:
+        """Whether `append(HistoryEntry, ...)` of this type would keep anything (history
+        rows claim no unique key, so one kept nowhere changes nothing)."""
+        return self._history_kept or entry_type in self.store.record_types
 
     # -- transactions ------------------------------------------------------------------
     def commit(self) -> None:
@@ -310,10 +316,12 @@ class MemoryUnitOfWork:
             store.unique[key].update(values)
         if not store.keeps("deadlines"):
             for deadline in self._fired:
-                if deadline.fired_at is not None and store.deadlines.pop(
-                        deadline.deadline_key, None) is not None:
-                    del store.deadline_keys[deadline.id]
-                    store.fired_keys.add(deadline.deadline_key)
+                columns = deadline.__dict__  # read as stored: no instrumented read each
+                fired_key: str = columns["deadline_key"]  # set by `add`, as every column
+                if columns.get("fired_at") is not None and store.deadlines.pop(
+                        fired_key, None) is not None:
+                    del store.deadline_keys[columns["id"]]
+                    store.fired_keys.add(fired_key)
         store._cool(self._touched)
         self._forget()
         if store.committed is not None:
