@@ -418,8 +418,8 @@ class MemoryUnitOfWork:
         stored = self.store.complaints.get(complaint_id)
         if stored is None:
             return None
-        found = stored if isinstance(stored, Complaint) else self.store._warm(complaint_id,
-                                                                              stored)
+        found: Complaint = (self.store._warm(complaint_id, stored) if type(stored) is tuple
+                            else stored)  # type: ignore[assignment]
         if complaint_id not in self._touched:
             self._touched.add(complaint_id)
             self._undo.append((_RESTORE, found, found.__dict__.copy()))
@@ -553,10 +553,11 @@ class MemoryUnitOfWork:
 
 
 def _fill_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> None:
-    """The columns missing from `values` at their defaults. A set difference: most columns
-    are given (a deadline's are, but for its id), so a test per column cost more."""
-    for key in defaults.keys() - values.keys():
-        values[key] = _default(defaults[key])
+    """The columns missing from `values` at their defaults, as an INSERT would leave them.
+    (A test per column: timed, it beats a set difference of the keys and a merged dict.)"""
+    for key, default in defaults.items():
+        if key not in values:
+            values[key] = _default(default)
 
 
 def _column_defaults(table: Table) -> dict[str, Any]:
