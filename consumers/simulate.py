@@ -12,6 +12,7 @@ of every period from the first event's to `until`'s, and each complaint's state 
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import time
@@ -172,6 +173,7 @@ def replay(events_path: str, procedure: dict[str, Any], until: str, months: list
     from reporting.report import run_reports, to_json
 
     tune_garbage_collector()
+    _spare_young_collections()
     end = datetime.fromisoformat(until)
     scratch = ScratchRecord(store)
     app = MemoryApp(Procedure.model_validate(procedure), scratch.store)
@@ -207,6 +209,20 @@ def replay(events_path: str, procedure: dict[str, Any], until: str, months: list
                         "read": counted - loaded},
             "letters_by_month": by_month,
             "returns": {"monthly": monthly, "quarterly": quarterly}}
+
+
+# A replay worker's young-generation threshold (net allocations). Its store freezes what each
+# commit (2,000 lines) leaves (consumers/replay_store.py), which also restarts the count, so
+# at the usual 50,000 a young collection ran about once a batch, scanning that batch's
+# survivors: 1.23 s of a 100,000-event replay's 13 s of CPU. Above a batch's allocations,
+# one ran in that replay (0.13 s). A replay makes no cyclic garbage to speak of: with the
+# collector off, the same peak memory (416 against 415 MiB after 100,000 events).
+REPLAY_YOUNG_THRESHOLD = 500_000
+
+
+def _spare_young_collections() -> None:
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(REPLAY_YOUNG_THRESHOLD, middle, old)
 
 
 # -- two replays, compared ----------------------------------------------------------------
