@@ -57,7 +57,8 @@ class AbstractUnitOfWork(Protocol):
 
     # -- complaints
     def prefetch_complaints(self, complaint_ids: set[str]) -> set[str]:
-        """Load a batch's complaints; returns those that do not exist yet."""
+        """Load a batch's complaints; returns those that do not exist yet, for
+        `prefetch_references` (a store with nothing to fetch ahead may name none)."""
         ...
     def complaint(self, complaint_id: str) -> Complaint | None: ...
     def prefetch_references(self, candidates: set[str]) -> None: ...
