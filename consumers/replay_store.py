@@ -11,7 +11,9 @@ ingest` would have written it (the same rows in the same order, so the same ids)
 from __future__ import annotations
 
 import gc
+from collections.abc import Collection
 from itertools import islice
+from typing import Any
 
 from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.pool import StaticPool
@@ -37,6 +39,18 @@ def measured_tables() -> frozenset[str]:
                      if isinstance(value, Table))
 
 
+def _drop_indexes(driver: Any, tables: Collection[str]) -> list[str]:
+    """Drop the declared indexes of `tables` and the complaints (not the unique constraints'
+    own); returns the statements that create them again."""
+    wanted = {*tables, "complaints"}
+    found = [(name, create) for name, table, create in driver.execute(
+        "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' "
+        "AND sql IS NOT NULL ORDER BY name") if table in wanted]
+    for name, _ in found:  # names the schema declared (workflow/schema.py), quoted
+        driver.execute(f'DROP INDEX "{name}"')
+    return [create for _, create in found]
+
+
 class ScratchRecord:
     """The replay's store and its scratch SQLite; `finish` writes the complaints (and, for
     a whole record, the deadlines) once the replay is over."""
@@ -55,8 +69,12 @@ class ScratchRecord:
         # Complaints are written once the replay is over (they change until then), after the
         # rows that name them: the scratch record checks no foreign key while it is written.
         # (On the driver's connection: inside SQLAlchemy's BEGIN the pragma would do nothing.)
-        self.connection.connection.driver_connection.execute(  # type: ignore[union-attr]
-            "PRAGMA foreign_keys=OFF")
+        driver = self.connection.connection.driver_connection
+        driver.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        # A replay that only counts builds its tables' indexes once its rows are all in
+        # (`finish`): one sorted build instead of every row's insert into each B-tree (letters
+        # and receipts have five each). The same indexes, so the same queries read them.
+        self._deferred = [] if path is not None else _drop_indexes(driver, tables or ())
         self._inserts: dict[str, BulkInsert] = {}
         # gc.freeze after each commit: a replay keeps what it committed alive to the end, so
         # later collections need not re-scan it (young ones still find a batch's own cyclic
@@ -93,6 +111,9 @@ class ScratchRecord:
             Prepared(statement, self.connection.dialect).execute_rows(
                 self.connection, [tuple([getattr(d, k) for k in columns]) for d in stored],
                 columns)
+        driver = self.connection.connection.driver_connection
+        for create in self._deferred:
+            driver.execute(create)  # type: ignore[union-attr]
         self.connection.commit()
 
     def app(self, procedure: Procedure) -> App:

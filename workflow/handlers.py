@@ -152,11 +152,12 @@ class Workflow:
         )
         self.uow.add(complaint)
         self._history(complaint, event.event_id, event.type, at, None,
-                      event.model_dump(mode="json"))
-        self._emit(complaint, f"{event.event_id}:registered", "complaint.registered", at, {
-            "state": state, "source": event.source, "duplicate_of": event.duplicate_of,
-            "cycle": 1, "contact_id": event.contact_id,
-        })
+                      lambda: event.model_dump(mode="json"))
+        if self.uow.publishes:  # (tested first on the hot paths: no payload built for nothing)
+            self._emit(complaint, f"{event.event_id}:registered", "complaint.registered", at, {
+                "state": state, "source": event.source, "duplicate_of": event.duplicate_of,
+                "cycle": 1, "contact_id": event.contact_id,
+            })
         if state == "duplicate":
             return  # recorded and linked; no deadlines, letters or counts (docs/rules.md s.2)
         self._state_changed(complaint, event.event_id, event.type, at, None, state)
@@ -196,7 +197,7 @@ class Workflow:
             complaint.late_referral = self._referral_is_late(complaint, at)
             extra["late_referral"] = complaint.late_referral
         self._history(complaint, event.event_id, event.type, at, before,
-                      event.model_dump(mode="json"))
+                      lambda: event.model_dump(mode="json"))
         if complaint.state != before:
             self._state_changed(complaint, event.event_id, event.type, at, before, complaint.state,
                                 channel=getattr(event, "channel", None), extra=extra)
@@ -372,16 +373,18 @@ class Workflow:
             outcome = DEADLINES[kind].effect(self, complaint, deadline)
         self.uow.record_firing(deadline, self.clock.now(), outcome)
         history_id = f"deadline:{key}"
-        due_text = due_at.isoformat()
+        cause = deadline.cause
         self._history(complaint, history_id, f"deadline.{kind}", due_at, before,
-                      {"due_at": due_text, "cause": deadline.cause, "outcome": outcome})
+                      lambda: {"due_at": due_at.isoformat(), "cause": cause, "outcome": outcome})
         if complaint.state != before:
             if complaint.state == "closed":
                 complaint.closed_by = f"deadline.{kind}"
             self._state_changed(complaint, history_id, f"deadline.{kind}", due_at, before,
                                 complaint.state)
-        self._emit(complaint, f"{key}:fired", "deadline.fired", due_at,
-                   {"kind": kind, "deadline_key": key, "due_at": due_text, "outcome": outcome})
+        if self.uow.publishes:
+            self._emit(complaint, f"{key}:fired", "deadline.fired", due_at,
+                       {"kind": kind, "deadline_key": key, "due_at": due_at.isoformat(),
+                        "outcome": outcome})
         return outcome
 
     def _acknowledgement_due(self, complaint: Complaint, deadline: Deadline) -> str:
@@ -505,8 +508,9 @@ class Workflow:
             cycle=complaint.cycle, due_at=due_at, cause=cause, created_at=self.clock.now(),
         )
         self.uow.add(deadline)
-        self._emit(complaint, f"{key}:scheduled", "deadline.scheduled", due_at,
-                   {"kind": kind, "deadline_key": key, "due_at": due_at.isoformat()})
+        if self.uow.publishes:
+            self._emit(complaint, f"{key}:scheduled", "deadline.scheduled", due_at,
+                       {"kind": kind, "deadline_key": key, "due_at": due_at.isoformat()})
         if self.on_deadline_created is not None:
             self.on_deadline_created(deadline)
 
@@ -531,8 +535,13 @@ class Workflow:
         if kind in SIGNPOSTING_KINDS:
             window_end = referral_window_end(issued_at, self.procedure.referral_window_months)
             specifics = {**specifics, "referral_deadline": local_date(window_end).isoformat()}
-        context = build_context(complaint, self.procedure, kind, letter_id, issued_at, specifics)
-        delivery = new_delivery(letter_id, complaint.complaint_id, context["customer"],
+        # Built only where it is kept: a replay counting returns drops it. The delivery's
+        # channel then comes from the complaint's customer, whose email and preferred
+        # contact the context's customer copies as they are.
+        context = (build_context(complaint, self.procedure, kind, letter_id, issued_at,
+                                 specifics) if self.uow.keeps_letter_contexts else None)
+        delivery = new_delivery(letter_id, complaint.complaint_id,
+                                complaint.customer if context is None else context["customer"],
                                 self.clock.now())
         self.uow.append(Letter,
             letter_id=letter_id, dedupe_key=key, complaint_id=complaint.complaint_id, kind=kind,
@@ -565,16 +574,22 @@ class Workflow:
             attempt += 1  # 50 bits: about one clash in a billion at a million complaints
 
     def _history(self, complaint: Complaint, event_id: str, kind: str, at: datetime,
-                 before: str | None, detail: dict[str, Any]) -> None:
+                 before: str | None, detail: Callable[[], dict[str, Any]]) -> None:
+        """The history entry, its detail made only when it is kept (a replay keeps only the
+        entries letters summarise: an event's full dump was about 3 % of its CPU)."""
+        if not self.uow.records_history(kind):
+            return
         self.uow.append(HistoryEntry,
             complaint_id=complaint.complaint_id, at=at, event_id=event_id, type=kind,
-            from_state=before, to_state=complaint.state, cycle=complaint.cycle, detail=detail,
+            from_state=before, to_state=complaint.state, cycle=complaint.cycle, detail=detail(),
             recorded_at=self.clock.now(),
         )
 
     def _state_changed(self, complaint: Complaint, cause_id: str, cause: str, at: datetime,
                        before: str | None, after: str, channel: str | None = None,
                        extra: dict[str, Any] | None = None) -> None:
+        if not self.uow.publishes:
+            return
         self._emit(complaint, f"{cause_id}:state_changed", "complaint.state_changed", at, {
             "from": before, "to": after, "cause": cause, "cycle": complaint.cycle,
             "channel": channel or complaint.channel, **(extra or {}),

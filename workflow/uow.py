@@ -114,6 +114,10 @@ class _Kept:
 
 class UnitOfWork:
     publishes = True  # the outbox is part of this record
+    keeps_letter_contexts = True  # and so is every letter's context
+
+    def records_history(self, entry_type: str) -> bool:
+        return True  # and every history entry
 
     def __init__(self, session_factory: Callable[[], Session]) -> None:
         self.session: Session = session_factory()
