@@ -123,9 +123,13 @@ def read_trends(as_of: datetime, days: int) -> bytes:
         return _encoded(trends(session, as_of, days))
 
 
-def _ping() -> int:
+def _ping(hold: float) -> int:
+    """A reader's process id, after holding it `hold` seconds (so that the pings that start
+    a pool each find every reader before them busy, and start one more)."""
     import os
+    import time
 
+    time.sleep(hold)
     return os.getpid()
 
 
@@ -184,11 +188,16 @@ class ReaderPool:
         return [pid for pid, process in list(processes.items()) if process.is_alive()]
 
     async def start(self) -> list[int]:
-        """Start every reader now (each answers a ping); their process ids."""
+        """Start every reader now (the executor starts one for a task only when none is
+        idle: pings that hold their reader a moment, as many as there are readers); their
+        process ids."""
         loop = asyncio.get_running_loop()
-        executor = self.executor()
-        await asyncio.gather(*(loop.run_in_executor(executor, _ping)
-                               for _ in range(self.processes)))
+        for _ in range(3):
+            executor = self.executor()
+            await asyncio.gather(*(loop.run_in_executor(executor, _ping, 0.05)
+                                   for _ in range(self.processes)))
+            if len(self.pids()) >= self.processes:
+                break
         return self.pids()
 
     def close(self, wait: bool = True) -> None:
