@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Final
 
 log = logging.getLogger(__name__)
@@ -84,20 +85,32 @@ def read_search(text: str) -> bytes:
 def read_timeline(complaint_id: str, reader: str) -> bytes | None:
     """The timeline's document, its read of personal data recorded (committed) first; None
     for an unknown complaint (nothing recorded)."""
-    from sqlalchemy import insert
-
     from reporting.workqueue import timeline
-    from workflow.schema import PersonalDataRead
 
     with _sessions() as session:
         document = timeline(session, complaint_id)
         if document is None:
             return None
-        session.execute(insert(PersonalDataRead).values(
-            read_at=datetime.now(UTC), reader=reader, complaint_id=complaint_id,
-            what="timeline"))
+        # On the read's own connection; autocommit: committed when it returns.
+        session.connection().execute(recorded_read(), {
+            "read_at": datetime.now(UTC), "reader": reader, "complaint_id": complaint_id,
+            "what": "timeline"})
         session.commit()
     return _encoded(document)
+
+
+@cache
+def recorded_read() -> Any:
+    """The INSERT of a personal-data read, built once (building it and running it through
+    the ORM session cost a millisecond of the timeline's three)."""
+    from sqlalchemy import bindparam, insert
+
+    from workflow.schema import PersonalDataRead
+
+    return insert(PersonalDataRead).values(
+        read_at=bindparam("read_at", type_=PersonalDataRead.read_at.type),
+        reader=bindparam("reader"), complaint_id=bindparam("complaint_id"),
+        what=bindparam("what"))
 
 
 def read_listing(arguments: dict[str, Any]) -> bytes:

@@ -603,10 +603,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
         if state.record is None:
             return _error(503, "no record to read")
         complaint_id = request.match_info["complaint_id"]
-        from sqlalchemy import insert
-
         from reporting.casefile import token_identity
-        from workflow.schema import PersonalDataRead
 
         reader = token_identity(request.headers["Authorization"].partition(" ")[2].strip())
         pool = reader_pool()
@@ -620,9 +617,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
                 # One complaint's record: a read of personal data, recorded (committed)
                 # before it is sent; on the same connection as the read, in one trip off
                 # the loop.
-                session.execute(insert(PersonalDataRead).values(
-                    read_at=datetime.now(UTC), reader=reader, complaint_id=complaint_id,
-                    what="timeline"))
+                session.connection().execute(readers_module.recorded_read(), {
+                    "read_at": datetime.now(UTC), "reader": reader,
+                    "complaint_id": complaint_id, "what": "timeline"})
                 session.commit()
             return document
 
