@@ -26,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from functools import cache
+from multiprocessing.connection import Connection
 from typing import Any, Final
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,7 @@ def read_trends(as_of: datetime, days: int) -> bytes:
 
 
 def _ping(hold: float) -> int:
-    """A reader's process id, after holding it `hold` seconds (so that the pings that start
-    a pool each find every reader before them busy, and start one more)."""
+    """A reader's process id, after holding it `hold` seconds."""
     import os
     import time
 
@@ -146,79 +145,219 @@ def _ping(hold: float) -> int:
     return os.getpid()
 
 
-# --------------------------------------------------------------------------- in the server
-class ReaderPool:
-    """`processes` spawned readers over the record at `url` (started as the reads come;
-    spawned, not forked, from a server with threads and an event loop running).
+def _serve(connection: Connection, url: str) -> None:
+    """A reader process: each request `(function, arguments)` read from the pipe is answered
+    with `(True, result)` or `(False, exception)`, until the pipe closes or says None."""
+    import signal
 
-    A reader that dies (killed, out of memory) breaks the executor and every read in flight
-    on it: the pool is replaced by a fresh one and each of those reads is asked once more
-    there; a second break in a row for the same read raises ReadersStopped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops its readers itself
+    _open(url)
+    while True:
+        try:
+            request = connection.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        function, arguments = request
+        try:
+            reply: tuple[bool, Any] = (True, function(*arguments))
+        except Exception as exc:  # noqa: BLE001 - sent back, raised in the server
+            reply = (False, exc)
+        try:
+            connection.send(reply)
+        except (EOFError, OSError):
+            return
+        except Exception as exc:  # noqa: BLE001 - an exception that does not pickle
+            connection.send((False, RuntimeError(f"{type(exc).__name__} in a reader")))
+
+
+# --------------------------------------------------------------------------- in the server
+class _Reader:
+    """One reader process and the server's end of its pipe, watched by the event loop."""
+
+    def __init__(self, pool: ReaderPool, loop: asyncio.AbstractEventLoop) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe(duplex=True)
+        self.process = context.Process(target=_serve, args=(theirs, pool.url),
+                                       name="ops-reader", daemon=True)
+        self.process.start()
+        theirs.close()
+        self.connection = ours
+        self.loop = loop
+        self.pool = pool
+        # The request being answered: its future, and what it asked (to ask again).
+        self.current: tuple[asyncio.Future[Any], Any] | None = None
+        self.alive = True
+        loop.add_reader(ours.fileno(), self._readable)
+
+    def ask(self, future: asyncio.Future[Any], request: Any) -> None:
+        self.current = (future, request)
+        try:
+            self.connection.send(request)
+        except (OSError, ValueError):
+            self._stopped()
+
+    def _readable(self) -> None:
+        try:
+            ok, value = self.connection.recv()
+        except (EOFError, OSError):
+            self._stopped()
+            return
+        current, self.current = self.current, None
+        if current is not None and not current[0].done():
+            if ok:
+                current[0].set_result(value)
+            else:
+                current[0].set_exception(value)
+        self.pool._idle(self)
+
+    def _stopped(self) -> None:
+        """The process died (killed, out of memory): its request goes back to the pool."""
+        if not self.alive:
+            return
+        self.detach()
+        self.pool._lost(self, self.current)
+        self.current = None
+
+    def detach(self) -> None:
+        if self.alive:
+            self.alive = False
+            self.loop.remove_reader(self.connection.fileno())
+
+    def stop(self) -> None:
+        """Ask the process to exit and close our end (join it with `join`)."""
+        self.detach()
+        try:
+            self.connection.send(None)
+        except (OSError, ValueError):
+            pass
+        self.connection.close()
+
+    def join(self, timeout: float) -> None:
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout)
+
+
+class ReaderPool:
+    """`processes` spawned readers over the record at `url`, each with a pipe of its own that
+    the event loop watches (no threads, no queue feeder: a read costs the server one pickled
+    request written and one reply read). Started at the first read; spawned, not forked,
+    from a server with threads and an event loop running. A read waits for an idle reader
+    (oldest first).
+
+    A reader that dies (killed, out of memory) is replaced by a new process and the read it
+    was answering is asked once more; a second loss for the same read raises ReadersStopped
+    (the timeline's record of a read may then be written twice: never data sent unrecorded).
+    """
 
     def __init__(self, url: str, processes: int) -> None:
         self.url = url
         self.processes = processes
-        self._executor: ProcessPoolExecutor | None = None
         self.restarts = 0
         self.closed = False
+        self._readers: list[_Reader] = []
+        self._free: list[_Reader] = []
+        self._waiting: deque[tuple[asyncio.Future[Any], Any]] = deque()
+        self._retried: set[int] = set()  # id() of futures already asked a second time
+        self._stopped: list[_Reader] = []  # stopped, not yet joined
 
-    def executor(self) -> ProcessPoolExecutor:
+    def _started(self) -> None:
         if self.closed:
             raise RuntimeError("the reader pool is closed")
-        if self._executor is None:
-            import multiprocessing
-
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_open, initargs=(self.url,))
-        return self._executor
-
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        # Only once per break: the other reads that were in flight on it see it gone.
-        if self._executor is broken:
-            self._executor = None
-            self.restarts += 1
-            log.warning("an ops reader process stopped; starting new ones")
-            broken.shutdown(wait=False, cancel_futures=True)
+        if not self._readers:
+            loop = asyncio.get_running_loop()
+            for _ in range(self.processes):
+                reader = _Reader(self, loop)
+                self._readers.append(reader)
+                self._free.append(reader)
 
     async def run(self, function: Any, *arguments: Any) -> Any:
         """`function(*arguments)` in a reader: its result (bytes), or its exception."""
-        loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            executor = self.executor()
-            try:
-                return await loop.run_in_executor(executor, function, *arguments)
-            except BrokenProcessPool:
-                self._replace(executor)
-                if attempt == 2:
-                    raise ReadersStopped from None
-        raise AssertionError("unreachable")
+        self._started()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._submit(future, (function, arguments))
+        try:
+            return await future
+        finally:
+            self._retried.discard(id(future))
+
+    def _submit(self, future: asyncio.Future[Any], request: Any) -> None:
+        if self._free:
+            self._free.pop().ask(future, request)
+        else:
+            self._waiting.append((future, request))
+
+    def _idle(self, reader: _Reader) -> None:
+        while self._waiting:
+            future, request = self._waiting.popleft()
+            if not future.done():  # not cancelled (its client went away)
+                reader.ask(future, request)
+                return
+        self._free.append(reader)
+
+    def _lost(self, reader: _Reader, current: tuple[asyncio.Future[Any], Any] | None) -> None:
+        log.warning("an ops reader process stopped; starting a new one")
+        self.restarts += 1
+        self._stopped.append(reader)
+        reader.connection.close()
+        if reader in self._free:
+            self._free.remove(reader)
+        if reader in self._readers:
+            self._readers.remove(reader)
+        if not self.closed:
+            replacement = _Reader(self, reader.loop)
+            self._readers.append(replacement)
+        if current is not None:
+            future, request = current
+            if future.done():
+                pass
+            elif id(future) in self._retried or self.closed:
+                future.set_exception(ReadersStopped())
+            else:
+                self._retried.add(id(future))
+                self._waiting.appendleft((future, request))
+        if not self.closed:
+            self._idle(replacement)
 
     def pids(self) -> list[int]:
         """The reader processes running now (for tests and diagnostics)."""
-        executor = self._executor
-        processes = getattr(executor, "_processes", None) or {}
-        return [pid for pid, process in list(processes.items()) if process.is_alive()]
+        return [r.process.pid for r in self._readers
+                if r.alive and r.process.pid is not None and r.process.is_alive()]
 
     async def start(self) -> list[int]:
-        """Start every reader now (the executor starts one for a task only when none is
-        idle: pings that hold their reader a moment, as many as there are readers); their
-        process ids."""
-        loop = asyncio.get_running_loop()
-        for _ in range(3):
-            executor = self.executor()
-            await asyncio.gather(*(loop.run_in_executor(executor, _ping, 0.05)
-                                   for _ in range(self.processes)))
-            if len(self.pids()) >= self.processes:
-                break
+        """Start every reader now and wait until each has answered; their process ids."""
+        self._started()
+        await asyncio.gather(*(self.run(_ping, 0.05) for _ in range(self.processes)))
         return self.pids()
 
     def close(self, wait: bool = True) -> None:
-        """Stop the readers (reads still queued are cancelled); later reads are refused."""
+        """Stop the readers (reads waiting or in flight get ReadersStopped); later reads are
+        refused. In the event loop's thread; `wait`: join the processes too (`join`)."""
         self.closed = True
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=wait, cancel_futures=True)
+        readers, self._readers, self._free = self._readers, [], []
+        for reader in readers:
+            current, reader.current = reader.current, None
+            reader.stop()
+            if current is not None and not current[0].done():
+                current[0].set_exception(ReadersStopped())
+        while self._waiting:
+            future, _ = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(ReadersStopped())
+        self._stopped.extend(readers)
+        if wait:
+            self.join()
+
+    def join(self, timeout: float = 10.0) -> None:
+        """Wait for the stopped readers to exit (killed after `timeout` seconds); any thread."""
+        stopped, self._stopped = self._stopped, []
+        for reader in stopped:
+            reader.join(timeout)
 
 
 def pool_for(record: Any, processes: int) -> ReaderPool | None:

@@ -559,8 +559,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
         record = state.record
         if readers.get("record") is not record:
             old = readers.pop("pool", None)
-            if old is not None:
+            if old is not None:  # another record: its readers stop, joined off the loop
                 old.close(wait=False)
+                asyncio.get_running_loop().run_in_executor(None, old.join)
             readers["record"] = record
             readers["pool"] = pool_for(record, readers_wanted)
         pool: ReaderPool | None = readers.get("pool")
@@ -771,9 +772,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
         pool = readers.pop("pool", None)
         readers["record"] = None
         if pool is not None:
-            # Waits for the readers to exit (a read in flight finishes; queued ones are
-            # cancelled), off the loop.
-            await asyncio.get_running_loop().run_in_executor(None, pool.close)
+            pool.close(wait=False)  # in the loop: its pipes are the loop's
+            # Then wait for the processes to exit, off the loop.
+            await asyncio.get_running_loop().run_in_executor(None, pool.join)
 
     app.on_cleanup.append(close_reads)
     app[READERS] = readers

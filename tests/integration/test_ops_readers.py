@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from consumers.file_ingest import ingest_file
-from reporting.readers import ReaderPool, pool_for, reader_processes
+from reporting.readers import ReaderPool, _ping, pool_for, reader_processes
 from reporting.web import READERS, bound_port, create_app, serve
 from tests.live_view import serving
 from workflow.bootstrap import App, bootstrap
@@ -138,22 +138,31 @@ def test_a_killed_reader_is_replaced(postgres_url: str,
             pool: ReaderPool = web_app[READERS]["pool"]
             pids = await pool.start()
             assert len(pids) == 2
-            os.kill(pids[0], signal.SIGKILL)
+            os.kill(pids[0], signal.SIGKILL)  # an idle reader
             deadline = time.monotonic() + 10
             while pids[0] in pool.pids() and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            # The executor the dead reader broke is replaced: the next reads are answered.
+            # Replaced: the next reads are answered.
             after = [await get("/complaints/C-100/timeline") for _ in range(3)]
             replaced = await pool.start()
-            return first, after, pool.restarts, pids, replaced
+            # A reader killed while it answers: the read is asked again of its replacement.
+            held = asyncio.ensure_future(pool.run(_ping, 1.0))
+            await asyncio.sleep(0.3)
+            busy = [r.process.pid for r in pool._readers if r.current is not None]
+            assert len(busy) == 1
+            os.kill(busy[0], signal.SIGKILL)
+            answered_by = await held
+            return first, after, pool.restarts, pids, replaced, busy[0], answered_by
 
-        first, after, restarts, pids, replaced = _served(app, "2", kill_one, monkeypatch)
+        first, after, restarts, pids, replaced, killed, answered_by = _served(
+            app, "2", kill_one, monkeypatch)
     finally:
         app.engine.dispose()
     assert first[0] == 200
     assert after == [first] * 3
-    assert restarts == 1
-    assert not set(replaced) & set(pids)
+    assert len(replaced) == 2 and pids[0] not in replaced and pids[1] in replaced
+    assert restarts == 2
+    assert answered_by not in (killed, pids[0])
 
 
 @pytest.mark.postgres
@@ -176,4 +185,4 @@ def test_readers_stop_at_cleanup(postgres_url: str, monkeypatch: pytest.MonkeyPa
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     with pytest.raises(RuntimeError, match="closed"):
-        pool.executor()
+        asyncio.run(pool.run(_ping, 0.0))
