@@ -808,7 +808,9 @@ def read_threads(environ: Mapping[str, str]) -> int:
 
 class RecordReads:
     """The work queue's reads of the record (search, timeline, lists), in a thread pool of
-    their own with, on PostgreSQL, a connection pool of the same size.
+    their own with, on PostgreSQL, a connection pool of the same size. (On PostgreSQL they
+    go to the reader processes instead, reporting/readers.py, unless COMPLAINTS_OPS_READERS
+    is 0.)
 
     Not the default executor: a case file's PDF (seconds of rendering there) never holds up
     a search. Not the record's engine: its pool (SQLAlchemy's 5 + 10 overflow) closes every
