@@ -22,6 +22,10 @@ Endpoints (JSON unless said):
   is recorded (`personal_data_reads`: the token's fingerprint, when, which complaint).
 - (work queue) `GET /trends[?days=N]` (reporting/trends.py) and `GET /complaints/behind?count=`
   (the lists behind the dashboard's other counts, reporting/countlists.py), from the database.
+- The work queue's database reads (search, timeline, the lists, trends) run, on PostgreSQL, in
+  reader processes of their own (reporting/readers.py, COMPLAINTS_OPS_READERS, default 4) that
+  return the encoded JSON: the event loop only forwards bytes. On SQLite, or with
+  COMPLAINTS_OPS_READERS=0, they run in the server's threads (COMPLAINTS_OPS_READ_THREADS).
 - `GET /` (open): the dashboard page; it holds no data and fetches the endpoints above with the
   token (see reporting/static/dashboard.js for how the token is kept).
 
@@ -54,9 +58,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from reporting import readers as readers_module
 from reporting.ops.records import micros, periods_of
 from reporting.ops.view import NOT_STREAMED, Aggregator
 from reporting.periods import BadPeriod, parse_month, parse_quarter
+from reporting.readers import ReaderPool, ReadersStopped, pool_for, reader_processes
 from reporting.submissions import ObligationsSource
 from workflow.calendar import WorkingCalendar, end_of_date
 from workflow.delivery import pause_message
@@ -83,6 +89,8 @@ PAGE_POLICY: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger(__name__)
 CASEFILE_TYPES: Final = {"pdf": "application/pdf", "zip": "application/zip"}
+# The app's reader processes: {"record": the record they read, "pool": its ReaderPool or None}.
+READERS: Final = web.AppKey("readers", dict[str, Any])
 
 
 # --------------------------------------------------------------------------- configuration
@@ -539,10 +547,42 @@ def create_app(state: OpsState, token: str) -> web.Application:
 
     reads = RecordReads(read_threads(os.environ))
     casefiles = CaseFileRenderer()
+    readers_wanted = reader_processes(os.environ)
+    readers: dict[str, Any] = {}  # "pool": the ReaderPool of readers["record"]
 
     async def from_record(read: Callable[[Any], Any]) -> Any:
         """A read of the database, off the event loop, in the ops API's own threads."""
         return await reads.run(state.record, read)
+
+    def reader_pool() -> ReaderPool | None:
+        """The reader processes over the current record (PostgreSQL; None: read in threads)."""
+        record = state.record
+        if readers.get("record") is not record:
+            old = readers.pop("pool", None)
+            if old is not None:  # another record: its readers stop, joined off the loop
+                old.close(wait=False)
+                asyncio.get_running_loop().run_in_executor(None, old.join)
+            readers["record"] = record
+            readers["pool"] = pool_for(record, readers_wanted)
+        pool: ReaderPool | None = readers.get("pool")
+        return pool
+
+    async def read_json(pool: ReaderPool, function: Callable[..., bytes | None],
+                        *arguments: Any) -> web.Response:
+        """`function(*arguments)` in a reader process, its JSON bytes as the response (404
+        when it found nothing: an unknown complaint); 503 when the readers stopped twice for
+        it."""
+        try:
+            body: bytes | None = await pool.run(function, *arguments)
+        except ReadersStopped:
+            return _error(503, "the ops reader processes stopped; try again",
+                          **{"Retry-After": "2"})
+        return _error(404, "unknown complaint") if body is None else json_body(body)
+
+    def json_body(body: bytes) -> web.Response:
+        """Encoded JSON as web.json_response sends it (type, charset, headers)."""
+        return web.Response(body=body, content_type="application/json", charset="utf-8",
+                            headers=COMMON_HEADERS)
 
     async def search(request: web.Request) -> web.Response:
         from reporting.workqueue import search as find
@@ -552,6 +592,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(400, "q: a reference or complaint id (1-200 characters)")
         if state.record is None:
             return _error(503, "no record to search")
+        pool = reader_pool()
+        if pool is not None:
+            return await read_json(pool, readers_module.read_search, text)
         found = await from_record(lambda session: find(session, text))
         return web.json_response({"query": text, "complaints": found}, headers=COMMON_HEADERS)
 
@@ -561,12 +604,13 @@ def create_app(state: OpsState, token: str) -> web.Application:
         if state.record is None:
             return _error(503, "no record to read")
         complaint_id = request.match_info["complaint_id"]
-        from sqlalchemy import insert
-
         from reporting.casefile import token_identity
-        from workflow.schema import PersonalDataRead
 
         reader = token_identity(request.headers["Authorization"].partition(" ")[2].strip())
+        pool = reader_pool()
+        if pool is not None:
+            # The same read and record of it (readers.read_timeline), in a reader process.
+            return await read_json(pool, readers_module.read_timeline, complaint_id, reader)
 
         def read_and_record(session: Any) -> Any:
             document = read_timeline(session, complaint_id)
@@ -574,9 +618,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
                 # One complaint's record: a read of personal data, recorded (committed)
                 # before it is sent; on the same connection as the read, in one trip off
                 # the loop.
-                session.execute(insert(PersonalDataRead).values(
-                    read_at=datetime.now(UTC), reader=reader, complaint_id=complaint_id,
-                    what="timeline"))
+                session.connection().execute(readers_module.recorded_read(), {
+                    "read_at": datetime.now(UTC), "reader": reader,
+                    "complaint_id": complaint_id, "what": "timeline"})
                 session.commit()
             return document
 
@@ -619,7 +663,12 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(400, str(exc))
         if state.record is None:
             return _error(503, "no record to read")
+        pool = reader_pool()
         try:
+            if pool is not None:
+                return await read_json(pool, readers_module.read_listing, {
+                    "state": state_, "overdue": kind, "received": received, "as_of": as_of,
+                    "offset": offset, "limit": limit, "after": after})
             document = await from_record(lambda session: listing(
                 session, state=state_, overdue=kind, received=received, as_of=as_of,
                 offset=offset, limit=limit, after=after))
@@ -675,6 +724,12 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return _error(400, str(exc))
         if state.record is None:
             return _error(503, "no record to read")
+        pool = reader_pool()
+        if pool is not None:
+            return await read_json(pool, readers_module.read_behind, count, {
+                "as_of": as_of, "calendar": state.calendar, "kind": kind, "day": day,
+                "month": month, "channel": channel, "category": category, "state": stage,
+                "offset": offset, "limit": limit})
         document = await from_record(lambda session: behind(
             session, count, as_of=as_of, calendar=state.calendar, kind=kind, day=day,
             month=month, channel=channel, category=category, state=stage, offset=offset,
@@ -703,6 +758,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
                  "letters_by_kind": {}, "backlog": {},
                  "note": "no record here: the trends need the database"},
                 headers=COMMON_HEADERS)
+        pool = reader_pool()
+        if pool is not None:
+            return await read_json(pool, readers_module.read_trends, as_of, days)
         document = await from_record(lambda session: read_trends(session, as_of, days))
         return web.json_response(document, headers=COMMON_HEADERS)
 
@@ -711,8 +769,15 @@ def create_app(state: OpsState, token: str) -> web.Application:
     async def close_reads(_app: web.Application) -> None:
         reads.close()
         casefiles.close()
+        pool = readers.pop("pool", None)
+        readers["record"] = None
+        if pool is not None:
+            pool.close(wait=False)  # in the loop: its pipes are the loop's
+            # Then wait for the processes to exit, off the loop.
+            await asyncio.get_running_loop().run_in_executor(None, pool.join)
 
     app.on_cleanup.append(close_reads)
+    app[READERS] = readers
     # Open: the page (it holds no figures), its files, and health.
     app.router.add_get("/", dashboard)
     app.router.add_get("/static/{name}", static)
@@ -743,7 +808,9 @@ def read_threads(environ: Mapping[str, str]) -> int:
 
 class RecordReads:
     """The work queue's reads of the record (search, timeline, lists), in a thread pool of
-    their own with, on PostgreSQL, a connection pool of the same size.
+    their own with, on PostgreSQL, a connection pool of the same size. (On PostgreSQL they
+    go to the reader processes instead, reporting/readers.py, unless COMPLAINTS_OPS_READERS
+    is 0.)
 
     Not the default executor: a case file's PDF (seconds of rendering there) never holds up
     a search. Not the record's engine: its pool (SQLAlchemy's 5 + 10 overflow) closes every

@@ -35,16 +35,9 @@ def search(session: Session, text: str) -> list[dict[str, Any]]:
     # Bound parameters; LIKE wildcards in the input are taken literally.
     escaped = [value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                for value in (wanted, reference)]
-    rows = session.execute(
-        select(Complaint.complaint_id, Complaint.reference, Complaint.state,
-               Complaint.received_at, Complaint.handler)
-        # upper(complaint_id) as well: the expression PostgreSQL's pattern index holds
-        # (migration 0012), so both prefixes are index ranges over a million complaints.
-        .where(or_(and_(func.upper(Complaint.complaint_id).like(escaped[0].upper() + "%",
-                                                                 escape="\\"),
-                        Complaint.complaint_id.like(escaped[0] + "%", escape="\\")),
-                   func.upper(Complaint.reference).like(escaped[1] + "%", escape="\\")))
-        .order_by(Complaint.complaint_id).limit(200)).all()
+    rows = session.connection().execute(_SEARCH, {
+        "id_upper": escaped[0].upper() + "%", "id_prefix": escaped[0] + "%",
+        "reference_prefix": escaped[1] + "%"}).all()
     found = [{"complaint_id": r.complaint_id, "reference": r.reference, "state": r.state,
               "received_at": queries.iso(r.received_at),
               "owner": r.handler.get("name") if isinstance(r.handler, dict) else None}
@@ -52,6 +45,20 @@ def search(session: Session, text: str) -> list[dict[str, Any]]:
     found.sort(key=lambda c: (c["complaint_id"] != wanted and c["reference"] != reference,
                               c["complaint_id"]))
     return found[:SEARCH_LIMIT]
+
+
+# Built once, run with its values (as the timeline's statements below). upper(complaint_id)
+# as well as the id: the expression PostgreSQL's pattern index holds (migration 0012), so
+# both prefixes are index ranges over a million complaints.
+_SEARCH: Final = (
+    select(Complaint.complaint_id, Complaint.reference, Complaint.state,
+           Complaint.received_at, Complaint.handler)
+    .where(or_(and_(func.upper(Complaint.complaint_id).like(bindparam("id_upper"),
+                                                             escape="\\"),
+                    Complaint.complaint_id.like(bindparam("id_prefix"), escape="\\")),
+               func.upper(Complaint.reference).like(bindparam("reference_prefix"),
+                                                    escape="\\")))
+    .order_by(Complaint.complaint_id).limit(200))
 
 
 def timeline(session: Session, complaint_id: str) -> dict[str, Any] | None:

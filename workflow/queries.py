@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from workflow.calendar import WorkingCalendar
@@ -94,16 +94,28 @@ def letter_dispatches(session: Session, letter_ids: list[str]) -> tuple[
     before deliveries were recorded) and its attempts, oldest first."""
     if not letter_ids:
         return {}, {}
-    status = dict(session.execute(
-        select(Delivery.letter_id, Delivery.status)
-        .where(Delivery.letter_id.in_(letter_ids))).all())
+    # Statements built once (an expanding parameter for the ids), read as plain rows: no
+    # select and cache key built, nor ORM objects of every column made, for each timeline.
+    connection = session.connection()
+    values = {"letter_ids": letter_ids}
+    status = {row.letter_id: row.status
+              for row in connection.execute(_DELIVERY_STATUS, values)}
     attempts: dict[str, list[dict[str, Any]]] = {}
-    for d in session.scalars(select(Dispatch).where(Dispatch.letter_id.in_(letter_ids))
-                             .order_by(Dispatch.letter_id, Dispatch.attempt)):
+    for d in connection.execute(_DISPATCHES, values):
         attempts.setdefault(d.letter_id, []).append(
             {"attempt": d.attempt, "channel": d.channel, "address": d.address,
              "at": iso(d.attempted_at), "outcome": d.outcome, "receipt": d.receipt})
     return status, attempts
+
+
+_DELIVERY_STATUS: Final = (select(Delivery.letter_id, Delivery.status)
+                           .where(Delivery.letter_id.in_(bindparam("letter_ids",
+                                                                   expanding=True))))
+_DISPATCHES: Final = (
+    select(Dispatch.letter_id, Dispatch.attempt, Dispatch.channel, Dispatch.address,
+           Dispatch.attempted_at, Dispatch.outcome, Dispatch.receipt)
+    .where(Dispatch.letter_id.in_(bindparam("letter_ids", expanding=True)))
+    .order_by(Dispatch.letter_id, Dispatch.attempt))
 
 
 def default_as_of(session: Session, wall_clock: datetime) -> datetime:
