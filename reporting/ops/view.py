@@ -66,12 +66,18 @@ QUARTERLY_ITEMS: Final = ("B6", "B7", "B8", "B9", "B10", "C11", "C12", "C12_pct"
                           "C13_pct", "C14", "C14_pct", "C15", "D16", "D17")
 
 
+BACKLOG_CACHE: Final = 4  # encoded backlog documents kept (LiveView.backlog_json)
+
+
 class LiveView:
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, ...]] = Counter()
         self.sorted: dict[tuple[str, str], SortedList] = {}
         self.version = 0  # moves on every change: a cached document is valid for one version
-        self._backlog_cache: tuple[int, int, int, bytes] | None = None
+        # (version, first, last instant, encoded rest) of the latest few documents, newest
+        # first: a few, because dashboards and probes ask at "now" and at fixed instants in
+        # turn, and one entry would be recomputed on each of them.
+        self._backlog_cache: list[tuple[int, int, int, bytes]] = []
 
     def clear(self) -> None:
         self.counts.clear()
@@ -162,9 +168,7 @@ class LiveView:
         """
         now = micros(as_of)
         head = b'{"as_of": ' + json.dumps(as_of.isoformat()).encode() + b", "
-        cached = self._backlog_cache
-        if cached is not None:
-            version, start, end, rest = cached
+        for version, start, end, rest in self._backlog_cache:
             if version == self.version and start <= now <= end:
                 return head + rest
         document = self.backlog(as_of, calendar)
@@ -176,7 +180,8 @@ class LiveView:
                 index = values.bisect_left(now)
                 if index < len(values):
                     end = min(end, values[index])
-        self._backlog_cache = (self.version, now, end, rest)
+        kept = [entry for entry in self._backlog_cache if entry[0] == self.version]
+        self._backlog_cache = [(self.version, now, end, rest), *kept[:BACKLOG_CACHE - 1]]
         return head + rest
 
     def monthly(self, month: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +225,25 @@ def test_a_later_contract_type_is_recorded_and_ignored() -> None:
     assert record is not None
     assert {k: v for k, v in record.items() if k != "seen"} == \
         {k: v for k, v in new_record().items() if k != "seen"}
+
+
+def test_the_encoded_backlog_is_the_backlog_at_every_instant_asked_in_turn(
+        scenario: Scenario) -> None:
+    # backlog_json keeps a few encoded documents (a dashboard at "now" and a probe at a fixed
+    # instant ask in turn); each answer must be the document of its own instant and of the
+    # view as it is then, however the asks interleave with changes.
+    aggregator = Aggregator(Rules(scenario.app.procedure.calendar))
+    calendar = scenario.app.procedure.calendar
+    instants = [datetime.fromisoformat(text) for text in AS_OF]
+    instants += [at + timedelta(seconds=1) for at in instants] + [
+        datetime.fromisoformat("2026-01-20T23:59:59.999999+00:00"),
+        datetime.fromisoformat("2026-01-21T00:00:00+00:00")]
+    asked = 0
+    for index, (topic, _, payload) in enumerate(scenario.messages):
+        aggregator.handle(topic, json.dumps(payload))  # type: ignore[arg-type]
+        if index % 251 == 0:
+            for at in instants + instants[::-1]:
+                encoded = aggregator.view.backlog_json(at, calendar)
+                assert json.loads(encoded) == aggregator.view.backlog(at, calendar), (index, at)
+                asked += 1
+    assert asked > 100
