@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,17 @@ PATHS = [
 ]
 
 Reply = tuple[int, str, bytes]
+
+
+@pytest.fixture
+def sample_app(postgres_url: str) -> Iterator[App]:
+    """A PostgreSQL record of the sample file."""
+    app = bootstrap(postgres_url, "kilowatt-connect")
+    try:
+        ingest_file(app, SAMPLE)
+        yield app
+    finally:
+        app.engine.dispose()
 
 
 def _served(app: App, readers: str,
@@ -94,28 +105,24 @@ def test_readers_only_for_postgresql(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_documents_equal_the_reads_in_threads(postgres_url: str,
+def test_documents_equal_the_reads_in_threads(sample_app: App,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    app = bootstrap(postgres_url, "kilowatt-connect")
-    try:
-        ingest_file(app, SAMPLE)
+    app = sample_app
 
-        async def every_path(get: Callable[[str], Awaitable[Reply]], web_app: Any) -> Any:
-            replies = [await get(path) for path in PATHS]
-            # Concurrent requests too: answered by several readers at once.
-            again = await asyncio.gather(*(get(path) for path in PATHS))
-            assert list(again) == replies
-            return replies, web_app[READERS]["pool"]
+    async def every_path(get: Callable[[str], Awaitable[Reply]], web_app: Any) -> Any:
+        replies = [await get(path) for path in PATHS]
+        # Concurrent requests too: answered by several readers at once.
+        again = await asyncio.gather(*(get(path) for path in PATHS))
+        assert list(again) == replies
+        return replies, web_app[READERS]["pool"]
 
-        in_threads, none = _served(app, "0", every_path, monkeypatch)
-        assert none is None
-        reads_in_threads = _reads(app)
-        in_readers, pool = _served(app, "2", every_path, monkeypatch)
-        assert isinstance(pool, ReaderPool) and pool.closed
-        # Two timelines found, asked twice each per run: each document sent, its read recorded.
-        assert reads_in_threads == 4 and _reads(app) == 8
-    finally:
-        app.engine.dispose()
+    in_threads, none = _served(app, "0", every_path, monkeypatch)
+    assert none is None
+    reads_in_threads = _reads(app)
+    in_readers, pool = _served(app, "2", every_path, monkeypatch)
+    assert isinstance(pool, ReaderPool) and pool.closed
+    # Two timelines found, asked twice each per run: each document sent, its read recorded.
+    assert reads_in_threads == 4 and _reads(app) == 8
     statuses = [status for status, _, _ in in_threads]
     assert statuses.count(200) == len(PATHS) - 3
     assert [statuses[PATHS.index(p)] for p in ("/complaints/C-NONE/timeline",
@@ -127,37 +134,33 @@ def test_documents_equal_the_reads_in_threads(postgres_url: str,
 
 
 @pytest.mark.postgres
-def test_a_killed_reader_is_replaced(postgres_url: str,
+def test_a_killed_reader_is_replaced(sample_app: App,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    app = bootstrap(postgres_url, "kilowatt-connect")
-    try:
-        ingest_file(app, SAMPLE)
+    app = sample_app
 
-        async def kill_one(get: Callable[[str], Awaitable[Reply]], web_app: Any) -> Any:
-            first = await get("/complaints/C-100/timeline")
-            pool: ReaderPool = web_app[READERS]["pool"]
-            pids = await pool.start()
-            assert len(pids) == 2
-            os.kill(pids[0], signal.SIGKILL)  # an idle reader
-            deadline = time.monotonic() + 10
-            while pids[0] in pool.pids() and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            # Replaced: the next reads are answered.
-            after = [await get("/complaints/C-100/timeline") for _ in range(3)]
-            replaced = await pool.start()
-            # A reader killed while it answers: the read is asked again of its replacement.
-            held = asyncio.ensure_future(pool.run(_ping, 1.0))
-            await asyncio.sleep(0.3)
-            busy = [r.process.pid for r in pool._readers if r.current is not None]
-            assert len(busy) == 1
-            os.kill(busy[0], signal.SIGKILL)
-            answered_by = await held
-            return first, after, pool.restarts, pids, replaced, busy[0], answered_by
+    async def kill_one(get: Callable[[str], Awaitable[Reply]], web_app: Any) -> Any:
+        first = await get("/complaints/C-100/timeline")
+        pool: ReaderPool = web_app[READERS]["pool"]
+        pids = await pool.start()
+        assert len(pids) == 2
+        os.kill(pids[0], signal.SIGKILL)  # an idle reader
+        deadline = time.monotonic() + 10
+        while pids[0] in pool.pids() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        # Replaced: the next reads are answered.
+        after = [await get("/complaints/C-100/timeline") for _ in range(3)]
+        replaced = await pool.start()
+        # A reader killed while it answers: the read is asked again of its replacement.
+        held = asyncio.ensure_future(pool.run(_ping, 1.0))
+        await asyncio.sleep(0.3)
+        busy = [r.process.pid for r in pool._readers if r.current is not None]
+        assert len(busy) == 1
+        os.kill(busy[0], signal.SIGKILL)
+        answered_by = await held
+        return first, after, pool.restarts, pids, replaced, busy[0], answered_by
 
-        first, after, restarts, pids, replaced, killed, answered_by = _served(
-            app, "2", kill_one, monkeypatch)
-    finally:
-        app.engine.dispose()
+    first, after, restarts, pids, replaced, killed, answered_by = _served(
+        app, "2", kill_one, monkeypatch)
     assert first[0] == 200
     assert after == [first] * 3
     assert len(replaced) == 2 and pids[0] not in replaced and pids[1] in replaced
@@ -166,19 +169,15 @@ def test_a_killed_reader_is_replaced(postgres_url: str,
 
 
 @pytest.mark.postgres
-def test_readers_stop_at_cleanup(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = bootstrap(postgres_url, "kilowatt-connect")
-    try:
-        ingest_file(app, SAMPLE)
+def test_readers_stop_at_cleanup(sample_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = sample_app
 
-        async def start(get: Callable[[str], Awaitable[Reply]], web_app: Any) -> Any:
-            assert (await get("/complaints/search?q=C-100"))[0] == 200
-            pool: ReaderPool = web_app[READERS]["pool"]
-            return pool, await pool.start()
+    async def start(get: Callable[[str], Awaitable[Reply]], web_app: Any) -> Any:
+        assert (await get("/complaints/search?q=C-100"))[0] == 200
+        pool: ReaderPool = web_app[READERS]["pool"]
+        return pool, await pool.start()
 
-        pool, pids = _served(app, "3", start, monkeypatch)
-    finally:
-        app.engine.dispose()
+    pool, pids = _served(app, "3", start, monkeypatch)
     assert len(pids) == 3
     assert pool.closed and pool.pids() == []
     for pid in pids:  # every reader has exited (the cleanup waited for them)
