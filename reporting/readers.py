@@ -27,33 +27,16 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
 from multiprocessing.connection import Connection
-from typing import Any, Final
+from typing import Any
 
 log = logging.getLogger(__name__)
-
-DEFAULT_READERS: Final = 4
-READERS_VARIABLE: Final = "COMPLAINTS_OPS_READERS"
 
 
 class ReadersStopped(Exception):
     """The reader processes stopped twice in a row for one request (the caller answers 503)."""
-
-
-def reader_processes(environ: Mapping[str, str]) -> int:
-    """COMPLAINTS_OPS_READERS (default 4, 0-32): the ops API's reader processes for the work
-    queue's PostgreSQL reads; 0 reads in the server's own threads (COMPLAINTS_OPS_READ_THREADS)."""
-    text = environ.get(READERS_VARIABLE) or str(DEFAULT_READERS)
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{READERS_VARIABLE} must be a number, not {text!r}") from None
-    if not 0 <= value <= 32:
-        raise ValueError(f"{READERS_VARIABLE} {value} is out of range (0-32)")
-    return value
 
 
 # --------------------------------------------------------------------------- in each reader

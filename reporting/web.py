@@ -62,7 +62,7 @@ from reporting import readers as readers_module
 from reporting.ops.records import micros, periods_of
 from reporting.ops.view import NOT_STREAMED, Aggregator
 from reporting.periods import BadPeriod, parse_month, parse_quarter
-from reporting.readers import ReaderPool, ReadersStopped, pool_for, reader_processes
+from reporting.readers import ReaderPool, ReadersStopped, pool_for
 from reporting.submissions import ObligationsSource
 from workflow.calendar import WorkingCalendar, end_of_date
 from workflow.delivery import pause_message
@@ -80,6 +80,7 @@ STATIC_FILES: Final = {
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8080
 DEFAULT_READ_THREADS: Final = 8
+DEFAULT_READERS: Final = 4  # reader processes (reporting/readers.py)
 RISK_PAGES_KEPT: Final = 2_000  # encoded at-risk pages kept per refit
 TOKEN_VARIABLE: Final = "COMPLAINTS_OPS_TOKEN"
 # The page runs only its own script and talks only to its own origin.
@@ -804,6 +805,13 @@ def read_threads(environ: Mapping[str, str]) -> int:
     """COMPLAINTS_OPS_READ_THREADS (default 8): the ops API's threads reading the record."""
     return _env_integer(environ, "COMPLAINTS_OPS_READ_THREADS", DEFAULT_READ_THREADS, 1, 64,
                         "a number", " (1-64)")
+
+
+def reader_processes(environ: Mapping[str, str]) -> int:
+    """COMPLAINTS_OPS_READERS (default 4, 0-32): the ops API's reader processes for the work
+    queue's PostgreSQL reads; 0 reads in the server's own threads (COMPLAINTS_OPS_READ_THREADS)."""
+    return _env_integer(environ, "COMPLAINTS_OPS_READERS", DEFAULT_READERS, 0, 32, "a number",
+                        " (0-32)")
 
 
 class RecordReads:

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import func, select
 
 from consumers.file_ingest import ingest_file
-from reporting.readers import ReaderPool, _ping, pool_for, reader_processes
-from reporting.web import READERS, bound_port, create_app, serve
+from reporting.readers import ReaderPool, _ping, pool_for
+from reporting.web import READERS, bound_port, create_app, reader_processes, serve
 from tests.live_view import serving
 from workflow.bootstrap import App, bootstrap
 from workflow.schema import PersonalDataRead
