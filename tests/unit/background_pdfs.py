@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,9 +85,7 @@ class Renders:
         if self.process.poll() is None:  # letters no test asked for: not needed
             self.process.kill()
         self.process.wait()
-        for path in self.directory.iterdir():
-            path.unlink()
-        self.directory.rmdir()
+        shutil.rmtree(self.directory)
 
 
 class LetterRenders:
