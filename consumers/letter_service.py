@@ -45,7 +45,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers.logtext import short
-from consumers.offsets import DoneOffsets, ForgetRevoked, next_offsets
+from consumers.offsets import AssignmentWatch, DoneOffsets, ForgetRevoked, next_offsets
 from consumers.settings import Settings
 from consumers.stopping import close_consumer
 from consumers.workflow_consumer import consumer_config
@@ -143,6 +143,7 @@ class LetterService:
             client_id=f"complaints-letters-{socket.gethostname()}-{os.getpid()}",
             max_poll_records=MAX_POLL_RECORDS, **(config or {}))
         self.poll_timeout_ms = poll_timeout_ms
+        self.assignment_timeout_s = settings.assignment_timeout_s
         self.stats = LetterStats()
         self._offsets = DoneOffsets("letter")
         self._unsynced = False  # files renamed into place since the directory was last synced
@@ -162,9 +163,11 @@ class LetterService:
         consumer.subscribe([self.topic], listener=self._listener)
         log.info("letter service in group %s on %s: %s into %s", self.group_id, self.topic,
                  ",".join(self.formats), self.directory)
+        watch = AssignmentWatch(self._listener, consumer, self.assignment_timeout_s)
         try:
             while not stop.is_set():
                 self.poll_once(consumer, stop)
+                watch.check()
         finally:
             self._commit(consumer, {})
             close_consumer(consumer)

@@ -95,6 +95,50 @@ class ForgetRevoked(ConsumerRebalanceListener):
         log.info("%s partitions assigned: %s", self.offsets.what, describe_partitions(assigned))
 
 
+class NotAssigned(RuntimeError):
+    """A member that the group has not assigned anything in its bound: made again."""
+
+
+class AssignmentWatch:
+    """Bounds how long a new member may wait for its first assignment.
+
+    A group normally forms in a few seconds, and a rebalance waits at most its rebalance
+    timeout (kafka-python's max_poll_interval_ms, 300 s) for a slow member. A member still
+    without an assignment well past that is stuck (a coordinator that kept a stale member,
+    or a client that stopped retrying its join), and waits for ever while its partitions go
+    unread. So `check` raises NotAssigned then: the component is closed (leaving the group)
+    and made again by its supervisor (consumers.runtime), as a member with a new id.
+    """
+
+    def __init__(self, listener: ForgetRevoked, consumer: KafkaConsumer, bound_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.listener = listener
+        self.consumer = consumer
+        self.bound_s = bound_s
+        self.clock = clock
+        self.since = clock()
+
+    def check(self) -> None:
+        if self.listener.assigned is not None or self.bound_s <= 0:
+            return
+        waited = self.clock() - self.since
+        if waited > self.bound_s:
+            raise NotAssigned(f"{self.listener.offsets.what} consumer not assigned partitions "
+                              f"after {waited:.0f} s ({membership(self.consumer)}); "
+                              "joining again as a new member")
+
+
+def membership(consumer: KafkaConsumer) -> str:
+    """What the client knows of its membership, for the log (no personal data)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None:
+        return "no coordinator"
+    generation = getattr(coordinator, "_generation", None)
+    return (f"state {getattr(coordinator, 'state', '?')}, "
+            f"generation {getattr(generation, 'generation_id', '?')}, "
+            f"coordinator {getattr(coordinator, 'coordinator_id', '?')}")
+
+
 def describe_partitions(partitions: Iterable[TopicPartition]) -> str:
     grouped: dict[str, list[int]] = {}
     for tp in partitions:

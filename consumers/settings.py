@@ -84,6 +84,10 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
     EnvVar("COMPLAINTS_KAFKA_SESSION_TIMEOUT_MS",
            "Consumer group session timeout: how long a dead consumer holds its partitions "
            "(a restart rejoins in about twice this on the embedded broker).", "10000"),
+    EnvVar("COMPLAINTS_KAFKA_ASSIGNMENT_TIMEOUT_S",
+           "How long a consumer may wait for its group to assign it partitions before it "
+           "leaves and joins again as a new member (0: wait for ever). Above the rebalance "
+           "timeout (kafka-python's max_poll_interval_ms, 300 s).", "330"),
     EnvVar("COMPLAINTS_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR.", "INFO"),
     EnvVar("COMPLAINTS_HEALTH_FILE", "File touched every few seconds while every component "
                                      "runs (for liveness probes)."),
@@ -206,6 +210,7 @@ class Settings:
     health_file: str | None = None
     log_level: str = "INFO"
     session_timeout_ms: int = 10_000
+    assignment_timeout_s: float = 330.0
     letters_dir: str = "letters-out"
     letter_formats: tuple[LetterFormat, ...] = ("pdf", "html", "txt")
     risk_refit_seconds: float = 300.0
@@ -232,6 +237,8 @@ class Settings:
             "log_level": (env("COMPLAINTS_LOG_LEVEL", environ) or "INFO").upper(),
             "session_timeout_ms": int(env("COMPLAINTS_KAFKA_SESSION_TIMEOUT_MS", environ)
                                       or 10_000),
+            "assignment_timeout_s": float(env("COMPLAINTS_KAFKA_ASSIGNMENT_TIMEOUT_S", environ)
+                                          or 330),
             "letters_dir": env("COMPLAINTS_LETTERS_DIR", environ) or "letters-out",
             "letter_formats": letter_formats(env("COMPLAINTS_LETTER_FORMATS", environ)
                                              or "pdf,html,txt"),

@@ -34,7 +34,14 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from consumers.logtext import short
-from consumers.offsets import DoneOffsets, ForgetRevoked, Record, first_offsets, next_offsets
+from consumers.offsets import (
+    AssignmentWatch,
+    DoneOffsets,
+    ForgetRevoked,
+    Record,
+    first_offsets,
+    next_offsets,
+)
 from consumers.settings import Settings
 from consumers.stopping import close_consumer
 from workflow.bootstrap import App
@@ -193,9 +200,11 @@ class WorkflowConsumer:
         consumer.subscribe(list(self.topics), listener=self._listener)
         log.info("workflow consumer in group %s on %s", self.settings.group_id,
                  ", ".join(self.topics))
+        watch = AssignmentWatch(self._listener, consumer, self.settings.assignment_timeout_s)
         try:
             while not stop.is_set():
                 self.poll_once(consumer)
+                watch.check()
         finally:
             self._commit_kafka(consumer, {})
             close_consumer(consumer)

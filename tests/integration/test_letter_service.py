@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from consumers.broker import FAST_GROUP_CONSUMER_CONFIG, EmbeddedBroker
 from consumers.cli import main
 from consumers.file_ingest import tick
 from consumers.letter_service import LetterService, write_atomically
+from consumers.offsets import ForgetRevoked, NotAssigned
 from consumers.outbox_relay import OutboxRelay
 from consumers.settings import Settings, Topics, letter_formats
 from consumers.timer_service import TimerService
@@ -269,6 +272,53 @@ def test_a_restart_after_an_uncommitted_stop_writes_every_file_exactly_once(
     finally:
         admin.close()
     assert {tp: om.offset for tp, om in committed.items()} == ends
+    app.engine.dispose()
+
+
+class _Deaf(ForgetRevoked):
+    """Never hears of its assignment: what a member whose join never completes looks like."""
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+class _NeverAssigned(LetterService):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._listener = _Deaf(self._offsets)
+
+    def poll_once(self, consumer: Any, stop: Any = None) -> int:
+        consumer.poll(timeout_ms=self.poll_timeout_ms)  # what it fetched is never done
+        return 0
+
+
+def test_a_member_never_assigned_leaves_and_a_new_one_writes_the_letters(
+    kafka_broker: EmbeddedBroker, sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = replace(service_settings(kafka_broker), assignment_timeout_s=4.0)
+    app = bootstrap(sqlite_url, "kilowatt-connect")
+    uow = app.unit_of_work()
+    processor = app.processor(_Fixed(NOW), uow)
+    processor.process(json.dumps(received("n-1", "N-1", RECEIVED)).encode(), "test", "0")
+    uow.commit()
+    uow.close()
+    assert tick(app, NOW) == 1  # its acknowledgement
+    relay = OutboxRelay(app, settings, clock=_Fixed(NOW))
+    relay.run_once()
+    relay.close()
+    directory = tmp_path / "letters"
+
+    stuck = letter_service(app, settings, directory, _NeverAssigned)
+    started = time.monotonic()
+    with pytest.raises(NotAssigned, match="letter consumer not assigned partitions after"):
+        stuck.run(threading.Event())  # returns only by raising: its supervisor makes it again
+    assert 4.0 < time.monotonic() - started < 4.0 + 10, "raised soon after its bound"
+    assert stuck.stats.files == 0
+
+    fresh = letter_service(app, settings, directory)
+    with running(fresh):
+        wait_until(lambda: fresh.stats.rendered == 1, timeout=30, what="the letter")
+    assert files_in(directory) == expected_names({letter_id_for("N-1/acknowledgement/1")})
     app.engine.dispose()
 
 
