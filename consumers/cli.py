@@ -36,7 +36,8 @@ def main() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @common_options
 def ingest(file: Path, db: str | None, config: str | None, fmt: str) -> None:
-    """Apply a JSONL file of events in file order, with event-time deadlines."""
+    """Apply a JSONL file of events in event-time order (occurred_at; ties in file order), with
+    event-time deadlines."""
     app = open_app(db, config)
 
     def report_rejection(line: int, reason: str) -> None:

@@ -38,6 +38,8 @@ class ExportNotes:
     missing: int = 0  # applied, but nothing of them is held that could be exported
     from_kafka: int = 0  # applied from a topic, with deadlines fired by wall clock
     re_encoded: int = 0  # raw bytes spanning several lines, written as one compact line
+    # applied after an event with a later occurred_at (a later ingest, or late on a topic)
+    after_later: int = 0
     lines: list[str] = field(default_factory=list)
 
     def messages(self) -> list[str]:
@@ -59,6 +61,12 @@ class ExportNotes:
                 f"{self.from_kafka} event(s) came from Kafka, where deadlines fired by the "
                 "wall clock; a replay of this export (ingest, simulate) runs by event time, so "
                 "its deadlines fire at their due instants, which may differ from the record")
+        if self.after_later:
+            said.append(
+                f"{self.after_later} event(s) were applied after events dated later than "
+                "them (a later ingest, or late on a topic): `complaints ingest` of this file "
+                "applies its lines in event-time order, so the record it builds may differ "
+                "from this one; `complaints simulate --db` replays them as they were applied")
         if self.re_encoded:
             said.append(
                 f"{self.re_encoded} event(s) whose raw bytes spanned several lines were written "
@@ -98,9 +106,14 @@ def _lines(engine: Engine, start: datetime | None, end: datetime | None,
             conditions.append(RawEvent.occurred_at <= end)
         if conditions:
             query = query.where(and_(*conditions))
-        for raw, position, _ in session.execute(
+        latest: datetime | None = None  # the latest occurred_at exported so far
+        for raw, position, occurred in session.execute(
                 query.order_by(RawEvent.seq).execution_options(yield_per=5_000)):
             notes.raw += 1
+            if occurred is not None:
+                if latest is not None and occurred < latest:
+                    notes.after_later += 1
+                latest = occurred if latest is None else max(latest, occurred)
             if not position.startswith("line "):
                 notes.from_kafka += 1
             if b"\n" in raw or b"\r" in raw:

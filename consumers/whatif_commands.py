@@ -5,10 +5,12 @@ Kept apart from consumers/cli.py, which adds them to the `complaints` group at i
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -21,28 +23,40 @@ from reporting.cli_support import common_options, emit, instant, open_app, table
               help="Only events with occurred_at at or after this instant (ISO-8601 with offset).")
 @click.option("--to", "end", default=None,
               help="Only events with occurred_at at or before this instant.")
-@click.option("--db", "db", default=None,
-              help="Database URL [env COMPLAINTS_DATABASE_URL; default sqlite:///complaints.db].")
-@click.option("--config", "config", default=None, envvar="COMPLAINTS_CONFIG",
-              help="Procedure (not used by the export; accepted like every command).")
+@common_options
 def export_events_command(start: str | None, end: str | None, db: str | None,
-                          config: str | None) -> None:
+                          config: str | None, fmt: str) -> None:
     """The raw events applied to the record, one per line (JSONL), in applied order: a file
     `complaints ingest` and `complaints simulate` read back. What the export could not give
-    byte for byte is said on stderr."""
-    from consumers.event_export import export_events
-
+    byte for byte is said on stderr. The record is only read (no migration, no write);
+    --config is not used, and --format changes nothing (the lines are the events)."""
     since = instant(start, "--from") if start else None
     until = instant(end, "--to") if end else None
-    app = open_app(db, config)
-    out = sys.stdout.buffer
+    _export(db, sys.stdout.buffer, since, until)
+
+
+def _export(db: str | None, out: BinaryIO, since: datetime | None = None,
+            until: datetime | None = None, *, missing: str = "give an existing --db") -> None:
+    """Write the record's applied events to `out`, then its notes on stderr. The record is
+    only read: no migration (an older record exports what it holds), no write, and a SQLite
+    file that does not exist is bad usage rather than a new empty record."""
+    from consumers.event_export import export_events
+    from workflow.database import database_url, make_engine
+
+    url = database_url(db)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            click.echo(f"error: no record at {path} ({missing})", err=True)
+            sys.exit(2)
+    engine = make_engine(url)
     try:
-        lines, notes = export_events(app.engine, since, until)
+        lines, notes = export_events(engine, since, until)
         for line in lines:
             out.write(line + b"\n")
         out.flush()
     finally:
-        app.engine.dispose()
+        engine.dispose()
     for message in notes.messages():
         click.echo(f"note: {message}", err=True)
 
@@ -70,6 +84,8 @@ def simulate_command(file: Path | None, variant_config: str | None, settings: tu
     from workflow.procedure import load_procedure
 
     end = instant(until, "--until") if until else None
+    if html_path is not None:
+        _check_writable(html_path)  # before the replays, not after them
     try:
         base = load_procedure(config)
     except ValueError as exc:
@@ -101,34 +117,35 @@ def simulate_command(file: Path | None, variant_config: str | None, settings: tu
     if html_path is not None:
         from reporting.simulation_html import write_simulation_html
 
-        write_simulation_html(result, html_path)
+        try:
+            write_simulation_html(result, html_path)
+        except OSError as exc:
+            click.echo(f"error: cannot write {html_path}: {exc.strerror}", err=True)
+            sys.exit(1)
         click.echo(f"wrote {html_path}", err=True)
     emit(fmt, result.document, _human_simulation)
 
 
-def _recorded_events(db: str | None, workdir: Path) -> Path:
-    """The record's applied events, exported to a file; the record is only read (no
-    migration, no write)."""
-    from consumers.event_export import export_events
-    from workflow.database import database_url, make_engine
+def _check_writable(path: Path) -> None:
+    """Bad usage (exit 2) when `path` cannot be written: its folder is missing or read-only,
+    or it is there and read-only."""
+    folder = path.parent
+    if not folder.is_dir():
+        problem = f"no folder {folder}"
+    elif path.exists() and not os.access(path, os.W_OK):
+        problem = "it is read-only"
+    elif not path.exists() and not os.access(folder, os.W_OK):
+        problem = f"folder {folder} is read-only"
+    else:
+        return
+    raise click.BadParameter(f"cannot write {path}: {problem}", param_hint="--html")
 
-    url = database_url(db)
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        if not path.is_file():
-            click.echo(f"error: no record at {path} (give a FILE or an existing --db)", err=True)
-            sys.exit(2)
-    engine = make_engine(url)
+
+def _recorded_events(db: str | None, workdir: Path) -> Path:
+    """The record's applied events, exported to a file (the record is only read)."""
     target = workdir / "recorded.jsonl"
-    try:
-        lines, notes = export_events(engine)
-        with target.open("wb") as out:
-            for line in lines:
-                out.write(line + b"\n")
-    finally:
-        engine.dispose()
-    for message in notes.messages():
-        click.echo(f"note: {message}", err=True)
+    with target.open("wb") as out:
+        _export(db, out, missing="give a FILE or an existing --db")
     return target
 
 

@@ -111,3 +111,55 @@ def test_bad_instants_are_bad_usage(tmp_path: Path, bad: str) -> None:
     result = CliRunner().invoke(main, ["export-events", "--from", bad,
                                        "--db", f"sqlite:///{tmp_path / 'x.db'}"])
     assert result.exit_code == 2
+
+
+def test_events_applied_after_later_dated_ones_are_counted_and_said(tmp_path: Path) -> None:
+    """Two ingests: the first runs the clock to 20 March (A's eight weeks, due at the end of 2
+    March, fire: its 8-week letter); the second brings A's resolution of 20 January, applied
+    late. An ingest of the export applies it in event-time order (the resolution before the
+    eight weeks), so the export says that one event came after a later-dated one."""
+    first = write_jsonl(tmp_path / "first.jsonl", [
+        received("a1", "A", "2026-01-05T09:00:00Z"),
+        received("b1", "B", "2026-03-20T09:00:00Z"),
+    ])
+    second = write_jsonl(tmp_path / "second.jsonl", [resolved("a2", "A", "2026-01-20T09:00:00Z")])
+    app = bootstrap(f"sqlite:///{tmp_path / 'two.db'}", "kilowatt-connect")
+    ingest_file(app, first)
+    ingest_file(app, second)
+    lines, notes = export_events(app.engine)
+    assert [line.split(b'"event_id": "')[1][:2] for line in lines] == [b"a1", b"b1", b"a2"]
+    assert notes.after_later == 1
+    result = CliRunner().invoke(main, ["export-events", "--db", str(app.engine.url),
+                                       "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert ("note: 1 event(s) were applied after events dated later than them"
+            in result.stderr)
+    app.engine.dispose()
+
+
+def test_a_missing_record_is_bad_usage_and_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    result = CliRunner().invoke(main, ["export-events", "--db", f"sqlite:///{missing}"])
+    assert result.exit_code == 2
+    assert f"error: no record at {missing}" in result.stderr
+    assert not missing.exists()
+
+
+def test_an_older_record_is_read_not_migrated(tmp_path: Path) -> None:
+    """An export writes nothing: a record whose schema is behind stays behind."""
+    app = bootstrap(f"sqlite:///{tmp_path / 'old.db'}", "kilowatt-connect")
+    ingest_file(app, write_jsonl(tmp_path / "in.jsonl",
+                                 [received("e1", "C-1", "2026-01-05T09:00:00Z")]))
+    with app.engine.begin() as connection:
+        connection.execute(text("DROP TABLE raw_events"))
+        connection.execute(text("UPDATE alembic_version SET version_num = '0007'"))
+    result = CliRunner().invoke(main, ["export-events", "--db", str(app.engine.url)])
+    assert result.exit_code == 0, result.output
+    assert "1 event(s) were applied before raw events were kept" in result.stderr
+    with app.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() \
+            == "0007"
+        tables = {row[0] for row in connection.execute(
+            text("SELECT name FROM sqlite_master WHERE type = 'table'"))}
+    assert "raw_events" not in tables
+    app.engine.dispose()
