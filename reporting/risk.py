@@ -70,6 +70,8 @@ class Timeline:
         return state
 
     def features_at(self, instant: datetime) -> dict[str, Any]:
+        """What was known at `instant`; the age is that of its current cycle (a reopened
+        complaint is aged from its reopening, as its new eight weeks are)."""
         escalations, last_event = 0, self.received_at
         for at, kind, _ in self.rows:
             if at > instant:
@@ -78,17 +80,38 @@ class Timeline:
                 last_event = max(last_event, at)
             if kind == "complaint.escalation_requested":
                 escalations += 1
-        return {"age_days": (instant - self.received_at) / DAY,
+        return {"age_days": (instant - self.open_since(instant)) / DAY,
                 "silent_days": max(0.0, (instant - last_event) / DAY),
                 "escalations": escalations, "stage": self.state_at(instant) or "received",
                 "category": self.category, "channel": self.channel}
 
-    def first_exit(self) -> tuple[datetime, bool] | None:
-        """(when, breached) of the first time the complaint left the open states."""
+    def spells(self) -> list[tuple[datetime, datetime | None, bool]]:
+        """(start, end, breached) of each stretch the complaint was open: from its receipt,
+        and from each reopen, to when it next left the open states (None: still open).
+        A stretch that ended in an 8-week or deadlock letter is its last one that counts:
+        once signposted, a complaint cannot breach again (RULES s.5)."""
+        found: list[tuple[datetime, datetime | None, bool]] = []
+        start: datetime | None = self.received_at
         for at, kind, to_state in self.rows:
-            if to_state not in OPEN_STATES:
-                return at, (to_state == "eight_week" and kind == "deadline.eight_week")
-        return None
+            if start is not None and to_state not in OPEN_STATES:
+                breached = to_state == "eight_week" and kind == "deadline.eight_week"
+                found.append((start, at, breached))
+                if breached or to_state == "deadlock":
+                    return found
+                start = None
+            elif start is None and to_state in OPEN_STATES:
+                start = at  # reopened: a new cycle, with its own eight weeks
+        if start is not None:
+            found.append((start, None, False))
+        return found
+
+    def open_since(self, instant: datetime) -> datetime:
+        """The start of the open stretch `instant` falls in (its cycle's receipt)."""
+        since = self.received_at
+        for start, _, _ in self.spells():
+            if start <= instant:
+                since = start
+        return since
 
 
 def load(session: Session, as_of: datetime) -> list[Timeline]:
@@ -101,36 +124,41 @@ def load(session: Session, as_of: datetime) -> list[Timeline]:
     timelines = []
     for row in session.execute(
             select(Complaint.complaint_id, Complaint.reference, Complaint.category,
-                   Complaint.channel, Complaint.received_at, Complaint.handler)
+                   Complaint.channel, Complaint.received_at, Complaint.owner)
             .where(Complaint.received_at <= as_of, Complaint.duplicate_of.is_(None))
             .order_by(Complaint.complaint_id)):
-        handler = row.handler if isinstance(row.handler, dict) else None
+        # The owner as RULES s.6 has it (the latest handler or responding senior manager),
+        # as it stands now; None when nobody has been named (letters then name the
+        # procedure's complaints manager).
+        owner = row.owner if isinstance(row.owner, dict) else None
         timelines.append(Timeline(
             row.complaint_id, row.reference, row.category, row.channel, row.received_at,
-            handler.get("name") if handler else None, history.get(row.complaint_id, [])))
+            owner.get("name") if owner else None, history.get(row.complaint_id, [])))
     return timelines
 
 
 # -- training rows --------------------------------------------------------------------------
 def landmark_rows(timelines: list[Timeline], as_of: datetime,
                   eight_weeks_days: int) -> list[dict[str, Any]]:
+    """Landmark rows of every open stretch (a first cycle, and each reopened one, aged from
+    its own start), as of `as_of`."""
     rows = []
     for timeline in timelines:
-        exit_ = timeline.first_exit()
-        for day in LANDMARK_DAYS:
-            if day >= eight_weeks_days:
-                break
-            at = timeline.received_at + day * DAY
-            if at > as_of or (exit_ is not None and exit_[0] <= at):
-                break
-            if exit_ is None:
-                duration, ended = (as_of - at) / DAY, 0
-            else:
-                duration, ended = (exit_[0] - at) / DAY, 0 if exit_[1] else 1
-            if duration <= 0:
-                continue
-            rows.append({**timeline.features_at(at), "landmark": day,
-                         "duration": duration, "ended": ended})
+        for start, end, breached in timeline.spells():
+            for day in LANDMARK_DAYS:
+                if day >= eight_weeks_days:
+                    break
+                at = start + day * DAY
+                if at > as_of or (end is not None and end <= at):
+                    break
+                if end is None:
+                    duration, ended = (as_of - at) / DAY, 0
+                else:
+                    duration, ended = (end - at) / DAY, 0 if breached else 1
+                if duration <= 0:
+                    continue
+                rows.append({**timeline.features_at(at), "landmark": day,
+                             "duration": duration, "ended": ended})
     return rows
 
 
@@ -166,6 +194,10 @@ class CoxModel:
         self._times = [float(t) for t in baseline.index]
         self._hazard = {int(column): [float(h) for h in baseline[column]]
                         for column in baseline.columns}
+        # How long after each landmark the history shows a complaint still open: past that the
+        # baseline is flat (nothing ends there), which would read as a certain breach.
+        self._support = {int(day): float(d)
+                         for day, d in frame.groupby("landmark")["duration"].max().items()}
 
     def _cumulative(self, landmark: int, after: float) -> float:
         """The landmark's baseline cumulative hazard `after` days after it (a step function)."""
@@ -174,9 +206,12 @@ class CoxModel:
         index = bisect.bisect_right(self._times, after) - 1
         return self._hazard[landmark][index] if index >= 0 else 0.0
 
-    def p_breach(self, features: list[dict[str, Any]], horizons: list[float]) -> list[float]:
+    def p_breach(self, features: list[dict[str, Any]],
+                 horizons: list[float]) -> list[float | None]:
         """Open at age a (landmark L = the latest at or before a) with h days left: stays
-        open h more days with probability exp(-(H_L(a - L + h) - H_L(a - L)) x partial)."""
+        open h more days with probability exp(-(H_L(a - L + h) - H_L(a - L)) x partial).
+        None where a - L is beyond what the history shows of landmark L: the model has
+        nothing to say there (the caller answers with the prior)."""
         import pandas as pd
 
         if not features:
@@ -187,10 +222,13 @@ class CoxModel:
         frame["landmark"] = landmarks
         partial = self.fitter.predict_partial_hazard(
             frame.reindex(columns=[*self.columns, "landmark"], fill_value=0.0))
-        found = []
+        found: list[float | None] = []
         for feature, landmark, horizon, scale in zip(features, landmarks, horizons, partial,
                                                      strict=True):
             offset = feature["age_days"] - landmark
+            if offset > self._support.get(landmark, 0.0):
+                found.append(None)
+                continue
             hazard = self._cumulative(landmark, offset + horizon) - self._cumulative(
                 landmark, offset)
             found.append(math.exp(-max(0.0, hazard) * float(scale)))
@@ -251,15 +289,16 @@ def at_risk(session: Session, as_of: datetime, eight_weeks_days: int) -> list[di
     found = candidates(session, timelines, as_of)
     features = [c.timeline.features_at(as_of) for c in found]
     horizons = [max(0.0, (c.eight_week_due - as_of) / DAY) for c in found]
-    model_name = "prior"
-    probabilities = [prior_p_breach(f, h) for f, h in zip(features, horizons, strict=True)]
+    priors = [prior_p_breach(f, h) for f, h in zip(features, horizons, strict=True)]
+    learnt: list[float | None] = [None] * len(found)
     if past_eight_weeks(timelines, as_of, eight_weeks_days) >= MIN_HISTORY and found:
         try:
             model = CoxModel(landmark_rows(timelines, as_of, eight_weeks_days))
-            probabilities = model.p_breach(features, horizons)
-            model_name = "cox_ph"
+            learnt = model.p_breach(features, horizons)
         except Exception:  # noqa: BLE001 - a failed fit (no events, no convergence): the prior
             pass
+    answers = [(prior, "prior") if p is None else (p, "cox_ph")
+               for p, prior in zip(learnt, priors, strict=True)]
     rows: list[dict[str, Any]] = [{
         "complaint_id": c.timeline.complaint_id,
         "reference": c.timeline.reference,
@@ -271,7 +310,7 @@ def at_risk(session: Session, as_of: datetime, eight_weeks_days: int) -> list[di
         "next_deadline": ({"kind": c.next_deadline[0], "due_at": iso(c.next_deadline[1])}
                           if c.next_deadline else None),
         "model": model_name,
-    } for c, p in zip(found, probabilities, strict=True)]
+    } for c, (p, model_name) in zip(found, answers, strict=True)]
     rows.sort(key=lambda r: (-float(r["p_breach"]), str(r["eight_week_due"]),
                              str(r["complaint_id"])))
     return rows
@@ -289,7 +328,11 @@ class RiskBoard:
 
     @property
     def model(self) -> str | None:
-        return self.rows[0]["model"] if self.rows else None
+        """"cox_ph" when the record's own model answered any row (rows beyond what its
+        history shows answer with the prior, and say so), "prior" when none did."""
+        if not self.rows:
+            return None
+        return "cox_ph" if any(r["model"] == "cox_ph" for r in self.rows) else "prior"
 
     def page(self, offset: int, limit: int) -> dict[str, Any]:
         return {"as_of": iso(self.as_of), "computed_at": iso(self.computed_at),

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from consumers.cli import main
 from consumers.file_ingest import ingest_file
-from tests.builders import HANDLER, received, resolved, simple, write_jsonl
+from tests.builders import HANDLER, received, reopened, resolved, simple, write_jsonl
 from workflow.bootstrap import bootstrap
 
 START = datetime(2025, 10, 1, 9, 0, tzinfo=UTC)
@@ -110,3 +110,55 @@ def test_before_their_receipt_nothing_is_at_risk(tmp_path: Path) -> None:
     # The 20 of the history (1-20 Oct 2025) have all breached or been resolved by then, and
     # S-1 and A-1 are not received yet.
     assert json.loads(result.stdout) == []
+
+
+def _reopened_record(tmp_path: Path) -> str:
+    """The history of `_record` (120 complaints past their eight weeks) and ten complaints
+    reopened long after their eight weeks (received Mondays 5 Jan - 9 Mar 2026, resolved 10 days
+    later, reopened on day 70 at 08:00Z), each resolved again 3-9 hours after its reopening:
+    a reopened complaint here ends within hours, never at its new eight weeks (the next day,
+    D+1: RULES s.5). Then X-1: received Mon 16 Mar 09:00Z, escalated to a senior manager, who
+    answered (Mona Manager: its owner from then on, RULES s.6), resolved 20 Mar, reopened Mon
+    1 Jun 08:00Z: an hour before the instant judged, 77 days after its receipt."""
+    events = _history(120)
+    for n in range(10):
+        cid, at = f"R-{n:02d}", datetime(2026, 1, 5, 8, 0, tzinfo=UTC) + timedelta(weeks=n)
+        back = at + timedelta(days=70)
+        events += [(at, received(f"{cid}-r", cid, _at(at), handler=dict(HANDLER))),
+                   (at + timedelta(days=10), resolved(f"{cid}-s", cid,
+                                                      _at(at + timedelta(days=10)))),
+                   (back, reopened(f"{cid}-o", cid, _at(back))),
+                   (back + timedelta(hours=3 + n % 7), resolved(
+                       f"{cid}-t", cid, _at(back + timedelta(hours=3 + n % 7))))]
+    x = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
+    manager = {"id": "m-7", "name": "Mona Manager"}
+    events += [(x, received("X-1-r", "X-1", _at(x), handler=dict(HANDLER))),
+               (x + timedelta(days=1), simple("complaint.escalation_requested", "X-1-e", "X-1",
+                                              _at(x + timedelta(days=1)))),
+               (x + timedelta(days=2), simple("complaint.senior_manager_response", "X-1-m",
+                                              "X-1", _at(x + timedelta(days=2)),
+                                              manager=manager)),
+               (x + timedelta(days=4), resolved("X-1-s", "X-1", _at(x + timedelta(days=4)))),
+               (datetime(2026, 6, 1, 8, 0, tzinfo=UTC),
+                reopened("X-1-o", "X-1", "2026-06-01T08:00:00Z"))]
+    events.sort(key=lambda pair: pair[0])
+    db = f"sqlite:///{tmp_path / 'reopened.db'}"
+    app = bootstrap(db, "kilowatt-connect")
+    ingest_file(app, write_jsonl(tmp_path / "history.jsonl", [e for _, e in events]))
+    app.engine.dispose()
+    return db
+
+
+def test_a_reopened_complaint_is_judged_by_its_own_cycle(tmp_path: Path) -> None:
+    """X-1's new eight weeks are the end of Tue 2 Jun (D+1 of its reopening: the last instant
+    of that date in London), 1.58 days after the instant judged. Reopened complaints in this
+    record end within hours, so X-1 is unlikely to breach: learnt from the reopened stretches,
+    aged from their own reopening. (Aged from its receipt, 77 days, the model used to see no
+    complaint that old still open, and answered 1.0.)"""
+    rows = _risk(_reopened_record(tmp_path))
+    x1 = next(r for r in rows if r["complaint_id"] == "X-1")
+    assert x1["state"] == "reopened"
+    assert x1["eight_week_due"] == "2026-06-02T22:59:59.999999+00:00"  # 23:59:59.999999 BST
+    assert x1["model"] == "cox_ph"
+    assert x1["p_breach"] < 0.2
+    assert x1["owner"] == "Mona Manager"  # the senior manager who answered, not the handler
