@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflow.clock import Clock, SystemClock
+from workflow.handlers import COMPLAINT_WIDE_DEADLINES
 from workflow.lifecycle import OPEN_STATES
 from workflow.queries import iso
 from workflow.schema import Complaint, Deadline, HistoryEntry, Letter
@@ -259,22 +260,26 @@ class Candidate:
 
 def candidates(session: Session, timelines: list[Timeline], as_of: datetime) -> list[Candidate]:
     """Open at as-of, no 8-week or deadlock letter issued by then, an eight-week deadline
-    still to fire."""
+    still to fire. The next deadline is the earliest still to fire that will act: one of an
+    earlier cycle does nothing when it fires (RULES s.5), except those of the complaint."""
     signposted = set(session.scalars(
         select(Letter.complaint_id).where(Letter.kind.in_(SIGNPOSTING), Letter.issued_at <= as_of)))
-    pending: dict[str, list[tuple[datetime, int, str]]] = {}
-    for complaint_id, kind, due_at, ident in session.execute(
-            select(Deadline.complaint_id, Deadline.kind, Deadline.due_at, Deadline.id)
+    pending: dict[str, list[tuple[datetime, int, str, int]]] = {}
+    for complaint_id, kind, due_at, ident, cycle in session.execute(
+            select(Deadline.complaint_id, Deadline.kind, Deadline.due_at, Deadline.id,
+                   Deadline.cycle)
             .where(Deadline.created_at <= as_of,
                    (Deadline.fired_at.is_(None)) | (Deadline.fired_at > as_of))):
-        pending.setdefault(complaint_id, []).append((due_at, ident, kind))
+        pending.setdefault(complaint_id, []).append((due_at, ident, kind, cycle))
     found = []
     for timeline in timelines:
         state = timeline.state_at(as_of)
         if state not in OPEN_STATES or timeline.complaint_id in signposted:
             continue
-        deadlines = sorted(pending.get(timeline.complaint_id, []))
-        eight_weeks = [due for due, _, kind in deadlines if kind == "eight_week"]
+        cycle = sum(1 for start, _, _ in timeline.spells() if start <= as_of)
+        deadlines = sorted(d for d in pending.get(timeline.complaint_id, [])
+                           if d[2] in COMPLAINT_WIDE_DEADLINES or d[3] == cycle)
+        eight_weeks = [due for due, _, kind, _ in deadlines if kind == "eight_week"]
         if not eight_weeks:
             continue
         following = deadlines[0]

@@ -162,3 +162,26 @@ def test_a_reopened_complaint_is_judged_by_its_own_cycle(tmp_path: Path) -> None
     assert x1["model"] == "cox_ph"
     assert x1["p_breach"] < 0.2
     assert x1["owner"] == "Mona Manager"  # the senior manager who answered, not the handler
+
+
+def test_the_next_deadline_is_one_that_will_act(tmp_path: Path) -> None:
+    """Y-1: received Mon 4 May 2026 09:00Z, resolved at noon, reopened Tue 5 May 09:00Z. Its
+    first cycle's progress update (due Thu 14 May 09:00Z, 10 days after the receipt) is still
+    to fire at Fri 8 May 10:00Z, but belongs to the first cycle and does nothing when it fires
+    (RULES s.5). The second cycle's (Fri 15 May 09:00Z) is the next that acts. (Z-1's receipt
+    on Fri 8 May moves the record's clock past Y-1's second acknowledgement, end of Wed 6 May.)"""
+    events = [received("Y-1-r", "Y-1", "2026-05-04T09:00:00Z", handler=dict(HANDLER)),
+              resolved("Y-1-s", "Y-1", "2026-05-04T12:00:00Z"),
+              reopened("Y-1-o", "Y-1", "2026-05-05T09:00:00Z"),
+              received("Z-1-r", "Z-1", "2026-05-08T09:00:00Z")]
+    db = f"sqlite:///{tmp_path / 'next.db'}"
+    app = bootstrap(db, "kilowatt-connect")
+    ingest_file(app, write_jsonl(tmp_path / "next.jsonl", events))
+    app.engine.dispose()
+    result = CliRunner().invoke(main, ["risk", "--as-of", "2026-05-08T10:00:00+00:00",
+                                       "--db", db, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    y1 = next(r for r in json.loads(result.stdout) if r["complaint_id"] == "Y-1")
+    assert y1["next_deadline"] == {"kind": "progress_update",
+                                   "due_at": "2026-05-15T09:00:00+00:00"}
+    assert y1["eight_week_due"] == "2026-06-29T09:00:00+00:00"  # 56 days after the receipt
