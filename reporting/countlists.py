@@ -48,7 +48,7 @@ UNRESOLVED: Final = ("received", "immediate", "senior_manager", "reopened", "eig
 COUNTS: Final = ("unresolved", "overdue", "due_soon", "late_referrals", "undelivered",
                  "letters", "received_month", "stage_on")
 _COLUMNS: Final = (Complaint.complaint_id, Complaint.reference, Complaint.state,
-                   Complaint.received_at, Complaint.handler)
+                   Complaint.received_at, Complaint.owner)
 
 
 def behind(session: Session, count: str, *, as_of: datetime, calendar: WorkingCalendar,
@@ -78,7 +78,10 @@ def behind(session: Session, count: str, *, as_of: datetime, calendar: WorkingCa
                 select(Deadline.id)
                 .join(Complaint, Deadline.complaint_id == Complaint.complaint_id)
                 .where(Deadline.kind == "remedy", Complaint.remedy_overdue.is_(True),
-                       with_the_ombudsman(Complaint.state))))
+                       with_the_ombudsman(Complaint.state),
+                       # the latest decision's deadline, the one that fired it: an earlier
+                       # decision's is over (the backlog counts the complaint once)
+                       Deadline.cause == Complaint.remedy_decision_event_id)))
         else:
             if kind is None:
                 raise ValueError("due_soon needs a kind")
@@ -137,7 +140,7 @@ def behind(session: Session, count: str, *, as_of: datetime, calendar: WorkingCa
         entry: dict[str, Any] = {
             "complaint_id": row.complaint_id, "reference": row.reference, "state": row.state,
             "received_at": queries.iso(row.received_at),
-            "owner": row.handler.get("name") if isinstance(row.handler, dict) else None}
+            "owner": queries.owner_name(row.owner)}
         if count in ("overdue", "due_soon"):
             entry.update(kind=row[5], due_at=queries.iso(row[6]))
         elif count in ("undelivered", "letters"):

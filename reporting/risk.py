@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from workflow.clock import Clock, SystemClock
 from workflow.handlers import COMPLAINT_WIDE_DEADLINES
 from workflow.lifecycle import OPEN_STATES
-from workflow.queries import iso
+from workflow.queries import iso, owner_name
 from workflow.schema import Complaint, Deadline, HistoryEntry, Letter
 
 DAY = timedelta(days=1)
@@ -128,13 +128,10 @@ def load(session: Session, as_of: datetime) -> list[Timeline]:
                    Complaint.channel, Complaint.received_at, Complaint.owner)
             .where(Complaint.received_at <= as_of, Complaint.duplicate_of.is_(None))
             .order_by(Complaint.complaint_id)):
-        # The owner as RULES s.6 has it (the latest handler or responding senior manager),
-        # as it stands now; None when nobody has been named (letters then name the
-        # procedure's complaints manager).
-        owner = row.owner if isinstance(row.owner, dict) else None
+        # The owner as it stands now (RULES s.6), even at an earlier as-of.
         timelines.append(Timeline(
             row.complaint_id, row.reference, row.category, row.channel, row.received_at,
-            owner.get("name") if owner else None, history.get(row.complaint_id, [])))
+            owner_name(row.owner), history.get(row.complaint_id, [])))
     return timelines
 
 

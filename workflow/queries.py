@@ -29,6 +29,13 @@ def iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat()
 
 
+def owner_name(owner: Any) -> str | None:
+    """The name of a complaint's owner as RULES s.6 has it (`Complaint.owner`: the latest
+    handler, or the senior manager who answered), as the ops lists show it; None when nobody
+    has been named (its letters then name the procedure's complaints manager)."""
+    return owner.get("name") if isinstance(owner, dict) else None
+
+
 def show_complaint(session: Session, complaint_id: str) -> dict[str, Any] | None:
     complaint = session.get(Complaint, complaint_id)
     if complaint is None:
