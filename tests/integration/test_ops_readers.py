@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from consumers.file_ingest import ingest_file
+from reporting import workqueue
 from reporting.readers import ReaderPool, _ping, pool_for
 from reporting.web import READERS, bound_port, create_app, reader_processes, serve
 from tests.live_view import serving
@@ -116,13 +117,21 @@ def test_documents_equal_the_reads_in_threads(sample_app: App,
         assert list(again) == replies
         return replies, web_app[READERS]["pool"]
 
-    in_threads, none = _served(app, "0", every_path, monkeypatch)
+    # In the server's threads every statement runs through SQLAlchemy (as before the reads
+    # ran their compiled SQL on the driver's connection, in one pipeline for a timeline);
+    # the readers run them on psycopg directly: the same documents, byte for byte.
+    with monkeypatch.context() as through_sqlalchemy:
+        through_sqlalchemy.setattr(workqueue, "_RAW", False)
+        in_threads, none = _served(app, "0", every_path, monkeypatch)
     assert none is None
     reads_in_threads = _reads(app)
     in_readers, pool = _served(app, "2", every_path, monkeypatch)
     assert isinstance(pool, ReaderPool) and pool.closed
+    # And in the threads with the driver's connection under the session.
+    raw_in_threads, _ = _served(app, "0", every_path, monkeypatch)
+    assert raw_in_threads == in_threads
     # Two timelines found, asked twice each per run: each document sent, its read recorded.
-    assert reads_in_threads == 4 and _reads(app) == 8
+    assert reads_in_threads == 4 and _reads(app) == 12
     statuses = [status for status, _, _ in in_threads]
     assert statuses.count(200) == len(PATHS) - 3
     assert [statuses[PATHS.index(p)] for p in ("/complaints/C-NONE/timeline",
