@@ -129,6 +129,11 @@ def read_trends(as_of: datetime, days: int) -> bytes:
         return _encoded(trends(session, as_of, days))
 
 
+def _backend() -> int:
+    """The process id of the PostgreSQL backend of a reader's connection (for tests)."""
+    return int(_driver().execute("SELECT pg_backend_pid()").fetchone()[0])
+
+
 def _ping(hold: float) -> int:
     """A reader's process id, after holding it `hold` seconds."""
     import os
