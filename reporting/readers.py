@@ -28,7 +28,6 @@ import json
 import logging
 from collections import deque
 from datetime import UTC, datetime
-from functools import cache
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -41,16 +40,44 @@ class ReadersStopped(Exception):
 
 # --------------------------------------------------------------------------- in each reader
 _sessions: Any = None  # the process's session factory over its one connection
+_engine: Any = None
+_kept: Any = None  # the pool's record of the connection the reads run on (see _driver)
 
 
 def _open(url: str) -> None:
     """A reader's initializer: its engine of one connection, opened at its first read."""
-    global _sessions  # noqa: PLW0603 - one engine per reader process, for its lifetime
+    global _sessions, _engine  # noqa: PLW0603 - one engine per reader process, for its lifetime
     from workflow.database import make_engine, session_factory
 
-    engine = make_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=False,
-                         isolation_level="AUTOCOMMIT")
-    _sessions = session_factory(engine)
+    _engine = make_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=False,
+                          isolation_level="AUTOCOMMIT")
+    _sessions = session_factory(_engine)
+
+
+def _driver() -> Any:
+    """The psycopg connection the search, timeline and list reads run on, kept checked out
+    for the reader's lifetime (a session per read, checking the connection out and in,
+    cost about 0.2 ms of a list page's Python); opened again after it broke (the database
+    restarted), as the pool would have given a new one."""
+    global _kept  # noqa: PLW0603 - the reader's one connection
+    if _kept is not None:
+        driver = _kept.driver_connection
+        if not (driver.closed or driver.broken):
+            return driver
+        _kept.invalidate()
+        _kept = None
+    _kept = _engine.raw_connection()
+    return _kept.driver_connection
+
+
+def _session() -> Any:
+    """A session for a read through SQLAlchemy (the lists behind counts, the trends), on
+    the reader's one connection: given back to the pool first."""
+    global _kept  # noqa: PLW0603 - the reader's one connection
+    if _kept is not None:
+        _kept.close()  # checked in: the session checks it out again
+        _kept = None
+    return _sessions()
 
 
 def _encoded(document: Any) -> bytes:
@@ -61,8 +88,7 @@ def _encoded(document: Any) -> bytes:
 def read_search(text: str) -> bytes:
     from reporting.workqueue import search
 
-    with _sessions() as session:
-        return _encoded({"query": text, "complaints": search(session, text)})
+    return _encoded({"query": text, "complaints": search(_driver(), text)})
 
 
 def read_timeline(complaint_id: str, reader: str) -> bytes | None:
@@ -70,30 +96,15 @@ def read_timeline(complaint_id: str, reader: str) -> bytes | None:
     for an unknown complaint (nothing recorded)."""
     from reporting.workqueue import timeline
 
-    with _sessions() as session:
-        document = timeline(session, complaint_id)
-        if document is None:
-            return None
-        # On the read's own connection; autocommit: committed when it returns.
-        session.connection().execute(recorded_read(), {
-            "read_at": datetime.now(UTC), "reader": reader, "complaint_id": complaint_id,
-            "what": "timeline"})
-        session.commit()
-    return _encoded(document)
+    # On the read's own connection, in autocommit, in the reads' pipeline: committed when
+    # it returns (reporting.workqueue._shown).
+    document = timeline(_driver(), complaint_id, read_record(reader))
+    return None if document is None else _encoded(document)
 
 
-@cache
-def recorded_read() -> Any:
-    """The INSERT of a personal-data read, built once (building it and running it through
-    the ORM session cost a millisecond of the timeline's three)."""
-    from sqlalchemy import bindparam, insert
-
-    from workflow.schema import PersonalDataRead
-
-    return insert(PersonalDataRead).values(
-        read_at=bindparam("read_at", type_=PersonalDataRead.read_at.type),
-        reader=bindparam("reader"), complaint_id=bindparam("complaint_id"),
-        what=bindparam("what"))
+def read_record(reader: str) -> dict[str, Any]:
+    """The values of a timeline's record of its read (reporting.workqueue._RECORDED)."""
+    return {"read_at": datetime.now(UTC), "reader": reader, "what": "timeline"}
 
 
 def read_listing(arguments: dict[str, Any]) -> bytes:
@@ -101,22 +112,26 @@ def read_listing(arguments: dict[str, Any]) -> bytes:
     comes back as the exception."""
     from reporting.workqueue import listing
 
-    with _sessions() as session:
-        return _encoded(listing(session, **arguments))
+    return _encoded(listing(_driver(), **arguments))
 
 
 def read_behind(count: str, arguments: dict[str, Any]) -> bytes:
     from reporting.countlists import behind
 
-    with _sessions() as session:
+    with _session() as session:
         return _encoded(behind(session, count, **arguments))
 
 
 def read_trends(as_of: datetime, days: int) -> bytes:
     from reporting.trends import trends
 
-    with _sessions() as session:
+    with _session() as session:
         return _encoded(trends(session, as_of, days))
+
+
+def _backend() -> int:
+    """The process id of the PostgreSQL backend of a reader's connection (for tests)."""
+    return int(_driver().execute("SELECT pg_backend_pid()").fetchone()[0])
 
 
 def _ping(hold: float) -> int:

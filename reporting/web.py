@@ -614,15 +614,12 @@ def create_app(state: OpsState, token: str) -> web.Application:
             return await read_json(pool, readers_module.read_timeline, complaint_id, reader)
 
         def read_and_record(session: Any) -> Any:
-            document = read_timeline(session, complaint_id)
-            if document is not None:
-                # One complaint's record: a read of personal data, recorded (committed)
-                # before it is sent; on the same connection as the read, in one trip off
-                # the loop.
-                session.connection().execute(readers_module.recorded_read(), {
-                    "read_at": datetime.now(UTC), "reader": reader,
-                    "complaint_id": complaint_id, "what": "timeline"})
-                session.commit()
+            # One complaint's record: a read of personal data, recorded (committed) before
+            # it is sent; on the same connection as the read (in its trip on PostgreSQL),
+            # off the loop. An unknown complaint records nothing.
+            document = read_timeline(session, complaint_id,
+                                     readers_module.read_record(reader))
+            session.commit()
             return document
 
         document = await from_record(read_and_record)

@@ -420,9 +420,12 @@ Index("ix_outbox_personal_key", OutboxMessage.key,
 # (migration 0012) The work queue's lists, a page at a time in their order (issue 14).
 Index("ix_complaints_state_received", Complaint.state, Complaint.received_at,
       Complaint.complaint_id)
-Index("ix_deadlines_unfired_kind_due", Deadline.kind, Deadline.due_at, Deadline.complaint_id,
-      postgresql_where=text("fired_at IS NULL"), sqlite_where=text("fired_at IS NULL"))
-Index("ix_receipts_received_complaint", Receipt.received_at, Receipt.complaint_id)
+# (migration 0014) With the row id, the rest of the lists' sort key: read from the index alone.
+Index("ix_deadlines_unfired_kind_due_id", Deadline.kind, Deadline.due_at, Deadline.complaint_id,
+      Deadline.id, postgresql_where=text("fired_at IS NULL"),
+      sqlite_where=text("fired_at IS NULL"))
+Index("ix_receipts_received_complaint_id", Receipt.received_at, Receipt.complaint_id,
+      Receipt.id)
 # The search's prefix LIKE as an index range on PostgreSQL whatever the collation (upper():
 # an expression, which SQLite, whose LIKE could not use it, is never given).
 Index("ix_complaints_id_pattern", func.upper(Complaint.complaint_id).label("upper_id"),

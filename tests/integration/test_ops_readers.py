@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import func, select
 
 from consumers.file_ingest import ingest_file
-from reporting.readers import ReaderPool, _ping, pool_for
+from reporting import workqueue
+from reporting.readers import ReaderPool, _backend, _ping, pool_for
 from reporting.web import READERS, bound_port, create_app, reader_processes, serve
 from tests.live_view import serving
 from workflow.bootstrap import App, bootstrap
@@ -116,13 +117,21 @@ def test_documents_equal_the_reads_in_threads(sample_app: App,
         assert list(again) == replies
         return replies, web_app[READERS]["pool"]
 
-    in_threads, none = _served(app, "0", every_path, monkeypatch)
+    # In the server's threads every statement runs through SQLAlchemy (as before the reads
+    # ran their compiled SQL on the driver's connection, in one pipeline for a timeline);
+    # the readers run them on psycopg directly: the same documents, byte for byte.
+    with monkeypatch.context() as through_sqlalchemy:
+        through_sqlalchemy.setattr(workqueue, "_RAW", False)
+        in_threads, none = _served(app, "0", every_path, monkeypatch)
     assert none is None
     reads_in_threads = _reads(app)
     in_readers, pool = _served(app, "2", every_path, monkeypatch)
     assert isinstance(pool, ReaderPool) and pool.closed
+    # And in the threads with the driver's connection under the session.
+    raw_in_threads, _ = _served(app, "0", every_path, monkeypatch)
+    assert raw_in_threads == in_threads
     # Two timelines found, asked twice each per run: each document sent, its read recorded.
-    assert reads_in_threads == 4 and _reads(app) == 8
+    assert reads_in_threads == 4 and _reads(app) == 12
     statuses = [status for status, _, _ in in_threads]
     assert statuses.count(200) == len(PATHS) - 3
     assert [statuses[PATHS.index(p)] for p in ("/complaints/C-NONE/timeline",
@@ -185,3 +194,56 @@ def test_readers_stop_at_cleanup(sample_app: App, monkeypatch: pytest.MonkeyPatc
             os.kill(pid, 0)
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(pool.run(_ping, 0.0))
+
+
+@pytest.mark.postgres
+def test_an_unrecorded_timeline_is_not_sent(sample_app: App,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timeline's record goes in its reads' pipeline: when it cannot be written the
+    document is not sent (nor are the reads' rows), and once it can, both are."""
+    app = sample_app
+
+    def rename(old: str, new: str) -> None:
+        with app.engine.begin() as connection:
+            connection.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
+
+    async def without_the_table(get: Callable[[str], Awaitable[Reply]], web_app: Any) -> Any:
+        rename("personal_data_reads", "personal_data_reads_away")
+        try:
+            refused = await get("/complaints/C-100/timeline")
+            found = await get("/complaints/search?q=C-100")  # the reader still answers
+        finally:
+            rename("personal_data_reads_away", "personal_data_reads")
+        return refused, found, await get("/complaints/C-100/timeline")
+
+    refused, found, sent = _served(app, "1", without_the_table, monkeypatch)
+    assert refused[0] == 500 and b"C-100" not in refused[2]
+    assert found[0] == 200
+    assert sent[0] == 200 and b'"complaint_id": "C-100"' in sent[2]
+    assert _reads(app) == 1  # only the document sent
+
+
+@pytest.mark.postgres
+def test_a_reader_reconnects_after_its_connection_is_closed(
+        sample_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader keeps its connection for its life: when the server closes it (a restart,
+    an administrator), the reader opens another, as a pool would have (at most the read
+    under way when it went fails)."""
+    app = sample_app
+
+    async def terminate(get: Callable[[str], Awaitable[Reply]], web_app: Any) -> Any:
+        assert (await get("/complaints/search?q=C-100"))[0] == 200
+        pool: ReaderPool = web_app[READERS]["pool"]
+        backend = await pool.run(_backend)
+        with app.engine.begin() as connection:
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+        first = await get("/complaints/search?q=C-100")
+        after = [await get(path) for path in ("/complaints/search?q=C-100",
+                                              "/complaints/C-100/timeline",
+                                              "/complaints?state=resolved")]
+        return backend, await pool.run(_backend), first, after
+
+    old, new, first, after = _served(app, "1", terminate, monkeypatch)
+    assert new != old
+    assert first[0] in (200, 500)
+    assert [status for status, _, _ in after] == [200, 200, 200]
