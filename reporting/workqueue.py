@@ -149,8 +149,10 @@ def _psycopg_dialect() -> Dialect:
 
 
 def search(session: Source, text: str) -> list[dict[str, Any]]:
-    """Complaints whose id or reference is `text` or starts with it (references ignoring case
-    and spaces), exact matches first, at most SEARCH_LIMIT."""
+    """Complaints whose id or reference is `text` or starts with it, in any case (references
+    also ignoring spaces), exact matches first, at most SEARCH_LIMIT. The same on SQLite
+    and PostgreSQL (SQLite's LIKE ignores ASCII case; PostgreSQL's does not, so the
+    statement compares upper() on both)."""
     wanted = text.strip()
     if not wanted:
         return []
@@ -158,14 +160,13 @@ def search(session: Source, text: str) -> list[dict[str, Any]]:
     # Bound parameters; LIKE wildcards in the input are taken literally.
     escaped = [value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                for value in (wanted, reference)]
-    rows = _SEARCH.rows(session, {
-        "id_upper": escaped[0].upper() + "%", "id_prefix": escaped[0] + "%",
-        "reference_prefix": escaped[1] + "%"})
+    rows = _SEARCH.rows(session, {"id_upper": escaped[0].upper() + "%",
+                                  "reference_prefix": escaped[1] + "%"})
     found = [{"complaint_id": r[0], "reference": r[1], "state": r[2],
-              "received_at": queries.iso(r[3]),
-              "owner": r[4].get("name") if isinstance(r[4], dict) else None}
+              "received_at": queries.iso(r[3]), "owner": queries.owner_name(r[4])}
              for r in rows]
-    found.sort(key=lambda c: (c["complaint_id"] != wanted and c["reference"] != reference,
+    exact = wanted.upper()
+    found.sort(key=lambda c: (c["complaint_id"].upper() != exact and c["reference"] != reference,
                               c["complaint_id"]))
     return found[:SEARCH_LIMIT]
 
@@ -175,10 +176,8 @@ def search(session: Source, text: str) -> list[dict[str, Any]]:
 # both prefixes are index ranges over a million complaints.
 _SEARCH: Final = Prepared(
     select(Complaint.complaint_id, Complaint.reference, Complaint.state,
-           Complaint.received_at, Complaint.handler)
-    .where(or_(and_(func.upper(Complaint.complaint_id).like(bindparam("id_upper"),
-                                                             escape="\\"),
-                    Complaint.complaint_id.like(bindparam("id_prefix"), escape="\\")),
+           Complaint.received_at, Complaint.owner)
+    .where(or_(func.upper(Complaint.complaint_id).like(bindparam("id_upper"), escape="\\"),
                func.upper(Complaint.reference).like(bindparam("reference_prefix"),
                                                     escape="\\")))
     .order_by(Complaint.complaint_id).limit(200))
@@ -194,10 +193,10 @@ def timeline(session: Source, complaint_id: str,
     INSERT go in one pipeline, so when this returns the record is in the database, or
     committed with the caller's transaction if one is open (the caller commits before it
     sends the document)."""
-    document = _shown(session, complaint_id, record)
-    if document is None:
+    shown = _shown(session, complaint_id, record)
+    if shown is None:
         return None
-    handler = document["handler"]  # the owner: already read with the complaint
+    document, owner = shown
     entries: list[dict[str, Any]] = [
         {"at": h["at"], "what": "event" if not h["type"].startswith("deadline.") else "deadline",
          "type": h["type"], "from": h["from"], "to": h["to"]} for h in document["history"]]
@@ -206,8 +205,7 @@ def timeline(session: Source, complaint_id: str,
     entries += [{"at": d["due_at"], "what": "due", "type": d["kind"]}
                 for d in document["deadlines"] if d["fired_at"] is None]
     entries.sort(key=lambda e: (e["at"], e["what"] == "due"))
-    return {**document, "owner": handler.get("name") if isinstance(handler, dict) else None,
-            "timeline": entries}
+    return {**document, "owner": owner, "timeline": entries}
 
 
 # Built once, run with their values (bindparam): building a select and its cache key took
@@ -215,7 +213,7 @@ def timeline(session: Source, complaint_id: str,
 _COMPLAINT: Final = Prepared(
     select(Complaint.complaint_id, Complaint.reference, Complaint.state, Complaint.category,
            Complaint.channel, Complaint.received_at, Complaint.cycle, Complaint.duplicate_of,
-           Complaint.handler, Complaint.closed_by, Complaint.late_referral)
+           Complaint.handler, Complaint.closed_by, Complaint.late_referral, Complaint.owner)
     .where(Complaint.complaint_id == bindparam("complaint_id")))
 _HISTORY: Final = Prepared(
     select(HistoryEntry.at, HistoryEntry.event_id, HistoryEntry.type, HistoryEntry.from_state,
@@ -254,8 +252,9 @@ _SHOWN: Final = (_COMPLAINT, _HISTORY, _DEADLINES, _LETTERS, _DISPATCHES)
 
 
 def _shown(session: Source, complaint_id: str,
-           record: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """`queries.show_complaint`'s document (its own formatter, `complaint_view`), from the
+           record: Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None] | None:
+    """`queries.show_complaint`'s document (its own formatter, `complaint_view`) and the
+    complaint's owner (RULES s.6, `queries.owner_name`), from the
     columns it shows read as plain rows: no ORM objects of every column (a complaint's 38,
     each letter's context parsed from JSON) to build and drop for each request.
 
@@ -292,7 +291,8 @@ def _shown(session: Source, complaint_id: str,
              "at": queries.iso(d.attempted_at), "outcome": d.outcome, "receipt": d.receipt})
     # Rows with the attributes the formatter reads, where it names the mapped classes.
     view: Any = queries.complaint_view
-    return view(complaint[0], history, deadlines, letters, deliveries, dispatches)
+    return (view(complaint[0], history, deadlines, letters, deliveries, dispatches),
+            queries.owner_name(complaint[0].owner))
 
 
 def listing(session: Source, *, state: str | None = None, overdue: str | None = None,
@@ -342,7 +342,7 @@ def listing(session: Source, *, state: str | None = None, overdue: str | None = 
     for row in rows:
         entry = {"complaint_id": row.complaint_id, "reference": row.reference,
                  "state": row.state, "received_at": queries.iso(row.received_at),
-                 "owner": row.handler.get("name") if isinstance(row.handler, dict) else None}
+                 "owner": queries.owner_name(row.owner)}
         if overdue is not None:
             entry["due_at"] = queries.iso(row[_KEYS_AT])
         if received is not None:
@@ -356,7 +356,7 @@ def listing(session: Source, *, state: str | None = None, overdue: str | None = 
 
 
 _COLUMNS: Final = (Complaint.complaint_id, Complaint.reference, Complaint.state,
-                   Complaint.received_at, Complaint.handler)
+                   Complaint.received_at, Complaint.owner)
 _KEYS_AT: Final = 1 + len(_COLUMNS)  # where a page row's sort key starts (after the total)
 
 
@@ -409,7 +409,9 @@ def _list_keys(shape: str) -> tuple[Any, Any]:
                 select(*keyed).where(unfired),
                 select(*keyed).join(Complaint, Deadline.complaint_id == Complaint.complaint_id)
                 .where(Deadline.kind == "remedy", Complaint.remedy_overdue.is_(True),
-                       with_the_ombudsman(Complaint.state))).cte("remedies")
+                       with_the_ombudsman(Complaint.state),
+                       # the latest decision's deadline only, as reporting/countlists.py
+                       Deadline.cause == Complaint.remedy_decision_event_id)).cte("remedies")
             return (select(remedies.c.due_at, remedies.c.complaint_id, remedies.c.id),
                     select(remedies.c.complaint_id))
         return select(*keyed).where(unfired), select(Deadline.complaint_id).where(unfired)

@@ -7,7 +7,7 @@ by the end of Mon 30 Mar (28 days after; 22:59:59.999999Z, BST). Z-1's receipt (
 moves the clock past it: it fires, the remedy is overdue. Decision 2, Fri 10 Apr: a new
 clock, due by the end of Fri 8 May; Z-2's receipt (Mon 11 May) fires it: overdue again.
 As of Tue 12 May 12:00Z the backlog counts one overdue remedy (no remedy deadline unfired and
-due, one complaint flagged), so the list behind it has one row: decision 2's deadline."""
+due, one complaint flagged), so each list behind it has one row: decision 2's deadline."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from consumers.file_ingest import ingest_file
 from reporting.countlists import behind
+from reporting.workqueue import listing, search
 from tests.builders import HANDLER, received, simple, write_jsonl
 from workflow import queries
 from workflow.bootstrap import App
@@ -38,8 +39,15 @@ def test_one_overdue_remedy_is_one_row_however_many_decisions(app: App,
     with app.sessions() as session:
         backlog = queries.backlog(session, AS_OF, calendar)
         listed = behind(session, "overdue", as_of=AS_OF, calendar=calendar)
+        queue = listing(session, overdue="remedy", as_of=AS_OF)
+        found = [c["complaint_id"] for c in search(session, "c-r")]
     assert backlog["overdue"]["remedy"] == 1
     remedies = [c for c in listed["complaints"] if c["kind"] == "remedy"]
     assert [(c["complaint_id"], c["due_at"]) for c in remedies] == [
         ("C-R", "2026-05-08T22:59:59.999999+00:00")]
     assert remedies[0]["owner"] == "Sam Patel"
+    # The work queue's list of overdue remedies (`GET /complaints?overdue=remedy`) agrees.
+    assert (queue["total"], [(c["complaint_id"], c["due_at"]) for c in queue["complaints"]]) \
+        == (1, [("C-R", "2026-05-08T22:59:59.999999+00:00")])
+    # A search finds a complaint id in any case, on SQLite and PostgreSQL alike.
+    assert found == ["C-R"]
