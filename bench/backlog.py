@@ -157,9 +157,14 @@ COMPLAINT_COLUMNS = (
     "complaint_id", "reference", "state", "category", "subsidiary_categories", "channel",
     "source", "fuel", "meter_type", "summary", "customer", "received_at", "received_event_id",
     "cycle", "cycle_received_at", "cycle_d1_deadline", "senior_manager_responded",
-    "remedy_overdue", "last_event_at", "version")
+    "remedy_overdue", "remedy_decision_event_id", "last_event_at", "version")
 DEADLINE_COLUMNS = ("deadline_key", "complaint_id", "kind", "cycle", "due_at", "cause",
                     "created_at", "fired_at", "outcome")
+
+
+def decision_id(c: Complaint) -> str | None:
+    """The Ombudsman decision with a remedy of a complaint with the Ombudsman (one each)."""
+    return f"{c.cid}-decision" if c.state == "ombudsman" else None
 
 
 def naive(instant: datetime) -> datetime:
@@ -179,15 +184,18 @@ def load(app: App, total: int, seed: int) -> tuple[int, int]:
                 copy.write_row((c.cid, f"KC-{c.cid}", c.state, c.category, "[]", c.channel,
                                 "direct", "gas", "unknown", "s", "{}", at, f"{c.cid}-1", 1, at,
                                 naive(calendar.d_plus_1(c.received_at)), False,
-                                c.remedy_overdue, at, 1))
+                                c.remedy_overdue, decision_id(c), at, 1))
                 rows += 1
         with cursor.copy(f"COPY deadlines ({', '.join(DEADLINE_COLUMNS)}) "  # type: ignore[attr-defined]
                          "FROM STDIN") as copy:
             for c in complaints(total, seed, calendar):
                 at = naive(c.received_at)
                 for n, (kind, due, fired) in enumerate(c.deadlines):
+                    # A remedy's cause is the decision, as the handlers schedule it (the
+                    # lists of overdue remedies take the latest decision's deadline).
+                    cause = decision_id(c) if kind == "remedy" else f"{c.cid}-1"
                     copy.write_row((f"{c.cid}/{kind}/{n}", c.cid, kind, 1, naive(due),
-                                    f"{c.cid}-1", at, naive(due) if fired else None,
+                                    cause, at, naive(due) if fired else None,
                                     "fired" if fired else None))
                     deadline_rows += 1
         raw.commit()
@@ -440,10 +448,11 @@ def loaded_before(app: App, total: int, seed: int) -> bool:
     from sqlalchemy import text
 
     with app.engine.begin() as connection:
-        # bench_backlog_loaded: the (complaints, seed) of a kept schema's record
-        connection.execute(text("CREATE TABLE IF NOT EXISTS bench_backlog_loaded "
+        # bench_backlog_loaded_2: the (complaints, seed) of a kept schema's record (_2: since
+        # remedies carry their decision; a schema loaded before is refused, not reused)
+        connection.execute(text("CREATE TABLE IF NOT EXISTS bench_backlog_loaded_2 "
                                 "(complaints integer, seed integer)"))
-        row = connection.execute(text("SELECT complaints, seed FROM bench_backlog_loaded")
+        row = connection.execute(text("SELECT complaints, seed FROM bench_backlog_loaded_2")
                                  ).first()
         if row is not None and tuple(row) == (total, seed):
             return True
@@ -457,7 +466,7 @@ def mark_loaded(app: App, total: int, seed: int) -> None:
     from sqlalchemy import text
 
     with app.engine.begin() as connection:
-        connection.execute(text("INSERT INTO bench_backlog_loaded VALUES (:n, :s)"),
+        connection.execute(text("INSERT INTO bench_backlog_loaded_2 VALUES (:n, :s)"),
                            {"n": total, "s": seed})
 
 
