@@ -354,6 +354,26 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
                              headers={**COMMON_HEADERS, **headers})
 
 
+# What `GET /complaints/behind` takes; anything else is a 400 (a misspelt filter would
+# otherwise widen the list without a word).
+BEHIND_PARAMETERS: Final = frozenset({"count", "kind", "day", "month", "channel", "category",
+                                      "state", "as_of", "offset", "limit"})
+
+
+def _page_bounds(query: Mapping[str, str], limit: int, most: int) -> tuple[int, int]:
+    """`offset` (>= 0, default 0) and `limit` (1..most, default `limit`) of a paginated
+    endpoint; ValueError with the rule (not Python's words) when either is not such an
+    integer."""
+    rule = f"offset must be >= 0 and limit 1..{most}"
+    try:
+        offset, size = int(query.get("offset", "0")), int(query.get("limit", str(limit)))
+    except ValueError:
+        raise ValueError(rule) from None
+    if offset < 0 or not 1 <= size <= most:
+        raise ValueError(rule)
+    return offset, size
+
+
 def _instant_param(request: web.Request, name: str) -> datetime:
     """The instant in the query (now by default); ValueError says what is wrong with it."""
     text = request.query.get(name)
@@ -520,12 +540,9 @@ def create_app(state: OpsState, token: str) -> web.Application:
     async def risk(request: web.Request) -> web.Response:
         """The at-risk list of the latest refit, highest p_breach first, paginated."""
         try:
-            offset = int(request.query.get("offset", "0"))
-            limit = int(request.query.get("limit", "100"))
-            if offset < 0 or not 1 <= limit <= 1000:
-                raise ValueError
-        except ValueError:
-            return _error(400, "offset must be >= 0 and limit 1..1000")
+            offset, limit = _page_bounds(request.query, 100, 1000)
+        except ValueError as exc:
+            return _error(400, str(exc))
         board = state.risk
         if board is not None:
             # A board is replaced whole at each refit, never changed: its pages are encoded
@@ -639,9 +656,7 @@ def create_app(state: OpsState, token: str) -> web.Application:
 
         query = request.query
         try:
-            offset, limit = int(query.get("offset", "0")), int(query.get("limit", "50"))
-            if offset < 0 or not 1 <= limit <= 500:
-                raise ValueError("offset must be >= 0 and limit 1..500")
+            offset, limit = _page_bounds(query, 50, 500)
             chosen = [name for name in ("state", "overdue", "received") if name in query]
             if len(chosen) != 1:
                 raise ValueError("give exactly one of state, overdue, received")
@@ -688,9 +703,11 @@ def create_app(state: OpsState, token: str) -> web.Application:
 
         query = request.query
         try:
-            offset, limit = int(query.get("offset", "0")), int(query.get("limit", "50"))
-            if offset < 0 or not 1 <= limit <= 500:
-                raise ValueError("offset must be >= 0 and limit 1..500")
+            stray = sorted(set(query) - BEHIND_PARAMETERS)
+            if stray:
+                raise ValueError(f"unknown parameter {stray[0]}: this list takes "
+                                 f"{', '.join(sorted(BEHIND_PARAMETERS))}")
+            offset, limit = _page_bounds(query, 50, 500)
             count = query.get("count", "")
             if count not in COUNTS:
                 raise ValueError(f"count must be one of {', '.join(COUNTS)}")
