@@ -22,6 +22,7 @@ from reporting import measures
 from workflow.bootstrap import App
 from workflow.bulk import BulkInsert, Prepared
 from workflow.database import make_engine, migrate, session_factory
+from workflow.letter_context import COMMUNICATIONS
 from workflow.memory_uow import MemoryStore, Row, insert_columns
 from workflow.procedure import Procedure
 from workflow.schema import Base
@@ -61,9 +62,13 @@ class ScratchRecord:
             tables: frozenset[str] | None = measured_tables() & frozenset(APPEND_ONLY)
             # A return reads no letter's context: the largest value of a replay, left out.
             dropped = {"letters": frozenset({"context"})}
+            # And so no history is kept for one (what a letter's context quotes of the
+            # complaint's communications, workflow/handlers.py `_record`): an event's whole
+            # dump each, 1.3 KB, about two a complaint.
+            record_types: frozenset[str] = frozenset()
         else:
             self.engine = make_engine(f"sqlite:///{path}")
-            tables, dropped = None, {}
+            tables, dropped, record_types = None, {}, frozenset(COMMUNICATIONS)
         migrate(self.engine)
         self.connection = self.engine.connect()
         # Complaints are written once the replay is over (they change until then), after the
@@ -81,7 +86,8 @@ class ScratchRecord:
         # garbage first). Measured: the same peak memory with and without (404 MiB after
         # 100,000 events); its effect on speed was lost in the shared machine's noise.
         self.store = MemoryStore(tables=tables, dropped=dropped, sink=self._write,
-                                 committed=gc.freeze, hot_complaints=HOT_COMPLAINTS)
+                                 committed=gc.freeze, record_types=record_types,
+                                 hot_complaints=HOT_COMPLAINTS)
 
     def _write(self, table: str, rows: list[Row]) -> None:
         """One executemany of a commit's rows of a table (the columns left out go in as
