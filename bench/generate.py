@@ -139,5 +139,7 @@ if __name__ == "__main__":
     parser.add_argument("path", type=Path)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--gap-seconds", type=int, default=None,
+                        help="complaints 1..N s apart (63: a large supplier's year)")
     args = parser.parse_args()
-    write(args.path, args.events, args.seed)
+    write(args.path, args.events, args.seed, args.gap_seconds)

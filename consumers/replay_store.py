@@ -22,14 +22,23 @@ from reporting import measures
 from workflow.bootstrap import App
 from workflow.bulk import BulkInsert, Prepared
 from workflow.database import make_engine, migrate, session_factory
+from workflow.letter_context import COMMUNICATIONS
 from workflow.memory_uow import MemoryStore, Row, insert_columns
 from workflow.procedure import Procedure
 from workflow.schema import Base
 from workflow.uow import APPEND_ONLY
 
-# Complaints kept as objects between transactions (the rest as tuples, workflow/memory_uow.py):
-# about the complaints open at once in a busy month, so most reads find an object.
-HOT_COMPLAINTS = 20_000
+# Complaints kept as objects between transactions (the rest pickled, workflow/memory_uow.py):
+# more than are open at once in a large supplier's year, so that most reads find an object.
+# With complaints 1-63 s apart (about a million a year) some 150,000 are open at once, and an
+# open one is read again every 10 days (its progress update) and at 8 weeks: against 20,000
+# kept, nearly every event warmed a complaint from its cold form.
+HOT_COMPLAINTS = 200_000
+
+# The complaints' JSON values no return reads (reporting/measures.py reads a complaint's id
+# and subsidiary categories): not written into a replay's scratch record that only counts.
+UNCOUNTED_COMPLAINT_VALUES = frozenset({"customer", "taken_by", "handler", "owner",
+                                        "senior_manager"})
 
 
 def measured_tables() -> frozenset[str]:
@@ -61,9 +70,13 @@ class ScratchRecord:
             tables: frozenset[str] | None = measured_tables() & frozenset(APPEND_ONLY)
             # A return reads no letter's context: the largest value of a replay, left out.
             dropped = {"letters": frozenset({"context"})}
+            # And so no history is kept for one (what a letter's context quotes of the
+            # complaint's communications, workflow/handlers.py `_record`): an event's whole
+            # dump each, 1.3 KB, about two a complaint.
+            record_types: frozenset[str] = frozenset()
         else:
             self.engine = make_engine(f"sqlite:///{path}")
-            tables, dropped = None, {}
+            tables, dropped, record_types = None, {}, frozenset(COMMUNICATIONS)
         migrate(self.engine)
         self.connection = self.engine.connect()
         # Complaints are written once the replay is over (they change until then), after the
@@ -75,13 +88,15 @@ class ScratchRecord:
         # (`finish`): one sorted build instead of every row's insert into each B-tree (letters
         # and receipts have five each). The same indexes, so the same queries read them.
         self._deferred = [] if path is not None else _drop_indexes(driver, tables or ())
+        self._whole = path is not None
         self._inserts: dict[str, BulkInsert] = {}
         # gc.freeze after each commit: a replay keeps what it committed alive to the end, so
         # later collections need not re-scan it (young ones still find a batch's own cyclic
         # garbage first). Measured: the same peak memory with and without (404 MiB after
         # 100,000 events); its effect on speed was lost in the shared machine's noise.
         self.store = MemoryStore(tables=tables, dropped=dropped, sink=self._write,
-                                 committed=gc.freeze, hot_complaints=HOT_COMPLAINTS)
+                                 committed=gc.freeze, record_types=record_types,
+                                 hot_complaints=HOT_COMPLAINTS)
 
     def _write(self, table: str, rows: list[Row]) -> None:
         """One executemany of a commit's rows of a table (the columns left out go in as
@@ -97,11 +112,15 @@ class ScratchRecord:
         tables = Base.metadata.tables
         complaints = tables["complaints"]
         write = BulkInsert(complaints, self.connection.dialect)
-        rows = self.store.complaint_rows(write.keys)
+        # A replay that only counts leaves out the JSON values no return reads (they go in as
+        # JSON null): the most of a complaint's row, and of its time to write.
+        keys = write.keys if self._whole else tuple(
+            k for k in write.keys if k not in UNCOUNTED_COMPLAINT_VALUES)
+        rows = self.store.complaint_rows(keys)
         # In slices: the bound parameters of a million complaints at once would double the
         # replay's peak memory.
         while chunk := list(islice(rows, 5_000)):
-            write.execute_rows(self.connection, chunk, write.keys)
+            write.execute_rows(self.connection, chunk, keys)
         if self.store.keeps("deadlines"):
             deadlines = tables["deadlines"]
             columns = ("id", *insert_columns(deadlines))

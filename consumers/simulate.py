@@ -2,12 +2,13 @@
 
 Each replay runs in its own process (the two in parallel) on the replay unit of work
 (workflow/memory_uow.py: rows in memory, never the `--db` record). A replay applies the events
-as `complaints ingest` does (the same function, so in the same order, through the same handlers)
-and then fires what is due up to `until` as `complaints tick --until` does. The rows the returns
-read are written as it goes into a scratch SQLite in memory (consumers/replay_store.py), where
-the return SQL itself counts them, so the return rules stay defined once. The figures as of
-`until`: letters by kind, complaints by state, every item of the monthly and quarterly returns
-of every period from the first event's to `until`'s, and each complaint's state and letters.
+as `complaints ingest` does (in the same order, time_ordered's, which `prepare` writes the file
+in, and in the same batches through the same handlers; read as it goes) and then fires what
+is due up to `until` as `complaints tick --until` does. The rows the returns read are written
+as it goes into a scratch SQLite in memory (consumers/replay_store.py), where the return SQL
+itself counts them, so the return rules stay defined once. The figures as of `until`: letters
+by kind, complaints by state, every item of the monthly and quarterly returns of every period
+from the first event's to `until`'s, and each complaint's state and letters.
 """
 
 from __future__ import annotations
@@ -20,15 +21,27 @@ import tomllib
 import types
 import typing
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
-from consumers.file_ingest import ingest_file, read_lines, tick
+from consumers.file_ingest import (
+    BATCH_LINES,
+    IngestReport,
+    UnreadableFile,
+    ingest_file,
+    numbered_lines,
+    read_lines,
+    tick,
+    time_ordered,
+)
 from consumers.replay_store import ScratchRecord
 from reporting.simulation_html import changed_items  # noqa: F401 - read here too
 from workflow import events as ev
@@ -36,7 +49,9 @@ from workflow.bootstrap import MemoryApp
 from workflow.calendar import local_date
 from workflow.letter_context import LETTER_KINDS
 from workflow.lifecycle import STATES
+from workflow.limits import MAX_MESSAGE_BYTES
 from workflow.procedure import Procedure
+from workflow.service import Message
 
 
 class BadSetting(ValueError):
@@ -109,36 +124,152 @@ def _value(text: str, annotation: Any) -> Any:
 # -- the events ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Events:
-    path: Path  # the lines to replay (those after `until` left out)
+    path: Path  # the lines to replay (those after `until` left out), in the order applied
     first: datetime | None  # the earliest readable occurred_at replayed
     until: datetime
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def prepare(source: Path, until: datetime | None, workdir: Path) -> Events:
     """The lines to replay: every line of `source` (bad ones included: both replays reject
-    them) except those whose `occurred_at` is after `until` (default: the latest instant)."""
-    lines = [line.rstrip(b"\r") for line in read_lines(source) if line.strip()]
-    instants: list[datetime | None] = [_occurred(line) for line in lines]
-    known = [i for i in instants if i is not None]
-    end = until if until is not None else (max(known) if known else None)
+    them) except those whose `occurred_at` is after `until` (default: the latest instant),
+    written in the order `complaints ingest` applies them (consumers/file_ingest.
+    time_ordered), so that each replay reads the file as it goes (`ingest_ordered`) instead
+    of holding all of it.
+
+    Read line by line: a file in time order already (bench/generate.py's, a record's export)
+    is copied as it is read, never held whole. Only a file out of order is read back and
+    sorted by time_ordered itself, as a replay's ingest did before."""
+    path = workdir / "events.jsonl"
+    # Written beside it, then renamed: `source` may be that very file, read as it goes.
+    written = workdir / "events.jsonl.part"
+    first: datetime | None = None  # the earliest readable instant kept
+    latest: datetime | None = None  # the latest readable instant of the file
+    ordered_to: datetime | None = None  # the latest instant time_ordered reads, so far
+    in_order = True
+    kept = 0
+    with written.open("wb") as out:
+        for line in source_lines(source):
+            document = _document(line)
+            at = _occurred(document)
+            if at is not None:
+                if until is not None and at > until:
+                    continue
+                if first is None or at < first:
+                    first = at
+                if latest is None or at > latest:
+                    latest = at
+            # What a replay's ingest reads of this file: its first line without a byte
+            # order mark (consumers/file_ingest.read_lines takes one away there too).
+            raw = line.removeprefix(_BOM) if kept == 0 else line
+            kept += 1
+            if in_order:
+                instant = _order_instant(raw, document if raw is line else None)
+                if instant is not None:
+                    in_order = ordered_to is None or instant >= ordered_to
+                    ordered_to = instant
+            out.write(raw + b"\n")
+    written.replace(path)
+    # With no `until` every readable line is kept: the latest of the file is the end.
+    end = until if until is not None else latest
     if end is None:
         raise ValueError(f"{source} has no event with a readable occurred_at to replay")
-    kept = [line for line, at in zip(lines, instants, strict=True) if at is None or at <= end]
-    replayed = [at for at in known if at <= end]
-    path = workdir / "events.jsonl"
-    path.write_bytes(b"".join(line + b"\n" for line in kept))
-    return Events(path, min(replayed) if replayed else None, end)
+    if not in_order:
+        ordered = time_ordered(numbered_lines(read_lines(path)))
+        path.write_bytes(b"".join(line + b"\n" for _, line in ordered))
+    return Events(path, first, end)
 
 
-def _occurred(line: bytes) -> datetime | None:
+def source_lines(path: Path) -> Iterator[bytes]:
+    """The non-blank lines of a file, read as it goes, as consumers/file_ingest's
+    `numbered_lines(read_lines(path))` gives them (without their numbers): split at b"\n",
+    a trailing b"\r" taken away, the file's byte order mark too; UnreadableFile (the same
+    message) when it cannot be read or a byte is not UTF-8. (A b"\n" is never inside a
+    UTF-8 sequence, so line by line finds the first bad byte the whole file's decode would.)
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        offset = 0
+        try:
+            for piece in handle:
+                try:
+                    piece.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise UnreadableFile(f"{path} is not UTF-8 (invalid byte at offset "
+                                         f"{offset + exc.start})") from None
+                line = piece.removeprefix(_BOM) if offset == 0 else piece
+                offset += len(piece)
+                line = line.removesuffix(b"\n")
+                if line.strip():
+                    yield line.rstrip(b"\r")
+        except OSError as exc:
+            raise UnreadableFile(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _document(line: bytes) -> dict[str, Any] | None:
     try:
         document = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(document, dict):
+    return document if isinstance(document, dict) else None
+
+
+def _occurred(document: dict[str, Any] | None) -> datetime | None:
+    """The instant `until` cuts by: an event's with a usable event_id (the clock's)."""
+    if document is None:
         return None
     clocked = ev.clock_fields(document)
     return clocked[1] if clocked is not None else None
+
+
+def _order_instant(raw: bytes, document: dict[str, Any] | None) -> datetime | None:
+    """`workflow.events.occurred_at_of(raw)`, what time_ordered sorts by, from the object
+    `_document` already read from these bytes where that is the one its `decode` reads: a
+    line within the size limit opening with "{" (json.loads of bytes then decodes UTF-8 as
+    `decode` does; a BOM or a NUL among the first bytes would make it guess otherwise).
+    Else parsed again by occurred_at_of itself."""
+    if (document is None or len(raw) > MAX_MESSAGE_BYTES or raw[:1] != b"{"
+            or raw[1:2] == b"\x00"):
+        return ev.occurred_at_of(raw)
+    try:
+        return ev._instant(document.get("occurred_at"))
+    except PydanticCustomError:
+        return None
+
+
+def ingest_ordered(app: MemoryApp, path: Path) -> IngestReport:
+    """`consumers.file_ingest.ingest_file` of a file whose lines are in the order it applies
+    them (`prepare`'s), read as it goes: a batch of lines at a time, never the whole file
+    (a replay holding it and its time-ordered copy was the largest part of its memory). The
+    same batches, messages, line numbers and counts as ingest_file gives the same file:
+    time_ordered leaves lines already in its order where they are."""
+    report = IngestReport()
+    counts: Counter[str] = Counter()
+    uow = app.unit_of_work()
+    processor = app.event_time_processor(uow)
+    source = str(path)
+    numbered = enumerate(source_lines(path), start=1)
+    try:
+        while batch := list(islice(numbered, BATCH_LINES)):
+            outcomes = processor.run_batch(
+                [Message(line, source, f"line {number}") for number, line in batch])
+            for (number, _), outcome in zip(batch, outcomes, strict=True):
+                counts[outcome.status] += 1
+                if outcome.status == "rejected":
+                    report.rejections.append((number, outcome.reason or "rejected"))
+    except BaseException:
+        uow.rollback()
+        raise
+    finally:
+        uow.close()
+    report.applied, report.duplicates, report.rejected = (
+        counts["applied"], counts["duplicate"], counts["rejected"])
+    return report
 
 
 # -- one replay ---------------------------------------------------------------------------
@@ -158,7 +289,8 @@ def periods(first: datetime | None, until: datetime) -> tuple[list[str], list[st
 
 
 def replay(events_path: str, procedure: dict[str, Any], until: str, months: list[str],
-           quarters: list[str], store: str | None = None) -> dict[str, Any]:
+           quarters: list[str], store: str | None = None,
+           ordered: bool = False) -> dict[str, Any]:
     """Run in a worker process: replay the events under the procedure on the replay unit of
     work (workflow/memory_uow.py: rows in memory, nothing of `--db`), fire what is due up to
     `until`, and read the outcome as of `until`.
@@ -166,7 +298,9 @@ def replay(events_path: str, procedure: dict[str, Any], until: str, months: list
     The returns are the return SQL itself (reporting/measures.py), run on a scratch SQLite
     that the replay's rows are written into as it commits: in memory, holding only the tables
     the measures read, or, given `store` (a file), the whole record as `complaints ingest`
-    would have written it there (what tests compare with an ingest)."""
+    would have written it there (what tests compare with an ingest). `ordered`: the file is
+    `prepare`'s, its lines in the order applied, read as it goes (`ingest_ordered`); else
+    any events file, read whole and put in time order as `complaints ingest` does."""
     from consumers.gc_tuning import tune_garbage_collector
     from reporting.items import MONTHLY, QUARTERLY
     from reporting.periods import parse_month, parse_quarter
@@ -179,7 +313,8 @@ def replay(events_path: str, procedure: dict[str, Any], until: str, months: list
     app = MemoryApp(Procedure.model_validate(procedure), scratch.store)
     try:
         started, cpu_started = time.perf_counter(), time.process_time()
-        report = ingest_file(app, Path(events_path))
+        report = (ingest_ordered(app, Path(events_path)) if ordered
+                  else ingest_file(app, Path(events_path)))
         tick(app, end)
         replayed, cpu = time.perf_counter(), time.process_time() - cpu_started
         scratch.finish()
@@ -244,7 +379,7 @@ def simulate(events: Events, base: Procedure, variant: Procedure,
     # whole record in a scratch file cost three times the CPU; tests/integration/
     # test_replay_parity.py holds the two equal, figure for figure, and equal to an ingest).
     jobs = [(str(events.path), procedure.model_dump(mode="json"), events.until.isoformat(),
-             months, quarters)
+             months, quarters, None, True)
             for procedure in (base, variant)]
     if parallel:
         # spawn: a fresh interpreter, sharing no connection or lock with this one.

@@ -52,7 +52,7 @@ from workflow.schema import (
     Receipt,
     ResolutionRecord,
 )
-from workflow.unit_of_work import AbstractUnitOfWork
+from workflow.unit_of_work import AbstractUnitOfWork, Record
 
 # New complaints and deadlines are made as the ORM makes an instance when loading a row: no
 # constructor, no attribute events, the values put straight into the instance's dict. The
@@ -444,7 +444,7 @@ class Workflow:
         transition(complaint, "reach_deadlock")
         # Reached by its deadline: the offer is the latest senior manager response's, and it
         # does not stay open (docs/rules.md s.6).
-        record = self.uow.record_of(complaint.complaint_id, COMMUNICATIONS)
+        record = self._record(complaint)
         letter = self._deadlock_letter(
             complaint, deadline.deadline_key, deadline.due_at,
             complaint.senior_manager_position or DEFAULT_POSITION, False,
@@ -459,9 +459,8 @@ class Workflow:
         before = complaint.state
         transition(complaint, "eight_weeks_pass")
         letter = self._issue_letter(complaint, "eight_week", deadline.deadline_key,
-                                    deadline.due_at, where_it_stands(before, self.uow.record_of(
-                                        complaint.complaint_id, COMMUNICATIONS,
-                                        letters=False)[0]))
+                                    deadline.due_at, where_it_stands(
+                                        before, self._record(complaint, letters=False)[0]))
         return f"{before} -> eight_week; {letter}"
 
     def _remedy_due(self, complaint: Complaint, deadline: Deadline) -> str:
@@ -517,7 +516,7 @@ class Workflow:
     def _deadlock_letter(self, complaint: Complaint, cause: str, at: datetime,
                          position: str, offer_open: bool, offer: dict[str, Any] | None,
                          record: tuple[list[Any], list[Any]] | None = None) -> str:
-        history, letters = record or self.uow.record_of(complaint.complaint_id, COMMUNICATIONS)
+        history, letters = record or self._record(complaint)
         return self._issue_letter(complaint, "deadlock", cause, at, {
             "position": position,
             # With no offer there is nothing to stay open, whatever the event said.
@@ -525,6 +524,14 @@ class Workflow:
             "offer": offer,
             "communications": communications(history, letters),
         })
+
+    def _record(self, complaint: Complaint, *, letters: bool = True) -> Record:
+        """The complaint's communications, which only a letter's context quotes: none read
+        where no context is kept (a replay counting returns keeps no history of them, the
+        most of its memory after the complaints themselves, workflow/memory_uow.py)."""
+        if not self.uow.keeps_letter_contexts:
+            return [], []
+        return self.uow.record_of(complaint.complaint_id, COMMUNICATIONS, letters=letters)
 
     def _issue_letter(self, complaint: Complaint, kind: str, cause: str, issued_at: datetime,
                       specifics: dict[str, Any], escalation: str | None = None) -> str:

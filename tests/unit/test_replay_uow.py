@@ -121,14 +121,14 @@ def test_a_store_keeps_only_what_it_was_asked_to() -> None:
         uow.record_of("C1", ["complaint.assigned"])
 
 
-def test_complaints_not_touched_lately_are_kept_as_tuples() -> None:
+def test_complaints_not_touched_lately_are_kept_cold() -> None:
     store = MemoryStore(hot_complaints=1)
     uow = MemoryUnitOfWork(store)
     uow.add(_complaint("C1"))
     uow.commit()
     uow.add(_complaint("C2"))
     uow.commit()
-    assert isinstance(store.complaints["C1"], tuple)
+    assert isinstance(store.complaints["C1"], bytes)  # its columns' tuple, pickled
     assert isinstance(store.complaints["C2"], Complaint)
     assert store.states() == {"C1": "received", "C2": "received"}
     complaint = uow.complaint("C1")
@@ -137,3 +137,21 @@ def test_complaints_not_touched_lately_are_kept_as_tuples() -> None:
     complaint.state = "resolved"  # changed in place, undone by a rollback as any other
     uow.rollback()
     assert store.states()["C1"] == "received"
+
+
+def test_the_complaint_values_a_counting_replay_leaves_out_are_json_no_return_reads() -> None:
+    """consumers/replay_store.py writes them as JSON null (NOT NULL holds); the returns read a
+    complaint's id and subsidiary categories only (tests/integration/test_replay_parity.py
+    holds the figures equal to a replay writing every value)."""
+    import inspect
+
+    from sqlalchemy import JSON
+
+    from consumers.replay_store import UNCOUNTED_COMPLAINT_VALUES
+    from reporting import measures
+
+    source = inspect.getsource(measures)
+    columns = Complaint.__table__.columns
+    for key in UNCOUNTED_COMPLAINT_VALUES:
+        assert isinstance(columns[key].type, JSON), key
+        assert f"complaints.c.{key}" not in source and f"Complaint.{key}" not in source, key
