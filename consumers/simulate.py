@@ -132,12 +132,16 @@ class Events:
 _BOM = b"\xef\xbb\xbf"
 
 
-def prepare(source: Path, until: datetime | None, workdir: Path) -> Events:
+def prepare(source: Path, until: datetime | None, workdir: Path, *,
+            as_applied: bool = False) -> Events:
     """The lines to replay: every line of `source` (bad ones included: both replays reject
     them) except those whose `occurred_at` is after `until` (default: the latest instant),
     written in the order `complaints ingest` applies them (consumers/file_ingest.
     time_ordered), so that each replay reads the file as it goes (`ingest_ordered`) instead
-    of holding all of it.
+    of holding all of it. `as_applied`: the lines are a record's applied events
+    (export-events) and are replayed in that order, as the record applied them: an event
+    applied after later-dated ones (a second ingest, a late message) is applied late
+    again, after the deadlines it came after, so the base replay reproduces the record.
 
     Read line by line: a file in time order already (bench/generate.py's, a record's export)
     is copied as it is read, never held whole. Only a file out of order is read back and
@@ -176,7 +180,7 @@ def prepare(source: Path, until: datetime | None, workdir: Path) -> Events:
     end = until if until is not None else latest
     if end is None:
         raise ValueError(f"{source} has no event with a readable occurred_at to replay")
-    if not in_order:
+    if not in_order and not as_applied:
         ordered = time_ordered(numbered_lines(read_lines(path)))
         path.write_bytes(b"".join(line + b"\n" for _, line in ordered))
     return Events(path, first, end)

@@ -76,10 +76,11 @@ def _export(db: str | None, out: BinaryIO, since: datetime | None = None,
 def simulate_command(file: Path | None, variant_config: str | None, settings: tuple[str, ...],
                      until: str | None, html_path: Path | None, db: str | None,
                      config: str | None, fmt: str) -> None:
-    """Replay the events (FILE, or the raw events recorded in --db) twice, in scratch stores
-    by event time, under the --config procedure and under the variant, and compare letters,
-    states, every return item and every complaint whose outcome differs. --db is not
-    changed."""
+    """Replay the events (FILE, in event-time order as ingest applies it, or the raw events
+    recorded in --db, in the order the record applied them) twice, in scratch stores with
+    event-time deadlines, under the --config procedure and under the variant, and compare
+    letters, states, every return item and every complaint whose outcome differs. --db is
+    not changed."""
     from consumers.simulate import BadSetting, prepare, simulate, with_settings
     from workflow.procedure import load_procedure
 
@@ -101,7 +102,7 @@ def simulate_command(file: Path | None, variant_config: str | None, settings: tu
     with tempfile.TemporaryDirectory(prefix="complaints-simulate-") as workdir:
         source = file if file is not None else _recorded_events(db, Path(workdir))
         try:
-            events = prepare(source, end, Path(workdir))
+            events = prepare(source, end, Path(workdir), as_applied=file is None)
         except UnreadableFile as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)

@@ -3,6 +3,7 @@ into an empty database reproduces the record (state, history, deadlines, letters
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -135,6 +136,23 @@ def test_events_applied_after_later_dated_ones_are_counted_and_said(tmp_path: Pa
     assert ("note: 1 event(s) were applied after events dated later than them"
             in result.stderr)
     app.engine.dispose()
+
+    # The record: A's 8-week letter (2 Mar), then its resolution, which Ofgem 5.10 leaves
+    # out of C11 (a resolution after the 8-week letter): Q1 C11 0, D16 1 (one 8-week letter).
+    # `simulate --db` replays the recorded events as applied: its base side is the record.
+    simulated = CliRunner().invoke(main, ["simulate", "--db", str(app.engine.url),
+                                          "--format", "json"])
+    assert simulated.exit_code == 0, simulated.output
+    document = json.loads(simulated.stdout)
+    q1 = document["returns"]["quarterly"]["2026-Q1"]
+    assert (q1["C11"]["base"], q1["D16"]["base"]) == (0, 1)
+    assert document["letters"]["eight_week"]["base"] == 1
+    # The export as a file is replayed by event time, as ingest would apply it: the
+    # resolution (20 Jan) comes before the eight weeks, so no letter: C11 1, D16 0.
+    exported = write_jsonl(tmp_path / "export.jsonl", result.stdout.splitlines())
+    by_time = CliRunner().invoke(main, ["simulate", str(exported), "--format", "json"])
+    q1 = json.loads(by_time.stdout)["returns"]["quarterly"]["2026-Q1"]
+    assert (q1["C11"]["base"], q1["D16"]["base"]) == (1, 0)
 
 
 def test_a_missing_record_is_bad_usage_and_is_not_created(tmp_path: Path) -> None:
