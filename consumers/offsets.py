@@ -77,9 +77,19 @@ class ForgetRevoked(ConsumerRebalanceListener):
         # For readiness (consumers.health): the partitions this member owns, None until the
         # group has assigned it some (or none: an idle standby has joined too).
         self.assigned: set[TopicPartition] | None = None
+        # Between a revocation and the next assignment (a rebalance under way); with
+        # `assigned` None, before the first (AssignmentWatch).
+        self.rebalancing = False
+
+    @property
+    def waiting(self) -> bool:
+        """Without an assignment: before the first, or since a rebalance took them away."""
+        return self.assigned is None or self.rebalancing
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         revoked = set(revoked)
+        if self.assigned is not None:
+            self.rebalancing = True  # until the next assignment (kafka-python: eager)
         if revoked:
             log.info("%s partitions revoked: %s", self.offsets.what, describe_partitions(revoked))
         for tp in revoked:
@@ -89,6 +99,7 @@ class ForgetRevoked(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         assigned = set(assigned)
+        self.rebalancing = False
         self.assigned = (self.assigned or set()) | assigned
         if self.on_assigned is not None:
             self.on_assigned()
@@ -100,14 +111,18 @@ class NotAssigned(RuntimeError):
 
 
 class AssignmentWatch:
-    """Bounds how long a new member may wait for its first assignment.
+    """Bounds how long a member may wait for an assignment: its first, and each after a
+    rebalance took its partitions away.
 
     A group normally forms in a few seconds, and a rebalance waits at most its rebalance
     timeout (kafka-python's max_poll_interval_ms, 300 s) for a slow member. A member still
     without an assignment well past that is stuck (a coordinator that kept a stale member,
     or a client that stopped retrying its join), and waits for ever while its partitions go
     unread. So `check` raises NotAssigned then: the component is closed (leaving the group)
-    and made again by its supervisor (consumers.runtime), as a member with a new id.
+    and made again by its supervisor (consumers.runtime), as a member with a new id. An
+    assignment of no partitions (an idle standby) is an assignment. While the client knows
+    no coordinator (the broker is unreachable: /ready says so) the wait is not counted: a
+    new member would wait the same.
     """
 
     def __init__(self, listener: ForgetRevoked, consumer: KafkaConsumer, bound_s: float,
@@ -116,16 +131,30 @@ class AssignmentWatch:
         self.consumer = consumer
         self.bound_s = bound_s
         self.clock = clock
-        self.since = clock()
+        self.since: float | None = clock()  # waiting since (None: assigned)
 
     def check(self) -> None:
-        if self.listener.assigned is not None or self.bound_s <= 0:
+        if self.bound_s <= 0:
             return
-        waited = self.clock() - self.since
+        now = self.clock()
+        if not self.listener.waiting:
+            self.since = None
+            return
+        if self.since is None or _coordinator_unknown(self.consumer):
+            self.since = now
+            return
+        waited = now - self.since
         if waited > self.bound_s:
             raise NotAssigned(f"{self.listener.offsets.what} consumer not assigned partitions "
                               f"after {waited:.0f} s ({membership(self.consumer)}); "
                               "joining again as a new member")
+
+
+def _coordinator_unknown(consumer: KafkaConsumer) -> bool:
+    """The client knows no group coordinator (read, not asked: kafka-python's own
+    coordinator_unknown() may change its state, from its network thread's side)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return coordinator is not None and getattr(coordinator, "coordinator_id", 0) is None
 
 
 def membership(consumer: KafkaConsumer) -> str:

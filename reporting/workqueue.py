@@ -151,8 +151,9 @@ def _psycopg_dialect() -> Dialect:
 def search(session: Source, text: str) -> list[dict[str, Any]]:
     """Complaints whose id or reference is `text` or starts with it, in any case (references
     also ignoring spaces), exact matches first, at most SEARCH_LIMIT. The same on SQLite
-    and PostgreSQL (SQLite's LIKE ignores ASCII case; PostgreSQL's does not, so the
-    statement compares upper() on both)."""
+    and PostgreSQL for ASCII letters (SQLite's LIKE ignores their case, PostgreSQL's does
+    not, so the statement compares upper() of both sides; SQLite's upper() folds ASCII
+    only, so an id with other letters matches there in the case given)."""
     wanted = text.strip()
     if not wanted:
         return []

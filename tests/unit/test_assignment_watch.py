@@ -39,6 +39,7 @@ def _watch(bound_s: float) -> tuple[AssignmentWatch, ForgetRevoked, _Clock]:
 
 def test_a_member_not_assigned_past_its_bound_is_made_again() -> None:
     watch, _, clock = _watch(45.0)
+    watch.check()
     clock.now += 45.0
     watch.check()  # at the bound: still waiting
     clock.now += 0.5
@@ -49,15 +50,49 @@ def test_a_member_not_assigned_past_its_bound_is_made_again() -> None:
     assert "state REBALANCING, generation -1, coordinator coordinator-0" in message
 
 
-def test_an_assigned_member_is_never_made_again_even_with_no_partitions() -> None:
+def test_an_assigned_member_is_not_made_again_even_with_no_partitions() -> None:
     watch, listener, clock = _watch(45.0)
     listener.on_partitions_assigned([])  # an idle standby: joined, nothing to read
+    watch.check()
     clock.now += 3600
+    watch.check()
+    listener.on_partitions_revoked([])  # a rebalance: revoked (nothing), then assigned again
+    clock.now += 10
     watch.check()
     listener.on_partitions_assigned([TopicPartition("t", 0)])
-    listener.on_partitions_revoked([TopicPartition("t", 0)])  # a rebalance under way
     clock.now += 3600
     watch.check()
+
+
+def test_a_member_a_rebalance_left_unassigned_is_made_again() -> None:
+    """Assigned, then a rebalance revoked its partitions and the join that should follow
+    never completes: the bound counts from the revocation."""
+    watch, listener, clock = _watch(45.0)
+    listener.on_partitions_assigned([TopicPartition("t", 0)])
+    watch.check()
+    clock.now += 600
+    listener.on_partitions_revoked([TopicPartition("t", 0)])
+    watch.check()  # waiting from now
+    clock.now += 45.0
+    watch.check()
+    clock.now += 1.0
+    with pytest.raises(NotAssigned, match="after 46 s"):
+        watch.check()
+
+
+def test_the_wait_is_not_counted_while_no_coordinator_is_known() -> None:
+    """The broker unreachable (/ready says so): a new member would wait the same."""
+    watch, _, clock = _watch(45.0)
+    coordinator = watch.consumer._coordinator
+    coordinator.coordinator_id = None
+    clock.now += 600
+    watch.check()  # the wait starts again: nothing counted while unknown
+    coordinator.coordinator_id = "coordinator-0"
+    clock.now += 45.0
+    watch.check()
+    clock.now += 1.0
+    with pytest.raises(NotAssigned):
+        watch.check()
 
 
 def test_a_bound_of_zero_waits_for_ever() -> None:
