@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
 import threading
 import time
@@ -54,6 +55,7 @@ COMPONENTS: Final = ("consumer", "timer", "relay", "letters", "delivery", "aggre
 # the relay; what it has not rendered by then stays uncommitted, for its next start. Delivery
 # stops before the relay (its letter.dispatched events are outbox rows the relay drains);
 # what it has not delivered waits in the database for its next start.
+DEMO_RISK_REFIT_S: Final = 15.0  # `up --demo`'s at-risk refits (COMPLAINTS_RISK_REFIT_SECONDS)
 STOP_ORDER: Final = ("demo", "consumer", "timer", "delivery", "relay", "letters", "aggregator",
                      "retention")
 STATUS_EVERY_S: Final = 15.0
@@ -206,8 +208,14 @@ class Runtime:
         from reporting.submissions import ObligationsSource
 
         service.state.obligations = ObligationsSource(self.app)
-        # The at-risk list (`/risk`) refitted from the database on a schedule.
-        return WithRiskRefits(service, self.app, self.settings.risk_refit_seconds)
+        # The at-risk list (`/risk`) refitted from the database on a schedule; the demo's
+        # record starts empty and fills in seconds, so it refits often unless told otherwise
+        # (its first fit, at the start, has nothing to list).
+        interval = self.settings.risk_refit_seconds
+        if self.options.demo and not os.environ.get("COMPLAINTS_RISK_REFIT_SECONDS"):
+            interval = DEMO_RISK_REFIT_S
+        log.info("the at-risk list is refitted every %.0f s", interval)
+        return WithRiskRefits(service, self.app, interval)
 
     def run(self) -> dict[str, Any]:
         """Run until the stop event (signal) or `duration`; returns the exit summary."""

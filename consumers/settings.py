@@ -102,7 +102,8 @@ ENVIRONMENT: Final[tuple[EnvVar, ...]] = (
     EnvVar("COMPLAINTS_LETTER_FORMATS", "Formats the letter service renders, comma-separated: "
                                         "pdf, html, txt (PDF is the slow one).", "pdf,html,txt"),
     EnvVar("COMPLAINTS_RISK_REFIT_SECONDS", "How often the ops service refits the breach-risk "
-                                            "model from the database and refreshes `/risk`.",
+                                            "model from the database and refreshes `/risk` "
+                                            "(`up --demo` without it: every 15 s).",
            "300"),
     EnvVar("COMPLAINTS_STOP_TIMEOUT_S", "Seconds a stop (SIGTERM, Ctrl-C) may take; then what is "
                                         "left is logged and the process exits with status 1.",
