@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -83,16 +83,33 @@ def time_ordered(numbered: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
 def ingest_file(
     app: Application, path: Path, on_rejection: Callable[[int, str], None] | None = None
 ) -> IngestReport:
-    lines = read_lines(path)
+    numbered = time_ordered(numbered_lines(read_lines(path)))
     report = IngestReport()
+    try:
+        apply_batches(app, (numbered[start:start + BATCH_LINES]
+                            for start in range(0, len(numbered), BATCH_LINES)),
+                      str(path), report)
+    finally:
+        # Applied in time order, reported in file order (each rejection is also stored);
+        # on a failure, those of the batches already committed.
+        report.rejections.sort()
+        if on_rejection is not None:
+            for number, reason in report.rejections:
+                on_rejection(number, reason)
+    return report
+
+
+def apply_batches(app: Application, batches: Iterable[list[tuple[int, bytes]]], source: str,
+                  report: IngestReport) -> None:
+    """Apply (line number, line) batches in order, one transaction each, through the
+    event-time processor, counting into `report` (its rejections in applied order). The
+    one loop of `ingest_file` and of a replay reading its file as it goes
+    (consumers/simulate.py `ingest_ordered`)."""
     counts: Counter[str] = Counter()
     uow = app.unit_of_work()
     processor = app.event_time_processor(uow)
-    source = str(path)
-    numbered = time_ordered(numbered_lines(lines))
     try:
-        for start in range(0, len(numbered), BATCH_LINES):
-            batch = numbered[start:start + BATCH_LINES]
+        for batch in batches:
             outcomes = processor.run_batch(
                 [Message(line, source, f"line {number}") for number, line in batch])
             for (number, _), outcome in zip(batch, outcomes, strict=True):
@@ -104,16 +121,8 @@ def ingest_file(
         raise
     finally:
         uow.close()
-        # Applied in time order, reported in file order (each rejection is also stored);
-        # on a failure, those of the batches already committed.
-        report.rejections.sort()
-        if on_rejection is not None:
-            for number, reason in report.rejections:
-                on_rejection(number, reason)
-    report.applied, report.duplicates, report.rejected = (
-        counts["applied"], counts["duplicate"], counts["rejected"]
-    )
-    return report
+        report.applied, report.duplicates, report.rejected = (
+            counts["applied"], counts["duplicate"], counts["rejected"])
 
 
 def tick(app: Application, until: datetime) -> int:

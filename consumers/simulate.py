@@ -36,6 +36,7 @@ from consumers.file_ingest import (
     BATCH_LINES,
     IngestReport,
     UnreadableFile,
+    apply_batches,
     ingest_file,
     numbered_lines,
     read_lines,
@@ -51,7 +52,6 @@ from workflow.letter_context import LETTER_KINDS
 from workflow.lifecycle import STATES
 from workflow.limits import MAX_MESSAGE_BYTES
 from workflow.procedure import Procedure
-from workflow.service import Message
 
 
 class BadSetting(ValueError):
@@ -253,26 +253,9 @@ def ingest_ordered(app: MemoryApp, path: Path) -> IngestReport:
     same batches, messages, line numbers and counts as ingest_file gives the same file:
     time_ordered leaves lines already in its order where they are."""
     report = IngestReport()
-    counts: Counter[str] = Counter()
-    uow = app.unit_of_work()
-    processor = app.event_time_processor(uow)
-    source = str(path)
     numbered = enumerate(source_lines(path), start=1)
-    try:
-        while batch := list(islice(numbered, BATCH_LINES)):
-            outcomes = processor.run_batch(
-                [Message(line, source, f"line {number}") for number, line in batch])
-            for (number, _), outcome in zip(batch, outcomes, strict=True):
-                counts[outcome.status] += 1
-                if outcome.status == "rejected":
-                    report.rejections.append((number, outcome.reason or "rejected"))
-    except BaseException:
-        uow.rollback()
-        raise
-    finally:
-        uow.close()
-    report.applied, report.duplicates, report.rejected = (
-        counts["applied"], counts["duplicate"], counts["rejected"])
+    apply_batches(app, iter(lambda: list(islice(numbered, BATCH_LINES)), []), str(path),
+                  report)
     return report
 
 
