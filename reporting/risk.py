@@ -70,9 +70,10 @@ class Timeline:
             state = to_state
         return state
 
-    def features_at(self, instant: datetime) -> dict[str, Any]:
-        """What was known at `instant`; the age is that of its current cycle (a reopened
-        complaint is aged from its reopening, as its new eight weeks are)."""
+    def features_at(self, instant: datetime, since: datetime | None = None) -> dict[str, Any]:
+        """What was known at `instant`; the age is that of its open stretch (a reopened
+        complaint is aged from its reopening), which started at `since` when the caller
+        knows it."""
         escalations, last_event = 0, self.received_at
         for at, kind, _ in self.rows:
             if at > instant:
@@ -81,7 +82,8 @@ class Timeline:
                 last_event = max(last_event, at)
             if kind == "complaint.escalation_requested":
                 escalations += 1
-        return {"age_days": (instant - self.open_since(instant)) / DAY,
+        start = since if since is not None else self.open_since(instant)
+        return {"age_days": (instant - start) / DAY,
                 "silent_days": max(0.0, (instant - last_event) / DAY),
                 "escalations": escalations, "stage": self.state_at(instant) or "received",
                 "category": self.category, "channel": self.channel}
@@ -101,7 +103,7 @@ class Timeline:
                     return found
                 start = None
             elif start is None and to_state in OPEN_STATES:
-                start = at  # reopened: a new cycle, with its own eight weeks
+                start = at  # reopened: a new cycle (its eight-week deadline: RULES s.5)
         if start is not None:
             found.append((start, None, False))
         return found
@@ -155,7 +157,7 @@ def landmark_rows(timelines: list[Timeline], as_of: datetime,
                     duration, ended = (end - at) / DAY, 0 if breached else 1
                 if duration <= 0:
                     continue
-                rows.append({**timeline.features_at(at), "landmark": day,
+                rows.append({**timeline.features_at(at, start), "landmark": day,
                              "duration": duration, "ended": ended})
     return rows
 
