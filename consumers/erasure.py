@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from workflow import erasure
+from workflow import erasure, queries
 from workflow.bootstrap import App
 from workflow.schema import Complaint
 
@@ -75,7 +75,12 @@ def erase_account(app: App, account_id: str, *, now: datetime, by: str, force: b
     with app.sessions() as session:
         _secure_delete(session)
         complaints = erasure.complaints_of_account(session, account_id)
-        held = erasure.holds(session, complaints, now, app.procedure)
+        # Holds are judged at the record's now (offline: event time, docs/rules.md s.5), as
+        # the record's own deadlines were: a referral window the record has seen lapse
+        # holds nothing, even while the wall clock is earlier. `now` stays the erasure's
+        # own time.
+        held = erasure.holds(session, complaints, queries.default_as_of(session, now),
+                             app.procedure)
         if held and not force:
             # Those under hold are kept, the rest erased (the customer's right reaches what
             # no hold keeps); the account id stays on the held ones, so the same erasure

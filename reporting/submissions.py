@@ -143,14 +143,18 @@ def submit(app: App, spec: ReturnSpec, period: Period, *, now: datetime, by: str
 
     Refused (SubmissionRefused) before the period has ended, with an as-of instant before its
     end (the return would miss part of it), or when a consistency check fails, unless forced
-    with a reason, which is stored with it.
+    with a reason, which is stored with it. "Now" for the first test is the record's: the wall
+    clock or, offline, event time when the record has reached later (docs/rules.md s.5), as for
+    every other reader; a record ingested from next year's files can submit this year's
+    December. `submitted_at` stays the wall clock: when the submission was made.
     """
     if spec.name not in ("monthly", "quarterly"):
         raise ValueError(f"only monthly and quarterly returns are submitted, not {spec.name}")
     if force and not (reason or "").strip():
         raise ValueError("--force needs --reason: why the return is submitted as it is")
-    _require_ended(period, now, "now")
-    as_of = as_of or default_as_of(app, now)
+    record_now = default_as_of(app, now)
+    _require_ended(period, record_now, "now")
+    as_of = as_of or record_now
     _require_ended(period, as_of, "the as-of instant")
     marks = _marks(app, as_of)
     report = run_report(app, spec, period, as_of)
@@ -168,8 +172,9 @@ def publish(app: App, period: Period, *, now: datetime, by: str, url: str | None
             as_of: datetime | None = None) -> tuple[Report, Submission]:
     """Record that the quarter's figures were published on the website (Ofgem 3.14): the
     publication figures as they stand are frozen like a submission, with the URL."""
-    _require_ended(period, now, "now")
-    as_of = as_of or default_as_of(app, now)
+    record_now = default_as_of(app, now)
+    _require_ended(period, record_now, "now")
+    as_of = as_of or record_now
     marks = _marks(app, as_of)
     report = run_report(app, PUBLICATION, period, as_of)
     return report, _store(app, report, now=now, by=by, marks=marks, forced=False, reason=None,

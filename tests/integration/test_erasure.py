@@ -335,3 +335,25 @@ def test_an_erased_record_exports_events_that_replay_to_the_same_returns(
         assert returns(replay) == returns(app)
     finally:
         replay.engine.dispose()
+
+
+def test_a_referral_window_the_record_saw_lapse_holds_nothing(app: App, tmp_path: Path) -> None:
+    # Holds are judged at the record's now (offline: event time, rules s.5), not the wall
+    # clock's. C-L1, received Mon 5 Jan 2026 09:00 UTC, is still open at its eight weeks
+    # (56 x 24 h: Mon 2 Mar 09:00 UTC): the 8-week letter opens the referral window to the
+    # same date a year on, Tue 2 Mar 2027 23:59:59.999999 (GMT). C-K1's receipt on Thu 1 Apr
+    # 2027 takes the record past it: the window lapses and C-L1 is closed. Erased with the
+    # wall clock at 2 Dec 2026, inside that window: no hold, C-L1 is erased.
+    lapsed = {**ERASED_CUSTOMER, "account_id": "ACC-LAPSED-1"}
+    events = [received("lp-1", "C-L1", "2026-01-05T09:00:00+00:00", customer=lapsed),
+              received("lp-2", "C-K1", "2027-04-01T09:00:00+00:00", customer=KEPT_CUSTOMER)]
+    report = ingest_file(app, write_jsonl(tmp_path / "lapsed.jsonl", events))
+    assert (report.applied, report.rejected) == (2, 0)
+    with app.sessions() as session:
+        kinds = set(session.scalars(select(Letter.kind).where(Letter.complaint_id == "C-L1")))
+        shown_ = queries.show_complaint(session, "C-L1")
+    assert "eight_week" in kinds
+    assert shown_ is not None and shown_["state"] == "closed"
+    outcome = erase_account(app, "ACC-LAPSED-1", now=datetime(2026, 12, 2, tzinfo=UTC),
+                            by="Test Operator")
+    assert (outcome.held, outcome.erased) == ({}, ["C-L1"])

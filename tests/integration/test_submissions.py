@@ -160,6 +160,26 @@ def test_refused_before_the_period_ends_and_when_checks_fail(submitted_january: 
     assert [s.id for s in list_submissions(app)] == ["2026-01-S1", "2026-02-S1"]
 
 
+def test_now_is_event_time_for_a_record_ahead_of_the_wall_clock(app: App,
+                                                                 tmp_path: Path) -> None:
+    # Offline, now is event time (rules s.5). Stages 1 and 2 take the record to the 31 Mar
+    # snapshot, sent Wed 1 Apr 09:00 UTC (the latest instant in it), while the wall clock
+    # reads Wed 25 Mar: January and Q1 (ended 00:00 BST 1 Apr = 23:00 UTC 31 Mar) have ended
+    # in the record, so they are submitted and published, as of the record's now; April has
+    # not, and stays refused, naming the record's now.
+    ingest(app, tmp_path, "stage1", STAGE_1)
+    ingest(app, tmp_path, "stage2", STAGE_2)
+    wall = at("2026-03-25T10:00:00+00:00")
+    record_now = at("2026-04-01T09:00:00+00:00")
+    _, january = submit(app, MONTHLY, JANUARY, now=wall, by="Priya Shah")
+    assert (january.as_of, january.submitted_at) == (record_now, wall)
+    _, published = publish(app, Q1, now=wall, by="Priya Shah", url="https://example.test/q1")
+    assert published.as_of == record_now
+    with pytest.raises(SubmissionRefused,
+                       match=r"2026-04 has not ended at now \(2026-04-01T09:00:00\+00:00\)"):
+        submit(app, MONTHLY, parse_month("2026-04"), now=wall, by="Priya Shah")
+
+
 def test_diff_after_a_late_event_then_a_recategorisation(submitted_january: App,
                                                          tmp_path: Path) -> None:
     app = submitted_january
