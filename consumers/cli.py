@@ -98,7 +98,9 @@ def _human_complaint(d: dict[str, Any]) -> str:
 
 @main.command()
 @click.option("--as-of", "as_of", default=None,
-              help="Instant to count at [default: now, never before the record's latest event].")
+              help="Instant the deadlines are compared with [default: now, never before the "
+                   "record's latest event]. States, remedy and late-referral flags are as the "
+                   "record stands: an earlier instant is not a replay (`simulate --until` is).")
 @common_options
 def backlog(as_of: str | None, db: str | None, config: str | None, fmt: str) -> None:
     """Complaints per state; deadlines overdue and due within 5 working days."""
