@@ -525,6 +525,11 @@ def test_eight_week_letter_says_where_the_complaint_stands() -> None:
         assert "When the eight weeks ended, a senior manager was reviewing it." in text
         assert ("On 20 February 2026, Priya Shah, a senior manager, gave you our response: We "
                 "will replace the meter.") in text
+        # A senior manager is already reviewing it: not invited to ask for one.
+        assert "ask for a senior manager" not in text
+        assert "while the senior manager completes the review" in text
+    for text in (parse(render_html(context)).text, normalise(render_text(context))):
+        assert "you can also ask for a senior manager to review it" in text
     neither = sample("eight_week")
     neither.update(stage="received", latest_response=None)
     for text in (parse(render_html(neither)).text, normalise(render_text(neither))):
