@@ -38,9 +38,16 @@ class Application:
         return Workflow(uow or self.unit_of_work(), self.procedure, clock)
 
     def event_time_processor(self, uow: AbstractUnitOfWork | None = None) -> MessageProcessor:
-        """Offline processing: the clock is event time and deadlines fire as it passes them."""
-        clock = EventClock()
+        """Offline processing: the clock is event time and deadlines fire as it passes them.
+
+        The clock starts where the record's stands (docs/rules.md s.5: it never moves back), so
+        a later file's events dated before it are late events: deadlines already due at the
+        record's clock fire before each of them, as they would from Kafka."""
+        clock = self.event_clock()
         return MessageProcessor(self.workflow(clock, uow), event_clock=clock)
+
+    def event_clock(self) -> EventClock:
+        raise NotImplementedError
 
     def processor(self, clock: Clock, uow: AbstractUnitOfWork | None = None) -> MessageProcessor:
         """Online processing: deadlines arrive as messages from the timer service."""
@@ -62,6 +69,10 @@ class App(Application):
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
 
+    def event_clock(self) -> EventClock:
+        with self.sessions() as session:
+            return EventClock(queries.record_clock(session))
+
     def show_complaint(self, complaint_id: str) -> dict[str, Any] | None:
         with self.sessions() as session:
             return queries.show_complaint(session, complaint_id)
@@ -74,9 +85,15 @@ class MemoryApp(Application):
 
     procedure: Procedure
     store: MemoryStore = field(default_factory=MemoryStore)
+    # The store's clock, as long-lived as the store (a database's is read back from its rows:
+    # queries.record_clock): one file after another continues it, never moving it back.
+    clock: EventClock = field(default_factory=EventClock)
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self.store)
+
+    def event_clock(self) -> EventClock:
+        return self.clock
 
     def show_complaint(self, complaint_id: str) -> dict[str, Any] | None:
         return self.store.show_complaint(complaint_id)

@@ -125,18 +125,25 @@ _DISPATCHES: Final = (
     .order_by(Dispatch.letter_id, Dispatch.attempt))
 
 
-def default_as_of(session: Session, wall_clock: datetime) -> datetime:
-    """"Now" for a read of the record: the wall clock, never before the record's own clock.
-
-    Offline, now is event time (docs/rules.md s.5): the record has seen every instant up to its
-    latest applied event or fired deadline. A record ingested from files dated after today is
-    read as of that instant, not as of a day before its own events.
-    """
+def record_clock(session: Session) -> datetime | None:
+    """The record's own clock: the latest instant it has seen, its latest applied event or
+    fired deadline (None for an empty record). Offline, now is event time (docs/rules.md s.5)
+    and the clock never moves back: a later `ingest` starts from here (workflow/bootstrap.py),
+    and every read of the record is never earlier (`default_as_of`)."""
     latest = session.scalar(select(func.max(HistoryEntry.at)))
     fired = session.scalar(select(func.max(Deadline.fired_at)))
     instants = [i for i in (latest, fired) if i is not None]
-    record_clock = max(instants) if instants else None
-    return wall_clock if record_clock is None or record_clock <= wall_clock else record_clock
+    return max(instants) if instants else None
+
+
+def default_as_of(session: Session, wall_clock: datetime) -> datetime:
+    """"Now" for a read of the record: the wall clock, never before the record's own clock.
+
+    A record ingested from files dated after today is read as of its latest instant, not as
+    of a day before its own events.
+    """
+    reached = record_clock(session)
+    return wall_clock if reached is None or reached <= wall_clock else reached
 
 
 def backlog(session: Session, as_of: datetime, calendar: WorkingCalendar) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from consumers.file_ingest import ingest_file, time_ordered
 from tests.builders import assigned, received, resolved, write_jsonl
 from workflow import queries
-from workflow.bootstrap import App, bootstrap
+from workflow.bootstrap import App, bootstrap, bootstrap_in_memory
 from workflow.schema import Rejection
 
 END_6_JAN = "2026-01-06T23:59:59.999999+00:00"
@@ -159,3 +159,49 @@ def test_a_corrected_resend_dated_earlier_than_its_first_attempt_is_the_one_appl
     # acknowledgement deadline has not been reached (the clock stopped at 6 Jan 10:00).
     assert letters(app, "C1") == []
 
+
+
+def test_a_later_file_continues_the_records_clock(app: App, tmp_path: Path) -> None:
+    # Rules s.5: offline, now is event time and the clock never moves back. The first file
+    # takes the record to Mon 1 Jun 09:00 (LA's receipt); a second file's January events
+    # are late events: before each line, every deadline due at the record's clock fires.
+    # LC, received Mon 5 Jan 09:00: at its resolution's line (20 Jan, late) the clock stands
+    # at 1 Jun, so first its D+1 (end of Tue 6 Jan: the acknowledgement), its progress
+    # updates (10 x 24 h chain: 15, 25 Jan, 4, 14, 24 Feb 09:00) and its eight weeks (56 x
+    # 24 h: Mon 2 Mar 09:00: the 8-week letter, state eight_week) fire; the next update
+    # (6 Mar) finds it no longer open and ends the chain. Then the resolution applies.
+    ingest_file(app, write_jsonl(tmp_path / "june.jsonl",
+                                 [received("LA-r", "LA", "2026-06-01T09:00:00+00:00")]))
+    report = ingest_file(app, write_jsonl(tmp_path / "january.jsonl", [
+        received("LC-r", "LC", "2026-01-05T09:00:00+00:00"),
+        resolved("LC-s", "LC", "2026-01-20T09:00:00+00:00"),
+    ]))
+    assert report.as_json() == {"applied": 2, "duplicates": 0, "rejected": 0}
+    updates = [("progress_update", f"2026-{day}T09:00:00+00:00")
+               for day in ("01-15", "01-25", "02-04", "02-14", "02-24")]
+    assert letters(app, "LC") == [
+        ("acknowledgement", END_6_JAN), updates[0],
+        ("resolution", "2026-01-20T09:00:00+00:00"), *updates[1:],
+        ("eight_week", "2026-03-02T09:00:00+00:00"),
+    ]
+    with app.sessions() as session:
+        shown = queries.show_complaint(session, "LC")
+    assert shown is not None and shown["state"] == "resolved"
+    # Every LC deadline due by the record's clock has fired; none is left overdue.
+    assert [d["fired_at"] is not None for d in shown["deadlines"]
+            if d["due_at"] <= "2026-06-01T09:00:00+00:00"] == [True] * 8
+
+
+def test_the_in_memory_record_continues_its_clock_too(tmp_path: Path) -> None:
+    memory = bootstrap_in_memory()
+    ingest_file(memory, write_jsonl(tmp_path / "june.jsonl",
+                                    [received("LA-r", "LA", "2026-06-01T09:00:00+00:00")]))
+    ingest_file(memory, write_jsonl(tmp_path / "january.jsonl", [
+        received("LC-r", "LC", "2026-01-05T09:00:00+00:00"),
+        resolved("LC-s", "LC", "2026-01-20T09:00:00+00:00"),
+    ]))
+    shown = memory.show_complaint("LC")
+    assert shown is not None and shown["state"] == "resolved"
+    assert [x["kind"] for x in shown["letters"]] == [
+        "acknowledgement", "progress_update", "resolution", *["progress_update"] * 4,
+        "eight_week"]
