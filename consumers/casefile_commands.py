@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from reporting.cli_support import common_options, instant, open_app
+from workflow.queries import default_as_of
 
 
 def _emit(fmt: str, document: Any, human: str) -> None:
@@ -102,7 +103,8 @@ def erase(account_id: str, force: bool, reason: str | None, by: str | None,
 
 @click.command()
 @click.option("--apply", "apply", is_flag=True, help="Erase what is due.")
-@click.option("--as-of", "as_of", default=None, help="Instant to judge at [default: now].")
+@click.option("--as-of", "as_of", default=None,
+              help="Instant to judge at [default: now, never before the record's clock].")
 @click.option("--by", "by", default=None,
               help="Who applies it [env COMPLAINTS_OPERATOR, else the login name].")
 @click.option("--letters-dir", default=None, envvar="COMPLAINTS_LETTERS_DIR",
@@ -117,12 +119,19 @@ def retention(apply: bool, as_of: str | None, by: str | None, letters_dir: str |
     from consumers.erasure import letters_dir as store
     from consumers.erasure import operator_name, print_queue_dir, run_retention
 
-    when = instant(as_of, "--as-of") if as_of else datetime.now(UTC)
     app = open_app(db, config)
     try:
+        # Default: the record's now (offline, event time: docs/rules.md s.5), as `erase`
+        # judges its holds; the erasure itself is stamped with the wall clock.
+        wall = datetime.now(UTC)
+        if as_of:
+            when = instant(as_of, "--as-of")
+        else:
+            with app.sessions() as session:
+                when = default_as_of(session, wall)
         due, erased = run_retention(app, when, apply=apply, by=by or operator_name(),
                                     letters=store(letters_dir),
-                                print_queue=print_queue_dir(print_dir))
+                                    print_queue=print_queue_dir(print_dir), now=wall)
     finally:
         app.engine.dispose()
     if apply:

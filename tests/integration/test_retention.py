@@ -142,3 +142,19 @@ def test_the_daily_run_of_complaints_up_erases_and_reports_in_metrics(
     assert "complaints_retention_runs_total 2.0" in text
     assert "complaints_retention_due 0.0" in text
     assert "complaints_retention_last_run_timestamp_seconds" in text
+
+
+def test_the_default_as_of_is_the_records_now(app: App, db_url: str, tmp_path: Path) -> None:
+    # C-Q1 resolved Mon 5 Jan 2026 15:00 UTC: due for erasure after the end of 5 Jan 2032
+    # (GMT). C-Q2's receipt on Mon 2 Feb 2032 takes the record's clock past that, while the
+    # wall clock is years earlier: offline, now is event time (rules s.5), so with no
+    # --as-of C-Q1 is listed.
+    events = [received("q-1", "C-Q1", "2026-01-05T10:00:00+00:00", handler=H,
+                       customer={**CUSTOMER, "account_id": "ACC-Q1"}),
+              resolved("q-2", "C-Q1", "2026-01-05T15:00:00+00:00"),
+              received("q-3", "C-Q2", "2032-02-02T10:00:00+00:00", handler=H,
+                       customer={**CUSTOMER, "account_id": "ACC-Q2"})]
+    assert ingest_file(app, write_jsonl(tmp_path / "q.jsonl", events)).rejected == 0
+    assert _retention(db_url) == (0, [{"complaint_id": "C-Q1",
+                                       "closed_at": "2026-01-05T15:00:00+00:00",
+                                       "due": "2032-01-05T23:59:59.999999+00:00"}])
