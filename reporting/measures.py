@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from fractions import Fraction
 from typing import Any, Final
 
@@ -391,23 +390,6 @@ def _middle_by_percentile(conn: Connection, window: Window, count: int,
 
 
 # --------------------------------------------------------------------------- the record's clock
-def latest_recorded_instant(conn: Connection) -> datetime | None:
-    """The latest instant any report counts by: receipts, resolutions, category changes,
-    contacts, letters and accounts snapshots. A return's default as-of instant is "now", and
-    in offline processing now is event time (docs/rules.md s.5): never earlier than this."""
-    parts = [
-        select(func.max(receipts.c.received_at)),
-        select(func.max(resolutions.c.resolved_at)),
-        select(func.max(category_changes.c.effective_at)),
-        select(func.max(contacts.c.occurred_at)),
-        select(func.max(letters.c.issued_at)),
-        select(func.max(snapshots.c.occurred_at)),
-    ]
-    found = [conn.execute(part).scalar() for part in parts]
-    instants = [instant for instant in found if instant is not None]
-    return max(instants) if instants else None
-
-
 # --------------------------------------------------------------------------- letters, accounts
 def letters_by_kind(conn: Connection, window: Window) -> dict[str, int]:
     """Quarterly D16/D17: 8-week and deadlock letters issued in the window."""

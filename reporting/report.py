@@ -12,6 +12,7 @@ from reporting.numbers import Value, as_json_number, as_text
 from reporting.periods import Period
 from reporting.statements import statements
 from workflow.bootstrap import App
+from workflow.queries import record_clock
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,13 @@ def default_as_of(app: App, now: datetime | None = None) -> datetime:
     """A return's as-of instant when none is given: now (docs/rules.md s.7, "default: now").
 
     In offline processing now is event time (docs/rules.md s.5): the clock has reached at least the
-    latest event and deadline applied. So the default is the wall clock or the latest instant
-    in the record, whichever is later; a record ingested from files dated after today is
-    counted in full, not cut off at today's date.
+    latest event and deadline applied. So the default is the wall clock or the record's clock
+    (workflow/queries.py `record_clock`), whichever is later; a record ingested from files
+    dated after today is counted in full, not cut off at today's date.
     """
     wall = (now or datetime.now(UTC)).astimezone(UTC)
     with app.engine.connect() as conn:
-        latest = m.latest_recorded_instant(conn)
+        latest = record_clock(conn)
     return wall if latest is None or latest <= wall else latest
 
 

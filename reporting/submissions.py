@@ -56,6 +56,7 @@ from workflow.bootstrap import App
 from workflow.calendar import local_date, start_of_date
 from workflow.clock import Clock, SystemClock
 from workflow.counting import SIGNPOSTING_ITEMS
+from workflow.queries import record_clock
 from workflow.schema import HistoryEntry, SubmissionRow
 
 SPECS: Final[dict[str, ReturnSpec]] = {"monthly": MONTHLY, "quarterly": QUARTERLY,
@@ -191,7 +192,7 @@ def _require_ended(period: Period, instant: datetime, what: str) -> None:
 def _marks(app: App, as_of: datetime) -> dict[str, Any]:
     with app.engine.connect() as conn:
         marks = watermarks(conn)
-        latest = m.latest_recorded_instant(conn)
+        latest = record_clock(conn)
     marks[AHEAD] = latest is not None and latest > as_of
     return marks
 

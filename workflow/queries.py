@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import Connection, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from workflow.calendar import WorkingCalendar
@@ -15,12 +15,15 @@ from workflow.counting import DUE_SOON_WORKING_DAYS, with_the_ombudsman
 from workflow.handlers import DEADLINE_KINDS
 from workflow.lifecycle import STATES
 from workflow.schema import (
+    AccountsSnapshotRow,
     Complaint,
+    Contact,
     Deadline,
     Delivery,
     Dispatch,
     HistoryEntry,
     Letter,
+    RawEvent,
     Rejection,
 )
 
@@ -125,14 +128,23 @@ _DISPATCHES: Final = (
     .order_by(Dispatch.letter_id, Dispatch.attempt))
 
 
-def record_clock(session: Session) -> datetime | None:
-    """The record's own clock: the latest instant it has seen, its latest applied event or
-    fired deadline (None for an empty record). Offline, now is event time (docs/rules.md s.5)
-    and the clock never moves back: a later `ingest` starts from here (workflow/bootstrap.py),
-    and every read of the record is never earlier (`default_as_of`)."""
-    latest = session.scalar(select(func.max(HistoryEntry.at)))
-    fired = session.scalar(select(func.max(Deadline.fired_at)))
-    instants = [i for i in (latest, fired) if i is not None]
+# Where the record's clock has left a mark: the clock each event was applied at, each
+# deadline fired at, and (for events applied before raw events were kept, migration 0008)
+# the instants of its history, contacts and accounts snapshots.
+_CLOCK_MARKS: Final = (RawEvent.applied_at, Deadline.fired_at, HistoryEntry.at,
+                       Contact.occurred_at, AccountsSnapshotRow.occurred_at)
+
+
+def record_clock(reader: Session | Connection) -> datetime | None:
+    """The record's own clock: the latest instant it has seen (None for an empty record).
+
+    Offline, now is event time (docs/rules.md s.5) and the clock never moves back: a later
+    `ingest` starts from here (workflow/bootstrap.py), every read of the record defaults to
+    no earlier (`default_as_of`, a return's as-of: reporting/report.py), and a submission
+    notes whether the record holds anything later than its as-of (reporting/submissions.py).
+    """
+    instants = [found for column in _CLOCK_MARKS
+                if (found := reader.scalar(select(func.max(column)))) is not None]
     return max(instants) if instants else None
 
 

@@ -397,12 +397,12 @@ def test_contacts_shared_by_complaints(app: App, tmp_path: Path) -> None:
 
 def test_default_as_of_is_now_but_never_before_the_record(scenario: App) -> None:
     # docs/rules.md s.7: a return is taken as of now by default; offline, now is event time (s.5).
-    # The latest instant the returns count by, after `tick` to 30 Jun: C11's 8-week letter,
-    # issued at its due instant, 56 x 24 h after 31 Mar 23:30 UTC = 26 May 23:30 UTC (later
-    # than the last event, the 8 Apr snapshot, and than C11's progress update on 10 Apr).
-    letter = datetime.fromisoformat("2026-05-26T23:30:00+00:00")
+    # `tick` took the record's clock to 30 Jun 00:00 UTC, firing C11's 8-week deadline (due
+    # 56 x 24 h after 31 Mar 23:30 UTC = 26 May 23:30 UTC, its letter issued then) at that
+    # clock: later than the last event (the 8 Apr snapshot) and than the letter.
+    ticked = datetime.fromisoformat(AS_OF)
     assert default_as_of(scenario, now=datetime.fromisoformat(
-        "2026-05-01T00:00:00+00:00")) == letter
+        "2026-05-01T00:00:00+00:00")) == ticked
     later = datetime.fromisoformat("2026-07-01T00:00:00+00:00")
     assert default_as_of(scenario, now=later) == later
     # So a Q2 return "as of now" on 1 May of the wall clock still has that letter (D16 = 1).
