@@ -196,6 +196,10 @@ class Workflow:
             # (v2) Recorded, not refused: the Ombudsman decides whether a referral is in time.
             complaint.late_referral = self._referral_is_late(complaint, at)
             extra["late_referral"] = complaint.late_referral
+        elif trigger == "reopen":
+            # The reopen starts the next cycle (its effect, `_reopened`, below): the change
+            # into `reopened` is that cycle's first, and its message says so.
+            extra["cycle"] = complaint.cycle + 1
         self._history(complaint, event.event_id, event.type, at, before,
                       lambda: event.model_dump(mode="json"))
         if complaint.state != before:

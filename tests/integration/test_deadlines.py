@@ -468,3 +468,23 @@ def test_senior_manager_update_names_the_manager_assigned_to_the_review(tmp_path
     assert contexts["C2"]["senior_manager"] is None
     text = " ".join(render(contexts["C1"], "txt").decode().split())
     assert "Priya Shah, a senior manager, is reviewing" in text
+
+
+def test_a_reopens_state_change_is_the_new_cycles(app: App, tmp_path: Path) -> None:
+    # Contract, complaints.lifecycle: every applied change. The reopen on 10 Mar starts
+    # cycle 2, so its change (resolved -> reopened) says cycle 2; the receipt's and the
+    # resolution's said cycle 1.
+    from sqlalchemy import select
+
+    from workflow.schema import OutboxMessage
+    ingest_file(app, write_jsonl(tmp_path / "reopen.jsonl", [
+        received("e1", "C1", "2026-01-05T09:00:00+00:00"),
+        resolved("e2", "C1", "2026-01-20T10:00:00+00:00"),
+        reopened("e3", "C1", "2026-03-10T10:00:00+00:00"),
+    ]))
+    with app.sessions() as session:
+        changes = [(m.payload["from"], m.payload["to"], m.payload["cycle"])
+                   for m in session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+                   if m.payload.get("type") == "complaint.state_changed"]
+    assert changes == [(None, "received", 1), ("received", "resolved", 1),
+                       ("resolved", "reopened", 2)]
