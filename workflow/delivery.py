@@ -25,6 +25,8 @@ Outcome = Literal["dispatched", "deferred", "refused", "gave_up"]
 
 PENDING: Final = "pending"
 DISPATCHED: Final = "dispatched"
+# Never sent: the customer's personal data was erased first (workflow/erasure.py).
+CANCELLED_BY_ERASURE: Final = "erased"
 # How long a claimed letter is held by the worker that claimed it: a worker that dies after
 # claiming leaves it due again after this (and may have sent it: same Message-ID).
 LEASE: Final = timedelta(minutes=10)

@@ -49,10 +49,12 @@ from sqlalchemy import LargeBinary, Table, and_, bindparam, func, or_, select, t
 from sqlalchemy.orm import Session
 
 from workflow.calendar import end_of_date, local_date, referral_window_end
+from workflow.delivery import CANCELLED_BY_ERASURE, PENDING
 from workflow.lifecycle import OPEN_STATES
 from workflow.procedure import Procedure
 from workflow.schema import (
     Complaint,
+    Delivery,
     Dispatch,
     ErasedComplaint,
     Erasure,
@@ -370,6 +372,7 @@ def erase(session: Session, complaints: list[Complaint], *, now: datetime, by: s
         session.execute(update(Rejection).where(Rejection.id == row_id).values(
             raw=scrubber.raw(raw), reason=scrubber.text(reason_text or "")))
     letter_ids = [letter_id for letter_id, _ in letters]
+    _cancel_deliveries(session, ids, now)
     for extra in EXTRA_TABLES:
         _erase_extra(session, extra, letter_ids if extra.by_letter else ids, scrubber)
 
@@ -383,6 +386,30 @@ def erase(session: Session, complaints: list[Complaint], *, now: datetime, by: s
                                     erased_at=now))
     session.flush()
     return ErasureWork(record, erased_contexts, scrubber)
+
+
+def _cancel_deliveries(session: Session, complaint_ids: list[str], now: datetime) -> None:
+    """A letter not yet delivered is not sent once its customer's data is erased: its address
+    is gone (it would go to "[erased]"), and the customer asked for the data to go. Each is
+    announced (`letter.cancelled` on the letters topic) so the live count of letters waiting
+    (reporting/ops/records.py) drops as the record's does."""
+    pending = list(session.execute(
+        select(Delivery.letter_id, Delivery.complaint_id)
+        .where(Delivery.complaint_id.in_(complaint_ids), Delivery.status == PENDING)))
+    if not pending:
+        return
+    session.execute(update(Delivery)
+                    .where(Delivery.letter_id.in_([letter_id for letter_id, _ in pending]))
+                    .values(status=CANCELLED_BY_ERASURE)
+                    .execution_options(synchronize_session=False))
+    for letter_id, complaint_id in pending:
+        event_id = f"{letter_id}:cancelled"
+        session.add(OutboxMessage(event_id=event_id, topic="letters", key=complaint_id,
+                                  payload={"event_id": event_id, "type": "letter.cancelled",
+                                           "letter_id": letter_id, "complaint_id": complaint_id,
+                                           "reason": "personal data erased before delivery",
+                                           "cancelled_at": now.isoformat()},
+                                  created_at=now))
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,9 @@ def apply(record: Record | None, source: Source, payload: Mapping[str, Any],
     if record is not None and digest in record["seen"]:
         return None
     updated = copy.deepcopy(record) if record is not None else new_record()
-    if source == "letters" and payload.get("type") == "letter.dispatched":
-        # (v2) The letter is delivered: no longer counted as waiting (never a letter again).
+    if source == "letters" and payload.get("type") in ("letter.dispatched", "letter.cancelled"):
+        # (v2) The letter is delivered, or will never be (its customer's data was erased
+        # first): no longer counted as waiting (never a letter again).
         letter_id = _text(payload, "letter_id")
         for letter in updated["letters"]:
             if letter.get("id") == letter_id:

@@ -357,3 +357,33 @@ def test_a_referral_window_the_record_saw_lapse_holds_nothing(app: App, tmp_path
     outcome = erase_account(app, "ACC-LAPSED-1", now=datetime(2026, 12, 2, tzinfo=UTC),
                             by="Test Operator")
     assert (outcome.held, outcome.erased) == ({}, ["C-L1"])
+
+
+def test_letters_not_yet_delivered_are_cancelled_not_sent(app: App, tmp_path: Path) -> None:
+    # C-D1, received Mon 5 Jan 09:00 and resolved Tue 20 Jan (no hold: resolved, no 8-week or
+    # deadlock letter), has three letters, none delivered yet: the acknowledgement (D+1),
+    # the progress update (15 Jan) and the resolution. Erased, none of them is to be sent to
+    # "[erased]": each delivery is cancelled, and announced, so the backlog's letters
+    # waiting go from 3 to 0.
+    from workflow.schema import Delivery
+    customer = {**ERASED_CUSTOMER, "account_id": "ACC-UNSENT-1"}
+    ingest_file(app, write_jsonl(tmp_path / "unsent.jsonl", [
+        received("un-1", "C-D1", "2026-01-05T09:00:00+00:00", customer=customer),
+        resolved("un-2", "C-D1", "2026-01-20T09:00:00+00:00")]))
+    as_of = datetime(2026, 2, 1, tzinfo=UTC)
+    with app.sessions() as session:
+        assert queries.backlog(session, as_of, app.procedure.calendar)[
+            "undelivered_letters"] == 3
+    outcome = erase_account(app, "ACC-UNSENT-1", now=datetime(2026, 2, 1, tzinfo=UTC),
+                            by="Test Operator")
+    assert outcome.erased == ["C-D1"]
+    with app.sessions() as session:
+        statuses = sorted(session.scalars(select(Delivery.status)
+                                          .where(Delivery.complaint_id == "C-D1")))
+        cancelled = [m.payload for m in session.scalars(
+            select(OutboxMessage).where(OutboxMessage.topic == "letters"))
+            if m.payload.get("type") == "letter.cancelled"]
+        assert queries.backlog(session, as_of, app.procedure.calendar)[
+            "undelivered_letters"] == 0
+    assert statuses == ["erased"] * 3
+    assert len(cancelled) == 3 and {c["complaint_id"] for c in cancelled} == {"C-D1"}

@@ -167,6 +167,13 @@ def test_the_aggregator_counts_letters_until_their_dispatch_arrives() -> None:
     assert backlog["undelivered_letters"] == 1
     # A dispatch is not a letter: the letters-by-kind figures are unchanged.
     assert aggregator.view.monthly("2026-03")["letters"]["acknowledgement"] == 3
+    # An erasure cancels L-2's delivery (workflow/erasure.py): no longer waiting, not a letter.
+    cancelled = {"event_id": "L-2:cancelled", "type": "letter.cancelled", "letter_id": "L-2",
+                 "complaint_id": "C-1", "reason": "personal data erased before delivery",
+                 "cancelled_at": "2026-03-04T10:00:00+00:00"}
+    assert aggregator.handle("letters", json.dumps(cancelled)) == "applied"
+    assert aggregator.view.backlog(T0, calendar)["undelivered_letters"] == 0
+    assert aggregator.view.monthly("2026-03")["letters"]["acknowledgement"] == 3
 
 
 def test_metrics_and_the_delivery_endpoint_name_the_placeholders() -> None:
