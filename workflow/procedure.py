@@ -10,7 +10,7 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from workflow.calendar import Region, WorkingCalendar
 
@@ -65,17 +65,19 @@ class Procedure(BaseModel):
     name: str
     region: Region = "ENG"
     reference_prefix: str = Field(default="CP", pattern=r"^[A-Z]{1,4}$")
-    acknowledge_within_working_days: int = Field(ge=1)
-    resolution_target_days: int | None = Field(default=None, ge=1)
-    senior_manager_review_working_days: int = Field(default=5, ge=1)
-    deadlock_letter_working_days: int = Field(default=5, ge=1)
-    eight_weeks_days: int = Field(default=56, ge=1)
-    remedy_days: int = Field(default=28, ge=1)
-    referral_window_months: int = Field(default=12, ge=1)
+    # Whole numbers are whole numbers: StrictInt refuses `true` (Python's bool is an int, so
+    # pydantic's lax mode read it as 1) and "10" (a string in the TOML file).
+    acknowledge_within_working_days: StrictInt = Field(ge=1)
+    resolution_target_days: StrictInt | None = Field(default=None, ge=1)
+    senior_manager_review_working_days: StrictInt = Field(default=5, ge=1)
+    deadlock_letter_working_days: StrictInt = Field(default=5, ge=1)
+    eight_weeks_days: StrictInt = Field(default=56, ge=1)
+    remedy_days: StrictInt = Field(default=28, ge=1)
+    referral_window_months: StrictInt = Field(default=12, ge=1)
     # (v2) Progress updates repeat this many days after the one that fired; None: no repeat.
-    progress_update_interval_days: int | None = Field(default=None, ge=1)
-    retention_years: int = Field(default=6, ge=1)
-    email_give_up_hours: int = Field(default=24, ge=1)
+    progress_update_interval_days: StrictInt | None = Field(default=None, ge=1)
+    retention_years: StrictInt = Field(default=6, ge=1)
+    email_give_up_hours: StrictInt = Field(default=24, ge=1)
     licence_number: str = Field(default=PLACEHOLDER_LICENCE_NUMBER, min_length=1)
     supplier: ContactDetails
     ombudsman: ContactDetails

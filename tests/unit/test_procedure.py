@@ -94,6 +94,20 @@ def test_durations_must_be_whole_and_positive(tmp_path: Path, key: str) -> None:
         load_procedure(path)
 
 
+@pytest.mark.parametrize("value", ["true", '"10"', "10.0", "1.5"])
+@pytest.mark.parametrize("key", ["progress_update_interval_days", "eight_weeks_days",
+                                 "acknowledge_within_working_days"])
+def test_durations_are_whole_numbers_not_booleans_strings_or_floats(
+        tmp_path: Path, key: str, value: str) -> None:
+    # "A whole number >= 1": `true` is not 1, "10" is text, 10.0 is a float.
+    path = tmp_path / "p.toml"
+    minimal = "\n".join(line for line in MINIMAL.splitlines()
+                        if not line.startswith(f"{key} ="))
+    path.write_text(f"{key} = {value}\n" + minimal + "\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match=key):
+        load_procedure(path)
+
+
 def test_revision_1_citizens_advice_table_is_england_and_wales(tmp_path: Path) -> None:
     path = tmp_path / "v1.toml"
     path.write_text(MINIMAL + '\n[citizens_advice]\nname = "CA"\nphone = "0808 1"\n',
