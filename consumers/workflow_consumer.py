@@ -15,7 +15,6 @@ a record that still fails on its own while the database answers is quarantined a
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import os
@@ -47,6 +46,7 @@ from consumers.stopping import close_consumer
 from workflow.bootstrap import App
 from workflow.clock import Clock, SystemClock
 from workflow.limits import MAX_MESSAGE_BYTES, TRANSPORT_MAX_BYTES
+from workflow.rejections import bytes_field
 from workflow.schema import OutboxMessage, Rejection
 from workflow.service import Message, Outcome
 from workflow.uow import UnitOfWork
@@ -98,16 +98,6 @@ def rejection_event_id(record: Record) -> str:
     return f"rejected:{record.topic}:{record.partition}:{record.offset}"
 
 
-def _bytes_field(data: bytes | None) -> dict[str, Any]:
-    """Raw bytes for a JSON document: as text when they are UTF-8, else base64."""
-    if data is None:
-        return {"encoding": None, "data": None}
-    try:
-        return {"encoding": "utf-8", "data": data.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"encoding": "base64", "data": base64.b64encode(data).decode("ascii")}
-
-
 def _outbox_key(key: bytes | None) -> str:
     """The rejected message's key for the outbox column (64 chars): as received when it fits."""
     if key is None:
@@ -137,9 +127,9 @@ def rejection_message(record: Record, reason: str, event_id: str | None,
         "position": position_of(record),
         "timestamp_ms": record.timestamp,
         "original_event_id": event_id,
-        "key": _bytes_field(record.key),
-        "headers": [{"key": k, **_bytes_field(v)} for k, v in (record.headers or [])],
-        "raw": _bytes_field(raw[:MAX_MESSAGE_BYTES]),
+        "key": bytes_field(record.key),
+        "headers": [{"key": k, **bytes_field(v)} for k, v in (record.headers or [])],
+        "raw": bytes_field(raw[:MAX_MESSAGE_BYTES]),
         "raw_size": len(raw),
         "raw_truncated": len(raw) > MAX_MESSAGE_BYTES,
     }

@@ -27,7 +27,8 @@ from workflow import events as ev
 from workflow.clock import Clock, EventClock, SystemClock
 from workflow.handlers import Rejected, Workflow
 from workflow.limits import MAX_MESSAGE_BYTES
-from workflow.schema import Deadline, RawEvent, Rejection
+from workflow.rejections import file_rejection
+from workflow.schema import Deadline, OutboxMessage, RawEvent, Rejection
 from workflow.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -230,10 +231,16 @@ class MessageProcessor:
     # -- rejections -----------------------------------------------------------------------
     def _reject(self, raw: bytes, source: str, position: str, reason: str,
                 event_id: str | None) -> Outcome:
+        rejected_at = self.wall_clock.now()
         self.uow.append(Rejection,
-            rejected_at=self.wall_clock.now(), source=source, position=position,
+            rejected_at=rejected_at, source=source, position=position,
             reason=reason, raw=raw[:MAX_MESSAGE_BYTES], event_id=event_id,
         )
+        if self.event_clock is not None and self.uow.publishes:
+            # Offline (a file's line): its `complaints.rejected` message goes with it. From
+            # Kafka the consumer writes the record's own (consumers/workflow_consumer.py).
+            self.uow.append(OutboxMessage, **file_rejection(raw, source, position, reason,
+                                                             event_id, rejected_at))
         log.info("rejected message at %s %s", source, position)
         return Outcome("rejected", event_id, reason)
 

@@ -205,3 +205,37 @@ def test_the_in_memory_record_continues_its_clock_too(tmp_path: Path) -> None:
     assert [x["kind"] for x in shown["letters"]] == [
         "acknowledgement", "progress_update", "resolution", *["progress_update"] * 4,
         "eight_week"]
+
+
+def test_a_files_rejections_are_published_like_kafkas(app: App, tmp_path: Path) -> None:
+    # Contract, "Rejections": stored in the table and on complaints.rejected, with the raw
+    # bytes, the reason and the file line. Line 2 (no offset) and line 3 (an unknown
+    # complaint) name a complaint, the key they would have had on the topic; line 4 is not
+    # JSON: no key, and rides right after line 3 (dated 4 Jan, applied first). The same file
+    # again is rejected, and published, again.
+    from workflow.schema import OutboxMessage
+    lines: list[dict[str, Any] | str] = [
+        received("C1-r", "C1", "2026-01-05T10:00:00+00:00"),
+        assigned("C1-a", "C1", "2026-03-30T10:00:00"),
+        resolved("C9-s", "C9", "2026-01-04T10:00:00+00:00"),
+        "not json",
+    ]
+    path = write_jsonl(tmp_path / "bad.jsonl", lines)
+    ingest_file(app, path)
+    with app.sessions() as session:
+        reasons = dict(session.execute(select(Rejection.position, Rejection.reason)).all())
+        published = [(m.key, m.payload) for m in session.scalars(
+            select(OutboxMessage).where(OutboxMessage.topic == "rejected")
+            .order_by(OutboxMessage.id))]
+    assert [(key, p["position"]) for key, p in published] == [
+        ("C9", "line 3"), ("", "line 4"), ("C1", "line 2")]
+    for _, payload in published:
+        assert payload["type"] == "message.rejected" and payload["source"] == str(path)
+        assert payload["reason"] == reasons[payload["position"]]
+    assert published[1][1]["raw"] == {"encoding": "utf-8", "data": "not json"}
+    assert published[1][1]["key"] == {"encoding": None, "data": None}
+    ingest_file(app, path)
+    with app.sessions() as session:
+        ids = session.scalars(select(OutboxMessage.event_id)
+                              .where(OutboxMessage.topic == "rejected")).all()
+    assert len(ids) == len(set(ids)) == 6
