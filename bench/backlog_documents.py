@@ -111,8 +111,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--per-target", type=int, default=40)
     parser.add_argument("--bodies", help="also write each body to this folder")
+    parser.add_argument("--repeat", action="store_true", help="ask every path again, in "
+                        "the reverse order (a reader that keeps anything answers from it)")
     args = parser.parse_args()
     paths = sample_paths(args.complaints, args.seed, args.per_target)
+    if args.repeat:
+        paths += paths[::-1]
     with kept_schema(args.schema) as url:
         results = asyncio.run(fetch_all(url, paths))
     folder = Path(args.bodies) if args.bodies else None
