@@ -463,14 +463,21 @@ class _Known:
         self.keys: dict[int, tuple[Any, ...]] = {}
         self.positions: list[int] = []  # of `keys`, ascending
 
-    def learn(self, first: int, rows: Sequence[Any], at: int, width: int) -> None:
-        for n, row in enumerate(rows):
+    def learn(self, first: int, rows: Sequence[Any], at: int, width: int,
+              every: bool) -> int:
+        """Keep the keys of a page's rows from position `first`: `every` row's (a page can
+        then be read by its ids), or its last two only (where the next page, and the one
+        after it, start from); how many were new."""
+        learnt = 0
+        for n in range(0 if every else max(0, len(rows) - 2), len(rows)):
             position = first + n
             if position > _KNOWN_POSITIONS:
                 break
             if position not in self.keys:
-                self.keys[position] = tuple(row[at:at + width])
+                self.keys[position] = tuple(rows[n][at:at + width])
                 insort(self.positions, position)
+                learnt += 1
+        return learnt
 
     def page(self, offset: int, rows: int) -> list[tuple[Any, ...]] | None:
         """The keys of the page of `rows` rows from `offset` when each is known (fewer at the
@@ -494,9 +501,22 @@ class _Known:
 
 # Past the deepest offset's page (OFFSET_LIMIT plus the largest limit and its extra row).
 _KNOWN_POSITIONS: Final = OFFSET_LIMIT + 501
-_KNOWN_LISTS: Final = 256  # per connection; all forgotten when more are known
-_known: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _Known]] = (
-    weakref.WeakKeyDictionary())
+# Per connection, at most so many lists and so many keys of theirs: all are forgotten when
+# more would be kept (a list read at `as_of` now is a new list at each request).
+_KNOWN_LISTS: Final = 256
+_KNOWN_KEYS: Final = 100_000
+
+
+class _Lists(dict[tuple[Any, ...], _Known]):
+    """What one connection knows of each list (by its shape and values), and how many keys."""
+
+    keys_known = 0
+
+    def forget(self, key: tuple[Any, ...]) -> None:
+        self.keys_known -= len(self.pop(key).keys)
+
+
+_known: weakref.WeakKeyDictionary[Any, _Lists] = weakref.WeakKeyDictionary()
 
 
 def _between_transactions(driver: Any) -> bool:
@@ -522,7 +542,7 @@ def _read_known(driver: Any, shape: str, values: dict[str, Any], offset: int,
     key, skipping only the rows between): the database skips the offset's rows only once
     per snapshot. Otherwise (something was committed, or the list is new) the page and its
     total are read together, as before, and become what is known of the list."""
-    lists = _known.setdefault(driver, {})
+    lists = _known.setdefault(driver, _Lists())
     key = (shape, *sorted((name, value) for name, value in values.items()
                           if name != "page_rows"))
     known = lists.get(key)
@@ -541,7 +561,7 @@ def _read_known(driver: Any, shape: str, values: dict[str, Any], offset: int,
                 complaints = {row[1]: row[1:] for row in found if row[1] is not None}
                 return ([_KnownRow(*complaints[k[1]], *k) for k in wanted], known.counted,
                         len(_COLUMNS))
-            del lists[key]  # the record changed: read again with the total
+            lists.forget(key)  # the record changed: read again with the total
             known = None
     if known is not None:
         start = None if cursor is not None or offset == 0 else known.before(offset)
@@ -557,19 +577,21 @@ def _read_known(driver: Any, shape: str, values: dict[str, Any], offset: int,
         if rows[0].snapshot == known.snapshot:
             rows = _filled(rows)
             if cursor is None:
-                known.learn(offset, rows, len(_COLUMNS), width)
+                lists.keys_known += known.learn(offset, rows, len(_COLUMNS), width,
+                                                shape == "remedy")
             return rows, known.counted, len(_COLUMNS)
-        del lists[key]  # the record changed: read again with the total
+        lists.forget(key)  # the record changed: read again with the total
     given = {**values, **(_cursor_parameters(cursor) if cursor is not None
                           else {"offset": offset})}
     rows = _page(shape, cursor is not None, counted=True, snapshot=True).rows(driver, given)
     counted, snapshot = int(rows[0].counted or 0), rows[0].snapshot
     rows = _filled(rows)
-    if len(lists) >= _KNOWN_LISTS:
+    if len(lists) >= _KNOWN_LISTS or lists.keys_known >= _KNOWN_KEYS:
         lists.clear()
+        lists.keys_known = 0
     known = lists[key] = _Known(snapshot, counted)
     if cursor is None:
-        known.learn(offset, rows, _KEYS_AT, width)
+        lists.keys_known += known.learn(offset, rows, _KEYS_AT, width, shape == "remedy")
     return rows, counted, _KEYS_AT
 
 

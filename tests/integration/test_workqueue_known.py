@@ -106,3 +106,22 @@ def test_a_write_between_pages_is_seen(sample_app: App,
                                    limit=1)
     finally:
         raw.close()
+
+
+def test_what_is_kept_is_bounded(sample_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most _KNOWN_LISTS lists and about _KNOWN_KEYS keys per connection (all forgotten
+    past either); the pages are the same."""
+    monkeypatch.setattr(workqueue, "_KNOWN_LISTS", 2)
+    monkeypatch.setattr(workqueue, "_KNOWN_KEYS", 40)
+    raw = sample_app.engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        driver.autocommit = True  # type: ignore[union-attr]
+        for request in _requests()[::7]:
+            assert listing(driver, **request) == _afresh(sample_app, monkeypatch, **request)
+            lists = workqueue._known[driver]
+            assert len(lists) <= 2
+            assert lists.keys_known == sum(len(known.keys) for known in lists.values())
+            assert lists.keys_known <= 40 + 2 * 501  # the last list's pages, before a new one
+    finally:
+        raw.close()
