@@ -3,13 +3,30 @@ and one complaint's timeline (served on the ops API, `reporting/web.py`)."""
 
 from __future__ import annotations
 
+import weakref
+from bisect import bisect_left, insort
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any, Final
 
-from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select, tuple_, union
+from sqlalchemy import (
+    Integer,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    tuple_,
+    union,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -25,6 +42,7 @@ from workflow.schema import (
     Letter,
     PersonalDataRead,
     Receipt,
+    UTCDateTime,
 )
 
 SEARCH_LIMIT = 20
@@ -83,8 +101,9 @@ class Prepared:
             results = []
             if getattr(self.statement, "is_select", False):
                 for n, column in enumerate(self.statement.selected_columns):
-                    processor = column.type.dialect_impl(dialect).result_processor(dialect,
-                                                                                   None)
+                    processor = (_aware_utc if isinstance(column.type, UTCDateTime) else
+                                 column.type.dialect_impl(dialect).result_processor(dialect,
+                                                                                    None))
                     if processor is not None:
                         results.append((n, processor))
             self._compiled = (str(compiled), fixed, given, results)
@@ -123,6 +142,12 @@ class Prepared:
         with driver.cursor() as cursor:
             cursor.execute(sql, parameters)
             return self.processed(cursor.fetchall()) if cursor.description else []
+
+
+def _aware_utc(value: datetime | None) -> datetime | None:
+    """UTCDateTime's result processor (`process_result_value`) without the TypeDecorator's
+    two calls around it: a list page has a hundred instants."""
+    return None if value is None else value.replace(tzinfo=UTC)
 
 
 def driver_connection(source: Source) -> Any:
@@ -326,18 +351,21 @@ def listing(session: Source, *, state: str | None = None, overdue: str | None = 
         raise ValueError("give a state, an overdue deadline kind or a date")
     if offset > OFFSET_LIMIT:
         raise ValueError(f"offset must be at most {OFFSET_LIMIT:,}: page on with after=next")
-    page, count_only, keys = _list_statements(shape, after is not None)
+    keys = _KEY_COLUMNS[shape]
+    cursor = _cursor_values(after, keys) if after is not None else None
     values.update(page_rows=limit + 1, count_rows=COUNT_LIMIT + 1)
-    if after is not None:
-        values.update(zip(("after_0", "after_1", "after_2"), _cursor_values(after, keys),
-                          strict=False))
+    driver = driver_connection(session)
+    if driver is not None and _between_transactions(driver):
+        rows, counted, keys_at = _read_known(driver, shape, values, offset, cursor)
     else:
-        values["offset"] = offset
-    rows = page.rows(session, values)
-    if rows:
-        counted = int(rows[0].counted)
-    else:  # nothing on this page (past the end): the total on its own
-        counted = count_only.rows(session, values)[0][0] or 0
+        page, count_only = _list_statements(shape, cursor is not None)
+        values.update(_cursor_parameters(cursor) if cursor is not None else {"offset": offset})
+        rows = page.rows(session, values)
+        if rows:
+            counted = int(rows[0].counted)
+        else:  # nothing on this page (past the end): the total on its own
+            counted = count_only.rows(session, values)[0][0] or 0
+        keys_at = _KEYS_AT
     more, rows = len(rows) > limit, rows[:limit]
     complaints = []
     for row in rows:
@@ -345,45 +373,246 @@ def listing(session: Source, *, state: str | None = None, overdue: str | None = 
                  "state": row.state, "received_at": queries.iso(row.received_at),
                  "owner": queries.owner_name(row.owner)}
         if overdue is not None:
-            entry["due_at"] = queries.iso(row[_KEYS_AT])
+            entry["due_at"] = queries.iso(row[keys_at])
         if received is not None:
-            entry["receipt_at"] = queries.iso(row[_KEYS_AT])
+            entry["receipt_at"] = queries.iso(row[keys_at])
         complaints.append(entry)
     return {
         "total": min(counted, COUNT_LIMIT), "total_exact": counted <= COUNT_LIMIT,
         "offset": offset, "limit": limit, "complaints": complaints,
         # The next page's `after`: where this one ended in the list's order.
-        "next": _cursor(rows[-1][_KEYS_AT:]) if more and rows else None}
+        "next": _cursor(rows[-1][keys_at:keys_at + keys]) if more and rows else None}
 
 
 _COLUMNS: Final = (Complaint.complaint_id, Complaint.reference, Complaint.state,
                    Complaint.received_at, Complaint.owner)
 _KEYS_AT: Final = 1 + len(_COLUMNS)  # where a page row's sort key starts (after the total)
+# How many columns each list's sort key has: an instant and the complaint id, and for
+# deadlines and receipts the row id.
+_KEY_COLUMNS: Final = {"state": 2, "overdue": 3, "remedy": 3, "received": 3}
+
+
+def _cursor_parameters(cursor: Sequence[Any]) -> dict[str, Any]:
+    """The values of a keyset page's parameters: after the key `cursor`, no offset."""
+    return {**{f"after_{n}": value for n, value in enumerate(cursor)}, "offset": 0}
 
 
 @cache
-def _list_statements(shape: str, keyset: bool) -> tuple[Prepared, Prepared, int]:
-    """A list's page statement (its total beside its rows), the total alone, and how many
-    columns its sort key has; the values are bound parameters (see `listing`)."""
-    keys, counted_rows = _list_keys(shape)
+def _list_statements(shape: str, keyset: bool) -> tuple[Prepared, Prepared]:
+    """A list's page statement (its total beside its rows) and the total alone; the values
+    are bound parameters (see `listing`). A keyset page (`after`) also skips `offset` rows
+    after its key (0 for `after`; more where a page starts from a known row before it,
+    `_read_known`)."""
+    return _page(shape, keyset, counted=True, snapshot=False), _total(shape, snapshot=False)
+
+
+@cache
+def _page(shape: str, keyset: bool, *, counted: bool, snapshot: bool) -> Prepared:
+    """A page's statement: its rows' columns, then (`counted`) its total before them, then
+    the sort key, then (`snapshot`, PostgreSQL's) the snapshot it was read in."""
+    keys, _ = _list_keys(shape)
     order = tuple(keys.selected_columns)
     chosen = keys.order_by(*order)
     if keyset:
         cursor = [bindparam(f"after_{n}", type_=column.type) for n, column in enumerate(order)]
         chosen = chosen.where(tuple_(*order) > tuple_(*cursor))
-    else:
-        chosen = chosen.offset(bindparam("offset", type_=Integer))
+    chosen = chosen.offset(bindparam("offset", type_=Integer))
     page_keys = chosen.limit(bindparam("page_rows", type_=Integer)).subquery("page_keys")
     key_columns = list(page_keys.c)
-    total = (select(func.count())
-             .select_from(counted_rows.limit(bindparam("count_rows", type_=Integer)).subquery())
-             .scalar_subquery())
-    page = (select(total.label("counted"), *_COLUMNS, *key_columns)
-            .join_from(page_keys, Complaint, Complaint.complaint_id == key_columns[1])
-            .order_by(*key_columns))
-    return Prepared(page), Prepared(select(total)), len(order)
+    leading = [_total_of(shape).label("counted")] if counted else []
+    rows = page_keys.join(Complaint, Complaint.complaint_id == key_columns[1])
+    if snapshot:
+        # One row even when the page has none (its columns null): the snapshot (and the
+        # total) of a page past the end, in the same trip.
+        moment = select(_SNAPSHOT.label("snapshot")).subquery("moment")
+        page = (select(*leading, *_COLUMNS, *key_columns, moment.c.snapshot)
+                .select_from(moment.outerjoin(rows, true())))
+    else:
+        page = select(*leading, *_COLUMNS, *key_columns).select_from(rows)
+    return Prepared(page.order_by(*key_columns))
 
 
+@cache
+def _total(shape: str, *, snapshot: bool) -> Prepared:
+    """The list's total alone (capped), and (`snapshot`) the snapshot it was counted in."""
+    return Prepared(select(_total_of(shape), *([_SNAPSHOT] if snapshot else [])))
+
+
+def _total_of(shape: str) -> Any:
+    _, counted_rows = _list_keys(shape)
+    return (select(func.count())
+            .select_from(counted_rows.limit(bindparam("count_rows", type_=Integer)).subquery())
+            .scalar_subquery())
+
+
+# PostgreSQL's snapshot of the statement (which transactions' writes it sees): two statements
+# that give the same one read the same record.
+_SNAPSHOT: Final = cast(func.pg_current_snapshot(), Text)
+
+
+# --------------------------------------------------------------------------- known lists
+class _Known:
+    """What one list was found to be in one snapshot of the record: its capped total, and
+    the sort keys of the rows its pages held, by position (0: the first row)."""
+
+    __slots__ = ("snapshot", "counted", "keys", "positions")
+
+    def __init__(self, snapshot: str, counted: int) -> None:
+        self.snapshot = snapshot
+        self.counted = counted
+        self.keys: dict[int, tuple[Any, ...]] = {}
+        self.positions: list[int] = []  # of `keys`, ascending
+
+    def learn(self, first: int, rows: Sequence[Any], at: int, width: int,
+              every: bool) -> int:
+        """Keep the keys of a page's rows from position `first`: `every` row's (a page can
+        then be read by its ids), or its last two only (where the next page, and the one
+        after it, start from); how many were new."""
+        learnt = 0
+        for n in range(0 if every else max(0, len(rows) - 2), len(rows)):
+            position = first + n
+            if position > _KNOWN_POSITIONS:
+                break
+            if position not in self.keys:
+                self.keys[position] = tuple(rows[n][at:at + width])
+                insort(self.positions, position)
+                learnt += 1
+        return learnt
+
+    def page(self, offset: int, rows: int) -> list[tuple[Any, ...]] | None:
+        """The keys of the page of `rows` rows from `offset` when each is known (fewer at the
+        list's end, when its total is exact), else None."""
+        end = offset + rows
+        if self.counted <= COUNT_LIMIT:
+            end = min(end, self.counted)
+        keys = self.keys
+        if end > offset and (offset not in keys or end - 1 not in keys):
+            return None
+        try:
+            return [keys[position] for position in range(offset, end)]
+        except KeyError:
+            return None
+
+    def before(self, offset: int) -> int | None:
+        """The last known position before `offset` (None: none is known)."""
+        n = bisect_left(self.positions, offset)
+        return self.positions[n - 1] if n else None
+
+
+# Past the deepest offset's page (OFFSET_LIMIT plus the largest limit and its extra row).
+_KNOWN_POSITIONS: Final = OFFSET_LIMIT + 501
+# Per connection, at most so many lists and so many keys of theirs: all are forgotten when
+# more would be kept (a list read at `as_of` now is a new list at each request).
+_KNOWN_LISTS: Final = 256
+_KNOWN_KEYS: Final = 100_000
+
+
+class _Lists(dict[tuple[Any, ...], _Known]):
+    """What one connection knows of each list (by its shape and values), and how many keys."""
+
+    keys_known = 0
+
+    def forget(self, key: tuple[Any, ...]) -> None:
+        self.keys_known -= len(self.pop(key).keys)
+
+
+_known: weakref.WeakKeyDictionary[Any, _Lists] = weakref.WeakKeyDictionary()
+
+
+def _between_transactions(driver: Any) -> bool:
+    """Whether the connection has no transaction open (a reader's, in autocommit): each
+    statement then reads a snapshot of committed writes only, so two with the same snapshot
+    read the same rows (inside a transaction its own uncommitted writes would not show in
+    the snapshot)."""
+    from psycopg.pq import TransactionStatus
+
+    return bool(driver.info.transaction_status == TransactionStatus.IDLE)
+
+
+def _read_known(driver: Any, shape: str, values: dict[str, Any], offset: int,
+                cursor: Sequence[Any] | None) -> tuple[list[Any], int, int]:
+    """A page's rows, its capped total and where its rows' sort key starts, on PostgreSQL
+    outside a transaction: the total counted once per snapshot of the record, not per page.
+
+    Each list's total (and the sort keys of the rows its pages held) is kept with the
+    snapshot it was read in (`_Known`). A page of a known list is read alone, with its
+    snapshot; if that is the known one, nothing was committed in between, so the known
+    total is this page's, as exactly as if counted beside it. Its rows are then read from
+    the known row before it when there is one (the list's keyset seek, `after` that row's
+    key, skipping only the rows between): the database skips the offset's rows only once
+    per snapshot. Otherwise (something was committed, or the list is new) the page and its
+    total are read together, as before, and become what is known of the list."""
+    lists = _known.setdefault(driver, _Lists())
+    key = (shape, *sorted((name, value) for name, value in values.items()
+                          if name != "page_rows"))
+    known = lists.get(key)
+    width = _KEY_COLUMNS[shape]
+    if known is not None and cursor is None and shape == "remedy":
+        wanted = known.page(offset, values["page_rows"])
+        if wanted is not None:
+            # Every row of the page is known: only their complaints are read (by id), with
+            # the snapshot that says they are still the page's. For the overdue remedies
+            # only: a page of theirs cannot start from a known row (each is the union of
+            # two reads, all of it sorted for any page), and the other lists' pages from a
+            # known row read little more than this, in less of the reader's Python (the ids
+            # sent as an array, the rows built here).
+            found = _BY_IDS.rows(driver, {"ids": [k[1] for k in wanted]})
+            if found[0].snapshot == known.snapshot:
+                complaints = {row[1]: row[1:] for row in found if row[1] is not None}
+                return ([_KnownRow(*complaints[k[1]], *k) for k in wanted], known.counted,
+                        len(_COLUMNS))
+            lists.forget(key)  # the record changed: read again with the total
+            known = None
+    if known is not None:
+        start = None if cursor is not None or offset == 0 else known.before(offset)
+        if cursor is not None:
+            given = {**values, **_cursor_parameters(cursor)}
+        elif start is not None:
+            given = {**values, **_cursor_parameters(known.keys[start]),
+                     "offset": offset - 1 - start}
+        else:
+            given = {**values, "offset": offset}
+        rows = _page(shape, cursor is not None or start is not None, counted=False,
+                     snapshot=True).rows(driver, given)
+        if rows[0].snapshot == known.snapshot:
+            rows = _filled(rows)
+            if cursor is None:
+                lists.keys_known += known.learn(offset, rows, len(_COLUMNS), width,
+                                                shape == "remedy")
+            return rows, known.counted, len(_COLUMNS)
+        lists.forget(key)  # the record changed: read again with the total
+    given = {**values, **(_cursor_parameters(cursor) if cursor is not None
+                          else {"offset": offset})}
+    rows = _page(shape, cursor is not None, counted=True, snapshot=True).rows(driver, given)
+    counted, snapshot = int(rows[0].counted or 0), rows[0].snapshot
+    rows = _filled(rows)
+    if len(lists) >= _KNOWN_LISTS or lists.keys_known >= _KNOWN_KEYS:
+        lists.clear()
+        lists.keys_known = 0
+    known = lists[key] = _Known(snapshot, counted)
+    if cursor is None:
+        lists.keys_known += known.learn(offset, rows, _KEYS_AT, width, shape == "remedy")
+    return rows, counted, _KEYS_AT
+
+
+# The complaints of a page whose rows are known, with the snapshot (one row of nulls when
+# there are none).
+_BY_IDS_MOMENT: Final = select(_SNAPSHOT.label("snapshot")).subquery("moment")
+_BY_IDS: Final = Prepared(
+    select(_BY_IDS_MOMENT.c.snapshot, *_COLUMNS).select_from(_BY_IDS_MOMENT.outerjoin(
+        Complaint, Complaint.complaint_id == any_(
+            bindparam("ids", type_=ARRAY(Complaint.complaint_id.type))))))
+# A known page's row: its complaint's columns, then its sort key (as a page's rows).
+_KnownRow = namedtuple("_KnownRow", ["complaint_id", "reference", "state", "received_at",
+                                     "owner", "key_0", "key_1", "key_2"], defaults=(None,))
+
+
+def _filled(rows: list[Any]) -> list[Any]:
+    """A page's rows without the row of nulls that says it had none."""
+    return [] if rows[0].complaint_id is None else rows
+
+
+@cache
 def _list_keys(shape: str) -> tuple[Any, Any]:
     """The list's sort key (an instant, the complaint id, and for deadlines and receipts the
     row id) as a select over the table the list is of, and the select its total counts.

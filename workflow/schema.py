@@ -432,13 +432,15 @@ Index("ix_complaints_id_pattern", func.upper(Complaint.complaint_id).label("uppe
       postgresql_ops={"upper_id": "text_pattern_ops"}).ddl_if(dialect="postgresql")
 Index("ix_complaints_reference_pattern", func.upper(Complaint.reference).label("upper_reference"),
       postgresql_ops={"upper_reference": "text_pattern_ops"}).ddl_if(dialect="postgresql")
-# (migration 0013) The overdue-remedy list: the complaints whose remedy is overdue although
-# its deadline fired, and each complaint's remedy deadlines with the list's sort key.
-Index("ix_complaints_remedy_overdue", Complaint.complaint_id,
+# (migrations 0013, 0015) The overdue-remedy list: the complaints whose remedy is overdue
+# although its deadline fired, with their latest decision, and each complaint's remedy
+# deadlines with their cause (the decision) and the list's sort key: read from the indexes alone.
+Index("ix_complaints_remedy_overdue_decision", Complaint.complaint_id,
+      Complaint.remedy_decision_event_id,
       postgresql_where=text("remedy_overdue IS true AND state = 'ombudsman'"),
       sqlite_where=text("remedy_overdue IS true AND state = 'ombudsman'"))
-Index("ix_deadlines_remedy", Deadline.complaint_id, Deadline.due_at, Deadline.id,
-      postgresql_where=text("kind = 'remedy'"), sqlite_where=text("kind = 'remedy'"))
+Index("ix_deadlines_remedy_cause", Deadline.complaint_id, Deadline.cause, Deadline.due_at,
+      Deadline.id, postgresql_where=text("kind = 'remedy'"), sqlite_where=text("kind = 'remedy'"))
 Index("ix_outbox_rejected", OutboxMessage.id,
       postgresql_where=text("topic = 'rejected'"), sqlite_where=text("topic = 'rejected'"))
 
