@@ -188,10 +188,18 @@ class MemoryStore:
 
     def complaint_rows(self, columns: Collection[str]) -> Iterator[Row]:
         """Every complaint's values of those columns."""
+        # A cold one's from its tuple by position (no dict made of it); a column it does not
+        # have (none: every key is a complaint's column) reads as None, as `.get` gave it.
+        at = {key: i for i, key in enumerate(COMPLAINT_COLUMNS)}
+        width = len(COMPLAINT_COLUMNS)
+        positions = [at.get(key, width) for key in columns]
         for found in self.complaints.values():
-            values = (dict(zip(COMPLAINT_COLUMNS, _thaw(found), strict=True))
-                      if type(found) is bytes else found.__dict__)  # type: ignore[union-attr]
-            yield tuple([values.get(key) for key in columns])
+            if type(found) is bytes:
+                row = (*_thaw(found), None)
+                yield tuple([row[i] for i in positions])
+            else:
+                values = found.__dict__  # type: ignore[union-attr]
+                yield tuple([values.get(key) for key in columns])
 
     def states(self) -> dict[str, str]:
         """Every complaint's state, by id."""
