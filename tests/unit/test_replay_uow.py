@@ -155,3 +155,38 @@ def test_the_complaint_values_a_counting_replay_leaves_out_are_json_no_return_re
     for key in UNCOUNTED_COMPLAINT_VALUES:
         assert isinstance(columns[key].type, JSON), key
         assert f"complaints.c.{key}" not in source and f"Complaint.{key}" not in source, key
+
+
+def test_complaint_rows_read_hot_and_cold_complaints_alike() -> None:
+    store = MemoryStore(hot_complaints=1)
+    uow = MemoryUnitOfWork(store)
+    uow.add(_complaint("C1"))
+    uow.commit()
+    uow.add(_complaint("C2"))
+    uow.commit()
+    assert isinstance(store.complaints["C1"], bytes)
+    # A column the complaint never set (handler) reads as None, cold or hot.
+    assert list(store.complaint_rows(("reference", "handler", "cycle", "complaint_id"))) == [
+        ("REF-C1", None, 1, "C1"), ("REF-C2", None, 1, "C2")]
+
+
+def test_a_parameter_no_row_gives_goes_in_as_its_processed_none() -> None:
+    """workflow/bulk.py execute_rows: a column left out of the rows is bound as None through
+    its processor (a JSON column's 'null'), the same for every row."""
+    import sqlite3
+
+    from sqlalchemy import Column, Integer, MetaData, Table, create_engine
+    from sqlalchemy.types import JSON
+
+    from workflow.bulk import BulkInsert
+
+    table = Table("t", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("n", Integer), Column("doc", JSON), Column("other", Integer))
+    engine = create_engine("sqlite://")
+    table.metadata.create_all(engine)
+    with engine.connect() as connection:
+        BulkInsert(table, connection.dialect).execute_rows(connection, [(1,), (2,)], ("n",))
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        assert driver.execute("SELECT n, doc, other FROM t ORDER BY id").fetchall() == [
+            (1, "null", None), (2, "null", None)]
