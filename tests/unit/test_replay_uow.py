@@ -190,3 +190,27 @@ def test_a_parameter_no_row_gives_goes_in_as_its_processed_none() -> None:
         assert isinstance(driver, sqlite3.Connection)
         assert driver.execute("SELECT n, doc, other FROM t ORDER BY id").fetchall() == [
             (1, "null", None), (2, "null", None)]
+
+
+class Text(str):
+    """A value marshal would not give back as itself."""
+
+
+def test_a_cold_complaint_thaws_to_the_same_values_and_types() -> None:
+    from datetime import timezone
+
+    from workflow.memory_uow import _freeze, _thaw
+
+    plain = ("C1", 3, True, None, {"id": "h-1", "roles": ["a", 1]}, [],
+             datetime(2026, 10, 25, 1, 30, 5, 7, tzinfo=UTC, fold=1))
+    odd = [(datetime(2026, 1, 5, 9, tzinfo=timezone(timedelta(hours=1))),),  # not UTC
+           ((1, 2),), (Text("x"),), ({"at": AT},)]  # a tuple; a subclass; an instant inside
+    for row in (plain, *odd):
+        thawed = _thaw(_freeze(row))
+        assert thawed == row
+        assert [type(v) for v in thawed] == [type(v) for v in row]
+        assert [getattr(v, "tzinfo", None) for v in thawed] == [
+            getattr(v, "tzinfo", None) for v in row]
+    assert thawed[0]["at"] is not AT  # equal, a copy
+    assert _thaw(_freeze(plain))[6].fold == 1
+    assert _freeze(plain)[:1] == b"M" and all(_freeze(row)[:1] == b"P" for row in odd)
