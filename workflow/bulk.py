@@ -22,6 +22,8 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 Processor = Callable[[Any], Any]
+# execute_rows' stand-in for a parameter its rows do not give (bound as None).
+_ABSENT: Any = object()
 
 
 def _instants(type_: TypeEngine[Any]) -> bool:
@@ -71,7 +73,7 @@ class Prepared:
 
         def column(name: str) -> list[Any]:
             at = position.get(name)
-            return [row[at] for row in rows] if at is not None else [None] * len(rows)
+            return [row[at] for row in rows] if at is not None else [_ABSENT] * len(rows)
 
         result: CursorResult[Any] = connection.exec_driver_sql(self.sql, self._converted(column))
         return result.rowcount
@@ -85,7 +87,12 @@ class Prepared:
         columns = []
         for name, process, by_identity in self._parameters:
             values = column(name)
-            if process is None:
+            if values and values[0] is _ABSENT:
+                # A parameter no row gives (execute_rows): None, converted once for them all
+                # (a JSON column's 'null' was a json.dumps a row; a processor is a function
+                # of its value, so each row's would be the same).
+                columns.append([None if process is None else process(None)] * len(values))
+            elif process is None:
                 columns.append(values)
             elif by_identity:
                 # An instant shared by many rows (a batch's clock reading, an event's

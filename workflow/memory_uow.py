@@ -37,12 +37,13 @@ keys, which are unique already).
 
 from __future__ import annotations
 
+import marshal
 import pickle
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
@@ -188,10 +189,18 @@ class MemoryStore:
 
     def complaint_rows(self, columns: Collection[str]) -> Iterator[Row]:
         """Every complaint's values of those columns."""
+        # A cold one's from its tuple by position (no dict made of it); a column it does not
+        # have (none: every key is a complaint's column) reads as None, as `.get` gave it.
+        at = {key: i for i, key in enumerate(COMPLAINT_COLUMNS)}
+        width = len(COMPLAINT_COLUMNS)
+        positions = [at.get(key, width) for key in columns]
         for found in self.complaints.values():
-            values = (dict(zip(COMPLAINT_COLUMNS, _thaw(found), strict=True))
-                      if type(found) is bytes else found.__dict__)  # type: ignore[union-attr]
-            yield tuple([values.get(key) for key in columns])
+            if type(found) is bytes:
+                row = (*_thaw(found), None)
+                yield tuple([row[i] for i in positions])
+            else:
+                values = found.__dict__  # type: ignore[union-attr]
+                yield tuple([values.get(key) for key in columns])
 
     def states(self) -> dict[str, str]:
         """Every complaint's state, by id."""
@@ -294,14 +303,46 @@ class MemoryStore:
 
 
 def _freeze(row: Row) -> bytes:
-    """A cold complaint's columns, pickled: exactly the values again when thawed (equal, not
-    the same objects: the handlers assign columns and never change a value in place)."""
-    return pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
+    """A cold complaint's columns, serialised: exactly the values again when thawed (equal,
+    of the same types, not the same objects: the handlers assign columns and never change a
+    value in place).
+
+    marshal, its instants in UTC as tuples of their fields (a column's value is never a
+    tuple otherwise): about 13 + 14 us against pickle's 24 + 19 (timeit, a year's complaint
+    of the 63 s stream), a year of a large supplier's replay freezing and thawing complaints
+    once its hot set is full. marshal refuses any type it would not give back exactly
+    (a subclass, a date, an instant inside a JSON value): then, or with an instant in another
+    zone or a tuple, pickled as before. The first byte says which."""
+    values = list(row)
+    for i, value in enumerate(values):
+        kind = type(value)
+        if kind is datetime:
+            if value.tzinfo is not UTC:
+                return _pickled(row)
+            values[i] = (value.year, value.month, value.day, value.hour, value.minute,
+                         value.second, value.microsecond, value.fold)
+        elif kind is tuple:
+            return _pickled(row)
+    try:
+        return _MARSHALLED + marshal.dumps(tuple(values))
+    except ValueError:  # "unmarshallable object"
+        return _pickled(row)
+
+
+_MARSHALLED, _PICKLED = b"M", b"P"
+
+
+def _pickled(row: Row) -> bytes:
+    return _PICKLED + pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _thaw(cold: bytes) -> Row:
-    row: Row = pickle.loads(cold)  # noqa: S301 - only ever this store's own `_freeze`
-    return row
+    if cold[:1] == _PICKLED:
+        row: Row = pickle.loads(cold[1:])  # noqa: S301 - only ever this store's own `_freeze`
+        return row
+    return tuple([datetime(v[0], v[1], v[2], v[3], v[4], v[5], v[6], UTC, fold=v[7])
+                  if type(v) is tuple else v
+                  for v in marshal.loads(memoryview(cold)[1:])])
 
 
 def _refused(table: str, column: str, value: Any) -> IntegrityError:

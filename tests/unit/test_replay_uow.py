@@ -155,3 +155,62 @@ def test_the_complaint_values_a_counting_replay_leaves_out_are_json_no_return_re
     for key in UNCOUNTED_COMPLAINT_VALUES:
         assert isinstance(columns[key].type, JSON), key
         assert f"complaints.c.{key}" not in source and f"Complaint.{key}" not in source, key
+
+
+def test_complaint_rows_read_hot_and_cold_complaints_alike() -> None:
+    store = MemoryStore(hot_complaints=1)
+    uow = MemoryUnitOfWork(store)
+    uow.add(_complaint("C1"))
+    uow.commit()
+    uow.add(_complaint("C2"))
+    uow.commit()
+    assert isinstance(store.complaints["C1"], bytes)
+    # A column the complaint never set (handler) reads as None, cold or hot.
+    assert list(store.complaint_rows(("reference", "handler", "cycle", "complaint_id"))) == [
+        ("REF-C1", None, 1, "C1"), ("REF-C2", None, 1, "C2")]
+
+
+def test_a_parameter_no_row_gives_goes_in_as_its_processed_none() -> None:
+    """workflow/bulk.py execute_rows: a column left out of the rows is bound as None through
+    its processor (a JSON column's 'null'), the same for every row."""
+    import sqlite3
+
+    from sqlalchemy import Column, Integer, MetaData, Table, create_engine
+    from sqlalchemy.types import JSON
+
+    from workflow.bulk import BulkInsert
+
+    table = Table("t", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("n", Integer), Column("doc", JSON), Column("other", Integer))
+    engine = create_engine("sqlite://")
+    table.metadata.create_all(engine)
+    with engine.connect() as connection:
+        BulkInsert(table, connection.dialect).execute_rows(connection, [(1,), (2,)], ("n",))
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        assert driver.execute("SELECT n, doc, other FROM t ORDER BY id").fetchall() == [
+            (1, "null", None), (2, "null", None)]
+
+
+class Text(str):
+    """A value marshal would not give back as itself."""
+
+
+def test_a_cold_complaint_thaws_to_the_same_values_and_types() -> None:
+    from datetime import timezone
+
+    from workflow.memory_uow import _freeze, _thaw
+
+    plain = ("C1", 3, True, None, {"id": "h-1", "roles": ["a", 1]}, [],
+             datetime(2026, 10, 25, 1, 30, 5, 7, tzinfo=UTC, fold=1))
+    odd = [(datetime(2026, 1, 5, 9, tzinfo=timezone(timedelta(hours=1))),),  # not UTC
+           ((1, 2),), (Text("x"),), ({"at": AT},)]  # a tuple; a subclass; an instant inside
+    for row in (plain, *odd):
+        thawed = _thaw(_freeze(row))
+        assert thawed == row
+        assert [type(v) for v in thawed] == [type(v) for v in row]
+        assert [getattr(v, "tzinfo", None) for v in thawed] == [
+            getattr(v, "tzinfo", None) for v in row]
+    assert thawed[0]["at"] is not AT  # equal, a copy
+    assert _thaw(_freeze(plain))[6].fold == 1
+    assert _freeze(plain)[:1] == b"M" and all(_freeze(row)[:1] == b"P" for row in odd)
