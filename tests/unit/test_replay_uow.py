@@ -121,14 +121,20 @@ def test_a_store_keeps_only_what_it_was_asked_to() -> None:
         uow.record_of("C1", ["complaint.assigned"])
 
 
-def test_complaints_not_touched_lately_are_kept_cold() -> None:
+def _one_cold_one_hot() -> tuple[MemoryStore, MemoryUnitOfWork]:
+    """C1 then C2 committed with one complaint kept hot: C1 is cold."""
     store = MemoryStore(hot_complaints=1)
     uow = MemoryUnitOfWork(store)
     uow.add(_complaint("C1"))
     uow.commit()
     uow.add(_complaint("C2"))
     uow.commit()
-    assert isinstance(store.complaints["C1"], bytes)  # its columns' tuple, pickled
+    return store, uow
+
+
+def test_complaints_not_touched_lately_are_kept_cold() -> None:
+    store, uow = _one_cold_one_hot()
+    assert isinstance(store.complaints["C1"], bytes)  # its columns' tuple, marshalled
     assert isinstance(store.complaints["C2"], Complaint)
     assert store.states() == {"C1": "received", "C2": "received"}
     complaint = uow.complaint("C1")
@@ -158,12 +164,7 @@ def test_the_complaint_values_a_counting_replay_leaves_out_are_json_no_return_re
 
 
 def test_complaint_rows_read_hot_and_cold_complaints_alike() -> None:
-    store = MemoryStore(hot_complaints=1)
-    uow = MemoryUnitOfWork(store)
-    uow.add(_complaint("C1"))
-    uow.commit()
-    uow.add(_complaint("C2"))
-    uow.commit()
+    store, uow = _one_cold_one_hot()
     assert isinstance(store.complaints["C1"], bytes)
     # A column the complaint never set (handler) reads as None, cold or hot.
     assert list(store.complaint_rows(("reference", "handler", "cycle", "complaint_id"))) == [
