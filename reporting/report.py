@@ -11,8 +11,8 @@ from reporting.model import CheckResult, Context, ReturnSpec
 from reporting.numbers import Value, as_json_number, as_text
 from reporting.periods import Period
 from reporting.statements import statements
+from workflow import queries
 from workflow.bootstrap import App
-from workflow.queries import record_clock
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,7 @@ def default_as_of(app: App, now: datetime | None = None) -> datetime:
     """
     wall = (now or datetime.now(UTC)).astimezone(UTC)
     with app.engine.connect() as conn:
-        latest = record_clock(conn)
-    return wall if latest is None or latest <= wall else latest
+        return queries.default_as_of(conn, wall)
 
 
 def run_report(app: App, spec: ReturnSpec, period: Period, as_of: datetime) -> Report:

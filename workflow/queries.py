@@ -153,13 +153,13 @@ def record_clock(reader: Session | Connection) -> datetime | None:
     return max(instants) if instants else None
 
 
-def default_as_of(session: Session, wall_clock: datetime) -> datetime:
+def default_as_of(reader: Session | Connection, wall_clock: datetime) -> datetime:
     """"Now" for a read of the record: the wall clock, never before the record's own clock.
 
     A record ingested from files dated after today is read as of its latest instant, not as
     of a day before its own events.
     """
-    reached = record_clock(session)
+    reached = record_clock(reader)
     return wall_clock if reached is None or reached <= wall_clock else reached
 
 
