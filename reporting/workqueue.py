@@ -43,6 +43,7 @@ from workflow.schema import (
     PersonalDataRead,
     Receipt,
     UTCDateTime,
+    aware_utc,
 )
 
 SEARCH_LIMIT = 20
@@ -101,7 +102,7 @@ class Prepared:
             results = []
             if getattr(self.statement, "is_select", False):
                 for n, column in enumerate(self.statement.selected_columns):
-                    processor = (_aware_utc if isinstance(column.type, UTCDateTime) else
+                    processor = (aware_utc if isinstance(column.type, UTCDateTime) else
                                  column.type.dialect_impl(dialect).result_processor(dialect,
                                                                                     None))
                     if processor is not None:
@@ -142,12 +143,6 @@ class Prepared:
         with driver.cursor() as cursor:
             cursor.execute(sql, parameters)
             return self.processed(cursor.fetchall()) if cursor.description else []
-
-
-def _aware_utc(value: datetime | None) -> datetime | None:
-    """UTCDateTime's result processor (`process_result_value`) without the TypeDecorator's
-    two calls around it: a list page has a hundred instants."""
-    return None if value is None else value.replace(tzinfo=UTC)
 
 
 def driver_connection(source: Source) -> Any:

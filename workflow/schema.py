@@ -45,7 +45,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
+        return aware_utc(value)
 
     def bind_processor(self, dialect: Any) -> Any:
         # On SQLite the two steps (to naive UTC, then SQLAlchemy's DATETIME text) are one: a
@@ -54,6 +54,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name == "sqlite":
             return _sqlite_utc_text
         return super().bind_processor(dialect)
+
+
+def aware_utc(value: datetime | None) -> datetime | None:
+    """A stored (naive, UTC) instant as read back: aware, in UTC. Also called directly by
+    readers that skip the TypeDecorator's calls around it (reporting/workqueue.py)."""
+    return None if value is None else value.replace(tzinfo=UTC)
 
 
 def _sqlite_utc_text(value: datetime | None) -> str | None:
